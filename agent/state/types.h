@@ -1,0 +1,121 @@
+#pragma once
+// Typed cluster objects: what every source (file, kube, cni) produces, and the
+// immutable snapshot the rest of the agent reads.
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/common/ip.h"
+
+namespace meshlet {
+
+using Labels = std::map<std::string, std::string>;
+
+// Where an object came from, for error messages: "dir/file.yaml (document 3)".
+struct Origin {
+  std::string file;
+  int document = 0;  // 1-based index within the file
+};
+
+struct ObjectMeta {
+  std::string name;
+  std::string ns;  // empty for cluster-scoped objects (Namespace)
+  Labels labels;
+  std::map<std::string, std::string> annotations;
+  std::string uid;
+  Origin origin;
+};
+
+struct Namespace {
+  ObjectMeta meta;
+};
+
+enum class Protocol : uint8_t { kTCP = 6, kUDP = 17 };
+
+// targetPort is a number or a named container port.
+struct TargetPort {
+  int number = 0;    // 0 when named
+  std::string name;  // empty when numeric
+};
+
+struct ServicePort {
+  std::string name;
+  Protocol protocol = Protocol::kTCP;
+  int port = 0;
+  TargetPort target_port;  // defaults to port
+  std::string app_protocol;
+};
+
+enum class SessionAffinity : uint8_t { kNone, kClientIP };
+
+struct Service {
+  ObjectMeta meta;
+  std::vector<IpAddr> cluster_ips;  // empty for headless (clusterIP: None)
+  std::vector<ServicePort> ports;
+  std::optional<Labels> selector;  // nullopt: no selector (endpoints managed elsewhere)
+  SessionAffinity session_affinity = SessionAffinity::kNone;
+  bool prefer_close = false;  // spec.trafficDistribution: PreferClose
+  // meshlet.io/lb-policy annotation: "random" (default) or "round-robin".
+  bool round_robin = false;
+};
+
+struct EndpointPort {
+  std::string name;
+  Protocol protocol = Protocol::kTCP;
+  int port = 0;
+};
+
+struct Endpoint {
+  std::vector<IpAddr> addresses;
+  bool ready = true;        // conditions.ready (absent = true, as Kubernetes says)
+  bool serving = true;      // conditions.serving
+  bool terminating = false; // conditions.terminating
+  std::string node_name;
+  std::string target_pod;   // targetRef.name when kind Pod
+};
+
+struct EndpointSlice {
+  ObjectMeta meta;
+  std::string service_name;  // label kubernetes.io/service-name
+  IpFamily address_type = IpFamily::kV4;
+  std::vector<EndpointPort> ports;
+  std::vector<Endpoint> endpoints;
+};
+
+struct ContainerPort {
+  std::string name;
+  int container_port = 0;
+  Protocol protocol = Protocol::kTCP;
+};
+
+struct Pod {
+  ObjectMeta meta;
+  std::string node_name;  // spec.nodeName
+  std::string service_account = "default";
+  std::vector<ContainerPort> ports;
+  std::vector<IpAddr> pod_ips;  // status.podIPs (or podIP)
+  bool ready = false;           // status.conditions Ready=True
+  std::string phase;
+  std::string netns;            // annotation meshlet.io/netns
+};
+
+// One immutable view of the cluster. Sources build it; everyone else reads it.
+struct Snapshot {
+  uint64_t generation = 0;
+  std::vector<Namespace> namespaces;
+  std::vector<Service> services;
+  std::vector<EndpointSlice> endpoint_slices;
+  std::vector<Pod> pods;
+};
+
+using SnapshotPtr = std::shared_ptr<const Snapshot>;
+
+inline constexpr const char* kDataplaneModeLabel = "istio.io/dataplane-mode";
+inline constexpr const char* kDataplaneModeMeshlet = "meshlet";
+inline constexpr const char* kNetnsAnnotation = "meshlet.io/netns";
+inline constexpr const char* kLbPolicyAnnotation = "meshlet.io/lb-policy";
+
+}  // namespace meshlet

@@ -1,0 +1,112 @@
+#pragma once
+// Translation: a pure function from a cluster snapshot to the desired contents of the BPF maps
+// plus the metadata the agent needs to explain them (CLI, metrics). No kernel, no sockets.
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "agent/state/types.h"
+#include "meshlet/maps.h"
+
+namespace meshlet {
+
+// Orders plain C structs by their bytes so they can key std::map.
+template <typename T>
+struct BytesLess {
+  bool operator()(const T& a, const T& b) const { return std::memcmp(&a, &b, sizeof(T)) < 0; }
+};
+
+// A pod this agent enrolls: on this node, labelled into the mesh, with a known netns cookie.
+struct PodInfo {
+  uint32_t pod_id = 0;
+  std::string ns;
+  std::string name;
+  std::string workload;         // app.kubernetes.io/name, app label, or the pod name
+  std::string service_account;
+  std::vector<IpAddr> ips;
+  std::string netns;            // path
+  uint64_t netns_cookie = 0;    // 0 when it could not be read (then not in the pods map)
+  std::string enrolled_by = "file";
+};
+
+struct ServiceInfo {  // one service port on one cluster IP family
+  uint32_t svc_id = 0;
+  std::string ns;
+  std::string name;
+  std::string port_name;
+  IpAddr cluster_ip;
+  int port = 0;
+  Protocol protocol = Protocol::kTCP;
+  std::string lb;  // "random", "round-robin", "client-ip"
+  bool prefer_close = false;
+};
+
+struct BackendInfo {
+  uint32_t backend_id = 0;
+  uint32_t svc_id = 0;
+  IpAddr addr;
+  int port = 0;
+  bool ready = false;
+  bool serving = false;
+  bool terminating = false;
+  bool local = false;
+  std::string node_name;
+  std::string pod;  // namespace/name of the target pod, when known
+  uint32_t slot = MESHLET_NO_ID;  // slot in the backends map, MESHLET_NO_ID when not ready
+};
+
+// Everything the datapath should contain for one snapshot.
+struct DesiredDatapath {
+  std::map<meshlet_svc_key, meshlet_svc_value, BytesLess<meshlet_svc_key>> services;
+  std::map<meshlet_backend_key, meshlet_backend_value, BytesLess<meshlet_backend_key>> backends;
+  std::map<meshlet_maglev_key, uint32_t, BytesLess<meshlet_maglev_key>> maglev;
+  std::map<uint64_t, meshlet_pod_value> pods;  // netns cookie -> pod
+  std::map<meshlet_ip_key, meshlet_ip_value, BytesLess<meshlet_ip_key>> local_ips;
+
+  // Explanations, indexed by id.
+  std::map<uint32_t, ServiceInfo> service_info;  // by svc_id
+  std::map<uint32_t, BackendInfo> backend_info;  // by backend_id
+  std::map<uint32_t, PodInfo> pod_info;          // by pod_id
+};
+
+// Ids must stay stable across snapshots (round-robin state and stats are per id), so the
+// translator carries an assignment table from one call to the next.
+struct IdTable {
+  std::map<std::string, uint32_t> svc;      // "ns/name/clusterIP/port/proto" -> svc_id
+  std::map<std::string, uint32_t> backend;  // "<svc_id>/ip/port" -> backend_id
+  std::map<std::string, uint32_t> pod;      // "ns/name" -> pod_id
+};
+
+struct TranslateInput {
+  const Snapshot* snapshot = nullptr;
+  std::string node_name;
+  // netns cookie per pod ("ns/name"), read by the agent from the pod's netns; pods without a
+  // cookie are still explained (pod_info) but not written to the pods map.
+  std::map<std::string, uint64_t> netns_cookies;
+};
+
+struct TranslateOutput {
+  DesiredDatapath desired;
+  IdTable ids;  // pass to the next call
+};
+
+// Pure: same input, same output.
+TranslateOutput translate(const TranslateInput& in, const IdTable& previous);
+
+// True when the pod, or its namespace, carries istio.io/dataplane-mode=meshlet.
+bool podEnrolled(const Snapshot& s, const Pod& pod);
+
+// The Maglev lookup table for n backends: MESHLET_MAGLEV_SIZE entries, each a slot in [0, n).
+// Backends are identified by a stable string (e.g. "ip:port") so the table barely changes when
+// one backend joins or leaves.
+std::vector<uint32_t> maglevTable(const std::vector<std::string>& backend_names);
+
+// The affinity hash the kernel uses for a client pod: a stable hash of its primary IP.
+uint32_t affinityHash(const IpAddr& ip);
+
+// The bucket the kernel picks for an affinity hash: hash % MESHLET_MAGLEV_SIZE.
+inline uint32_t maglevBucket(uint32_t affinity_hash) { return affinity_hash % MESHLET_MAGLEV_SIZE; }
+
+}  // namespace meshlet
