@@ -18,7 +18,7 @@ function(bpf_object NAME SOURCE)
     COMMENT "BPF ${NAME}")
   add_custom_command(
     OUTPUT ${skel}
-    COMMAND ${BPFTOOL} gen skeleton ${obj} name ${NAME} > ${skel}
+    COMMAND ${BPFTOOL} gen skeleton ${obj} name ${NAME}_bpf > ${skel}
     DEPENDS ${obj}
     COMMENT "skeleton ${NAME}")
   add_custom_target(${NAME}_skel_gen DEPENDS ${skel})

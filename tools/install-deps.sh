@@ -20,7 +20,7 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 # bpffs for pinned maps and links.
-if ! mount | grep -q 'type bpf on /sys/fs/bpf'; then
+if [ "$(stat -f -c %T /sys/fs/bpf 2>/dev/null)" != bpf_fs ]; then
   mkdir -p /sys/fs/bpf
   mount -t bpf bpf /sys/fs/bpf
 fi

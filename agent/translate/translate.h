@@ -103,6 +103,9 @@ bool podEnrolled(const Snapshot& s, const Pod& pod);
 // one backend joins or leaves.
 std::vector<uint32_t> maglevTable(const std::vector<std::string>& backend_names);
 
+// The name a ready backend is known by in maglevTable(): "ip:port", "[ip6]:port" for IPv6.
+std::string maglevBackendName(const IpAddr& addr, int port);
+
 // The affinity hash the kernel uses for a client pod: a stable hash of its primary IP.
 uint32_t affinityHash(const IpAddr& ip);
 

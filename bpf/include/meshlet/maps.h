@@ -156,6 +156,7 @@ struct meshlet_conn_value {
 	__u32 backend_id;
 	__u32 pod_id;     /* the enrolled pod on this side */
 	__u32 peer_pod_id; /* the enrolled pod on the other side, 0xffffffff if none */
+	__u32 pad;
 	__u64 bytes_sent;     /* acked bytes (TCP) plus spliced bytes */
 	__u64 bytes_received; /* received bytes (TCP); spliced bytes land on the peer's entry */
 	__u64 spliced_bytes;  /* bytes this side sent through sk_msg */

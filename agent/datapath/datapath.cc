@@ -1,0 +1,422 @@
+#include "agent/datapath/datapath.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "agent/common/log.h"
+#include "meshlet.skel.h"
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+namespace fs = std::filesystem;
+
+namespace meshlet {
+
+static_assert(sizeof(meshlet_svc_key) == 20);
+static_assert(sizeof(meshlet_svc_value) == 12);
+static_assert(sizeof(meshlet_backend_key) == 8);
+static_assert(sizeof(meshlet_backend_value) == 24);
+static_assert(sizeof(meshlet_maglev_key) == 8);
+static_assert(sizeof(meshlet_pod_value) == 8);
+static_assert(sizeof(meshlet_ip_key) == 20);
+static_assert(sizeof(meshlet_ip_value) == 8);
+static_assert(sizeof(meshlet_origin) == 52);
+static_assert(sizeof(meshlet_udp_rev_key) == 32);
+static_assert(sizeof(meshlet_udp_rev_value) == 24);
+static_assert(sizeof(meshlet_sock_key) == 40);
+static_assert(sizeof(meshlet_conn_value) == 88);
+static_assert(sizeof(meshlet_svc_stats) == 32);
+
+namespace {
+
+std::string linksDir(const DatapathOptions& o) { return o.bpffs_dir + "/links"; }
+
+Status ensureBpffsDir(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Error("cannot create pin directory " + dir + ": " + ec.message(), ec.value());
+  return Status::Ok();
+}
+
+template <typename T>
+bool sameBytes(const T& a, const T& b) {
+  return std::memcmp(&a, &b, sizeof(T)) == 0;
+}
+
+// Writes every entry of `want` that `have` lacks or holds differently.
+template <typename Map>
+Status upsert(int fd, const char* name, const Map& want, const Map& have) {
+  for (const auto& [k, v] : want) {
+    auto it = have.find(k);
+    if (it != have.end() && sameBytes(it->second, v)) continue;
+    if (bpf_map_update_elem(fd, &k, &v, BPF_ANY) != 0) {
+      int err = errno;
+      return Error::fromErrno(std::string("update of map ") + name + " failed", err);
+    }
+  }
+  return Status::Ok();
+}
+
+// Deletes every entry of `have` that `want` lacks.
+template <typename Map>
+void removeStale(int fd, const Map& want, const Map& have) {
+  for (const auto& [k, v] : have) {
+    if (want.count(k) == 0) bpf_map_delete_elem(fd, &k);
+  }
+}
+
+// Reads a whole (non-per-CPU) map into `out`.
+template <typename Map>
+void readAll(int fd, Map& out) {
+  using K = typename Map::key_type;
+  using V = typename Map::mapped_type;
+  K key{}, next{};
+  K* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    V v{};
+    if (bpf_map_lookup_elem(fd, &next, &v) == 0) out[next] = v;
+    key = next;
+    prev = &key;
+  }
+}
+
+uint64_t countEntries(int fd, uint32_t key_size) {
+  std::vector<uint8_t> key(key_size), next(key_size);
+  uint64_t n = 0;
+  void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, next.data()) == 0) {
+    ++n;
+    key = next;
+    prev = key.data();
+  }
+  return n;
+}
+
+int libbpfLog(enum libbpf_print_level level, const char* fmt, va_list args) {
+  if (level == LIBBPF_DEBUG) return 0;
+  char buf[1024];
+  vsnprintf(buf, sizeof(buf), fmt, args);
+  std::string line(buf);
+  while (!line.empty() && line.back() == '\n') line.pop_back();
+  logLine(level == LIBBPF_WARN ? LogLevel::kWarn : LogLevel::kInfo, "libbpf: " + line);
+  return 0;
+}
+
+}  // namespace
+
+bool kernelHasSetRetval() {
+  // The helper exists for cgroup programs since 5.18; probing a sock_addr program needs an
+  // expected attach type libbpf's probe does not set, so probe with a cgroup sockopt program.
+  return libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCKOPT, BPF_FUNC_set_retval, nullptr) == 1;
+}
+
+Result<std::string> detectCgroup2Root() {
+  std::ifstream mounts("/proc/self/mounts");
+  std::string dev, dir, type, rest;
+  while (mounts >> dev >> dir >> type && std::getline(mounts, rest)) {
+    if (type == "cgroup2") return dir;
+  }
+  return Error("no cgroup v2 hierarchy is mounted (see /proc/self/mounts); pass --cgroup");
+}
+
+Result<uint64_t> netnsCookie(const std::string& path) {
+  int nsfd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (nsfd < 0) return Error::fromErrno("cannot open network namespace " + path, errno);
+  uint64_t cookie = 0;
+  int err = 0;
+  std::string step;
+  // setns changes only the calling thread's namespace: do it on a thread of its own.
+  std::thread t([&] {
+    if (setns(nsfd, CLONE_NEWNET) != 0) {
+      err = errno;
+      step = "setns";
+      return;
+    }
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) {
+      err = errno;
+      step = "socket";
+      return;
+    }
+    socklen_t len = sizeof(cookie);
+    if (getsockopt(s, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) != 0) {
+      err = errno;
+      step = "getsockopt(SO_NETNS_COOKIE)";
+    }
+    ::close(s);
+  });
+  t.join();
+  ::close(nsfd);
+  if (err != 0) return Error::fromErrno(step + " in network namespace " + path, err);
+  return cookie;
+}
+
+Datapath::~Datapath() {
+  // Links are pinned: closing our fds leaves the programs attached for the next agent.
+  for (auto* l : links_) bpf_link__destroy(l);
+  if (skel_) meshlet_bpf__destroy(skel_);
+}
+
+Result<std::unique_ptr<Datapath>> Datapath::open(const DatapathOptions& opts) {
+  libbpf_set_print(libbpfLog);
+  if (auto st = ensureBpffsDir(opts.bpffs_dir); !st) return st.error();
+  if (auto st = ensureBpffsDir(linksDir(opts)); !st) return st.error();
+
+  std::unique_ptr<Datapath> dp(new Datapath());
+  LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = opts.bpffs_dir.c_str());
+  dp->skel_ = meshlet_bpf__open_opts(&oo);
+  if (!dp->skel_) return Error::fromErrno("cannot open the BPF object", errno);
+  dp->skel_->rodata->meshlet_has_set_retval = kernelHasSetRetval() ? 1 : 0;
+  dp->adopted_ = fs::exists(opts.bpffs_dir + "/meshlet_svc_v1");
+  if (int err = meshlet_bpf__load(dp->skel_); err != 0) {
+    return Error::fromErrno("cannot load the BPF programs (see the libbpf messages above)", err);
+  }
+  if (auto st = dp->attach(opts); !st) return st.error();
+  if (auto st = dp->loadApplied(); !st) return st.error();
+  return dp;
+}
+
+Status Datapath::attach(const DatapathOptions& opts) {
+  int cgfd = ::open(opts.cgroup_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (cgfd < 0) return Error::fromErrno("cannot open cgroup " + opts.cgroup_path, errno);
+  struct stat cgst {};
+  fstat(cgfd, &cgst);
+
+  struct bpf_program* cgroup_progs[] = {
+      skel_->progs.meshlet_connect4,     skel_->progs.meshlet_connect6,
+      skel_->progs.meshlet_sendmsg4,     skel_->progs.meshlet_sendmsg6,
+      skel_->progs.meshlet_recvmsg4,     skel_->progs.meshlet_recvmsg6,
+      skel_->progs.meshlet_getpeername4, skel_->progs.meshlet_getpeername6,
+      skel_->progs.meshlet_sockops,
+  };
+  Status result;
+  for (auto* prog : cgroup_progs) {
+    std::string pin = linksDir(opts) + "/" + bpf_program__name(prog);
+    if (fs::exists(pin)) {
+      struct bpf_link* link = bpf_link__open(pin.c_str());
+      if (link) {
+        bpf_link_info info{};
+        uint32_t len = sizeof(info);
+        bool same_cgroup = bpf_obj_get_info_by_fd(bpf_link__fd(link), &info, &len) == 0 &&
+                           info.type == BPF_LINK_TYPE_CGROUP &&
+                           info.cgroup.cgroup_id == static_cast<uint64_t>(cgst.st_ino);
+        if (same_cgroup && bpf_link__update_program(link, prog) == 0) {
+          links_.push_back(link);
+          continue;  // adopted: the new program replaced the old one atomically
+        }
+        // Attached elsewhere, or not updatable: detach it and attach afresh.
+        bpf_link__unpin(link);
+        bpf_link_detach(bpf_link__fd(link));
+        bpf_link__destroy(link);
+      } else {
+        ::unlink(pin.c_str());
+      }
+    }
+    struct bpf_link* link = bpf_program__attach_cgroup(prog, cgfd);
+    if (!link) {
+      result = Error::fromErrno(std::string("cannot attach ") + bpf_program__name(prog) +
+                                    " to cgroup " + opts.cgroup_path,
+                                errno);
+      break;
+    }
+    if (int err = bpf_link__pin(link, pin.c_str()); err != 0) {
+      result = Error::fromErrno("cannot pin link " + pin, err);
+      bpf_link__destroy(link);
+      break;
+    }
+    links_.push_back(link);
+  }
+  ::close(cgfd);
+  if (!result) return result;
+
+  // sk_msg hangs off the sockhash, which is pinned: attaching replaces any previous program.
+  if (bpf_prog_attach(bpf_program__fd(skel_->progs.meshlet_sk_msg),
+                      bpf_map__fd(skel_->maps.meshlet_socks_v1), BPF_SK_MSG_VERDICT, 0) != 0) {
+    return Error::fromErrno("cannot attach meshlet_sk_msg to meshlet_socks_v1", errno);
+  }
+  return Status::Ok();
+}
+
+Status Datapath::loadApplied() {
+  readAll(bpf_map__fd(skel_->maps.meshlet_svc_v1), applied_.services);
+  readAll(bpf_map__fd(skel_->maps.meshlet_backends_v1), applied_.backends);
+  readAll(bpf_map__fd(skel_->maps.meshlet_maglev_v1), applied_.maglev);
+  readAll(bpf_map__fd(skel_->maps.meshlet_pods_v1), applied_.pods);
+  readAll(bpf_map__fd(skel_->maps.meshlet_local_ips_v1), applied_.local_ips);
+  return Status::Ok();
+}
+
+Status Datapath::apply(const DesiredDatapath& d) {
+  struct Fit {
+    const char* name;
+    size_t want;
+    const struct bpf_map* map;
+  };
+  const Fit fits[] = {
+      {"meshlet_svc_v1", d.services.size(), skel_->maps.meshlet_svc_v1},
+      {"meshlet_backends_v1", d.backends.size(), skel_->maps.meshlet_backends_v1},
+      {"meshlet_maglev_v1", d.maglev.size(), skel_->maps.meshlet_maglev_v1},
+      {"meshlet_pods_v1", d.pods.size(), skel_->maps.meshlet_pods_v1},
+      {"meshlet_local_ips_v1", d.local_ips.size(), skel_->maps.meshlet_local_ips_v1},
+  };
+  for (const auto& f : fits) {
+    size_t cap = bpf_map__max_entries(f.map);
+    if (f.want > cap) {
+      ++map_update_errors_;
+      return Error(std::string("map ") + f.name + " is full: the configuration needs " +
+                       std::to_string(f.want) + " entries, the map holds " +
+                       std::to_string(cap) + "; nothing was applied",
+                   ENOSPC);
+    }
+  }
+  int svc = bpf_map__fd(skel_->maps.meshlet_svc_v1);
+  int be = bpf_map__fd(skel_->maps.meshlet_backends_v1);
+  int mg = bpf_map__fd(skel_->maps.meshlet_maglev_v1);
+  int pods = bpf_map__fd(skel_->maps.meshlet_pods_v1);
+  int ips = bpf_map__fd(skel_->maps.meshlet_local_ips_v1);
+
+  // 1. Backends and affinity tables first: a service never counts a slot not yet written.
+  // 2. Then services, pods and pod IPs. 3. Then stale entries, services before their slots.
+  Status st = upsert(be, "meshlet_backends_v1", d.backends, applied_.backends);
+  if (st) st = upsert(mg, "meshlet_maglev_v1", d.maglev, applied_.maglev);
+  if (st) st = upsert(svc, "meshlet_svc_v1", d.services, applied_.services);
+  if (st) st = upsert(pods, "meshlet_pods_v1", d.pods, applied_.pods);
+  if (st) st = upsert(ips, "meshlet_local_ips_v1", d.local_ips, applied_.local_ips);
+  if (!st) {
+    ++map_update_errors_;
+    // What was written is unknown in part: re-read the kernel so the next apply converges.
+    applied_ = DesiredDatapath{};
+    loadApplied();
+    return st;
+  }
+  removeStale(svc, d.services, applied_.services);
+  removeStale(pods, d.pods, applied_.pods);
+  removeStale(ips, d.local_ips, applied_.local_ips);
+  removeStale(mg, d.maglev, applied_.maglev);
+  removeStale(be, d.backends, applied_.backends);
+
+  applied_.services = d.services;
+  applied_.backends = d.backends;
+  applied_.maglev = d.maglev;
+  applied_.pods = d.pods;
+  applied_.local_ips = d.local_ips;
+  return Status::Ok();
+}
+
+Result<std::vector<ConnEntry>> Datapath::readConns() const {
+  std::vector<ConnEntry> out;
+  int fd = bpf_map__fd(skel_->maps.meshlet_conns_v1);
+  meshlet_sock_key key{}, next{};
+  meshlet_sock_key* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    ConnEntry e;
+    e.key = next;
+    if (bpf_map_lookup_elem(fd, &next, &e.value) == 0) out.push_back(e);
+    key = next;
+    prev = &key;
+  }
+  return out;
+}
+
+void Datapath::eraseConn(const meshlet_sock_key& key) {
+  bpf_map_delete_elem(bpf_map__fd(skel_->maps.meshlet_conns_v1), &key);
+}
+
+SvcCounters Datapath::svcCounters(uint32_t svc_id) const {
+  int ncpu = libbpf_num_possible_cpus();
+  std::vector<meshlet_svc_stats> per(ncpu > 0 ? ncpu : 1);
+  SvcCounters c;
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.meshlet_svc_stats_v1), &svc_id, per.data()) ==
+      0) {
+    for (const auto& s : per) {
+      c.connects += s.connects;
+      c.no_backend += s.no_backend;
+      c.failed_connects += s.failed_connects;
+      c.udp_msgs += s.udp_msgs;
+    }
+  }
+  return c;
+}
+
+std::vector<uint64_t> Datapath::globalCounters() const {
+  int ncpu = libbpf_num_possible_cpus();
+  std::vector<uint64_t> out(MESHLET_G_MAX, 0);
+  std::vector<uint64_t> per(ncpu > 0 ? ncpu : 1);
+  for (uint32_t i = 0; i < MESHLET_G_MAX; ++i) {
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.meshlet_global_v1), &i, per.data()) == 0) {
+      for (uint64_t v : per) out[i] += v;
+    }
+  }
+  return out;
+}
+
+std::vector<MapUsage> Datapath::mapUsage() const {
+  std::vector<MapUsage> out;
+  const struct bpf_map* maps[] = {
+      skel_->maps.meshlet_svc_v1,     skel_->maps.meshlet_backends_v1,
+      skel_->maps.meshlet_maglev_v1,  skel_->maps.meshlet_pods_v1,
+      skel_->maps.meshlet_local_ips_v1, skel_->maps.meshlet_origins_v1,
+      skel_->maps.meshlet_udp_rev_v1, skel_->maps.meshlet_socks_v1,
+      skel_->maps.meshlet_conns_v1,
+  };
+  for (const auto* m : maps) {
+    MapUsage u;
+    u.name = bpf_map__name(m);
+    u.capacity = bpf_map__max_entries(m);
+    // The agent's mirror knows the config maps; the kernel-written ones are counted.
+    if (m == skel_->maps.meshlet_svc_v1) {
+      u.entries = applied_.services.size();
+    } else if (m == skel_->maps.meshlet_backends_v1) {
+      u.entries = applied_.backends.size();
+    } else if (m == skel_->maps.meshlet_maglev_v1) {
+      u.entries = applied_.maglev.size();
+    } else if (m == skel_->maps.meshlet_pods_v1) {
+      u.entries = applied_.pods.size();
+    } else if (m == skel_->maps.meshlet_local_ips_v1) {
+      u.entries = applied_.local_ips.size();
+    } else {
+      u.entries = countEntries(bpf_map__fd(m), bpf_map__key_size(m));
+    }
+    out.push_back(u);
+  }
+  return out;
+}
+
+Status Datapath::uninstall(const DatapathOptions& opts) {
+  std::error_code ec;
+  if (!fs::exists(opts.bpffs_dir, ec)) return Status::Ok();
+  if (fs::exists(linksDir(opts), ec)) {
+    for (const auto& e : fs::directory_iterator(linksDir(opts), ec)) {
+      int fd = bpf_obj_get(e.path().c_str());
+      if (fd >= 0) {
+        bpf_link_detach(fd);
+        ::close(fd);
+      }
+      ::unlink(e.path().c_str());
+    }
+    ::rmdir(linksDir(opts).c_str());
+  }
+  for (const auto& e : fs::directory_iterator(opts.bpffs_dir, ec)) {
+    if (e.path().filename().string().rfind("meshlet_", 0) == 0) ::unlink(e.path().c_str());
+  }
+  if (::rmdir(opts.bpffs_dir.c_str()) != 0 && errno != ENOENT) {
+    return Error::fromErrno("cannot remove " + opts.bpffs_dir + " (something else is pinned there?)",
+                            errno);
+  }
+  return Status::Ok();
+}
+
+}  // namespace meshlet

@@ -1,0 +1,94 @@
+#pragma once
+// The only module that touches libbpf for the running datapath: loads the skeleton (reusing
+// pinned maps), attaches or adopts the programs, diff-applies desired map contents and reads
+// the kernel's counters.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/common/status.h"
+#include "agent/translate/translate.h"
+#include "meshlet/maps.h"
+
+struct meshlet_bpf;  // the generated skeleton
+struct bpf_link;
+
+namespace meshlet {
+
+struct DatapathOptions {
+  std::string bpffs_dir = "/sys/fs/bpf/meshlet";
+  std::string cgroup_path;  // cgroup v2 directory the programs attach at
+};
+
+struct MapUsage {
+  std::string name;
+  uint64_t entries = 0;
+  uint64_t capacity = 0;
+};
+
+struct ConnEntry {
+  meshlet_sock_key key{};
+  meshlet_conn_value value{};
+};
+
+struct SvcCounters {
+  uint64_t connects = 0;
+  uint64_t no_backend = 0;
+  uint64_t failed_connects = 0;
+  uint64_t udp_msgs = 0;
+};
+
+class Datapath {
+ public:
+  ~Datapath();
+  Datapath(const Datapath&) = delete;
+  Datapath& operator=(const Datapath&) = delete;
+
+  // Loads the programs, reusing the maps pinned under bpffs_dir (so the previous agent's state
+  // stays in force), then attaches them at the cgroup, or atomically swaps the programs of
+  // the links a previous agent pinned (no gap without programs). Pins what it creates.
+  static Result<std::unique_ptr<Datapath>> open(const DatapathOptions& opts);
+
+  // Removes every link and map pinned under bpffs_dir, detaching the programs.
+  static Status uninstall(const DatapathOptions& opts);
+
+  // Makes the maps hold exactly `desired`: writes new and changed entries, then deletes stale
+  // ones, in an order under which a concurrent connect() always finds a consistent service.
+  // Checks capacities first: a desired state that does not fit is refused whole.
+  Status apply(const DesiredDatapath& desired);
+
+  // Live and closed connections. Closed entries should be collected with eraseConn.
+  Result<std::vector<ConnEntry>> readConns() const;
+  void eraseConn(const meshlet_sock_key& key);
+  // Kernel counters per service id (summed over CPUs).
+  SvcCounters svcCounters(uint32_t svc_id) const;
+  // Map-wide counters (enum meshlet_global_counter), summed over CPUs.
+  std::vector<uint64_t> globalCounters() const;
+  std::vector<MapUsage> mapUsage() const;
+
+  bool adopted() const { return adopted_; }
+  uint64_t mapUpdateErrors() const { return map_update_errors_; }
+
+ private:
+  Datapath() = default;
+  Status attach(const DatapathOptions& opts);
+  Status loadApplied();
+
+  struct ::meshlet_bpf* skel_ = nullptr;
+  std::vector<::bpf_link*> links_;
+  bool adopted_ = false;
+  uint64_t map_update_errors_ = 0;
+  DesiredDatapath applied_;  // mirror of what the maps hold
+};
+
+// The cgroup v2 mount point of this machine ("/sys/fs/cgroup" or "/sys/fs/cgroup/unified").
+Result<std::string> detectCgroup2Root();
+
+// The netns cookie of the network namespace at `path` (SO_NETNS_COOKIE of a socket made in it).
+Result<uint64_t> netnsCookie(const std::string& path);
+
+// True when the kernel lets cgroup sock_addr programs set the call's return value.
+bool kernelHasSetRetval();
+
+}  // namespace meshlet

@@ -1,0 +1,350 @@
+#include "agent/translate/translate.h"
+
+#include <algorithm>
+#include <limits>
+#include <set>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "agent/translate/ids.h"
+
+namespace meshlet {
+namespace {
+
+const char* protoName(Protocol p) { return p == Protocol::kUDP ? "UDP" : "TCP"; }
+
+uint8_t afOf(const IpAddr& ip) { return ip.isV4() ? MESHLET_AF_INET : MESHLET_AF_INET6; }
+
+std::string podKey(const std::string& ns, const std::string& name) { return ns + "/" + name; }
+
+std::string workloadOf(const Pod& pod) {
+  for (const char* label : {"app.kubernetes.io/name", "app"}) {
+    auto it = pod.meta.labels.find(label);
+    if (it != pod.meta.labels.end() && !it->second.empty()) return it->second;
+  }
+  return pod.meta.name;
+}
+
+template <typename T>
+bool byNsName(const T* a, const T* b) {
+  return std::tie(a->meta.ns, a->meta.name) < std::tie(b->meta.ns, b->meta.name);
+}
+
+// ---- pods ----
+
+void translatePods(const TranslateInput& in, const IdTable& previous, TranslateOutput& out) {
+  const Snapshot& s = *in.snapshot;
+  std::vector<const Pod*> local;
+  for (const Pod& pod : s.pods) {
+    if (pod.node_name == in.node_name && !in.node_name.empty() && podEnrolled(s, pod)) {
+      local.push_back(&pod);
+    }
+  }
+  std::sort(local.begin(), local.end(), byNsName<Pod>);
+
+  std::vector<std::string> keys;
+  for (const Pod* pod : local) keys.push_back(podKey(pod->meta.ns, pod->meta.name));
+  out.ids.pod = assignIds(keys, previous.pod, {IdPolicy::Kind::kMaxPlusOne, 1, MESHLET_NO_ID});
+
+  DesiredDatapath& d = out.desired;
+  for (const Pod* pod : local) {
+    const std::string key = podKey(pod->meta.ns, pod->meta.name);
+    auto id_it = out.ids.pod.find(key);
+    if (id_it == out.ids.pod.end()) continue;  // duplicate pod name or ids exhausted
+    if (d.pod_info.count(id_it->second) != 0) continue;
+    PodInfo info;
+    info.pod_id = id_it->second;
+    info.ns = pod->meta.ns;
+    info.name = pod->meta.name;
+    info.workload = workloadOf(*pod);
+    info.service_account = pod->service_account;
+    info.ips = pod->pod_ips;
+    info.netns = pod->netns;
+    auto cookie_it = in.netns_cookies.find(key);
+    info.netns_cookie = cookie_it == in.netns_cookies.end() ? 0 : cookie_it->second;
+
+    if (info.netns_cookie != 0 && d.pods.count(info.netns_cookie) == 0) {
+      meshlet_pod_value v{};
+      v.pod_id = info.pod_id;
+      v.affinity_hash = pod->pod_ips.empty() ? 0 : affinityHash(pod->pod_ips.front());
+      d.pods.emplace(info.netns_cookie, v);
+    }
+    for (const IpAddr& ip : pod->pod_ips) {
+      meshlet_ip_key k{};
+      auto w = ip.words();
+      std::copy(w.begin(), w.end(), k.addr);
+      k.family = afOf(ip);
+      meshlet_ip_value v{};
+      v.pod_id = info.pod_id;
+      d.local_ips.emplace(k, v);  // an IP claimed twice stays with the first pod (ns/name order)
+    }
+    d.pod_info.emplace(info.pod_id, std::move(info));
+  }
+}
+
+// ---- services ----
+
+// One service port on one cluster IP: one entry in the services map.
+struct Frontend {
+  const Service* svc = nullptr;
+  const ServicePort* port = nullptr;
+  IpAddr ip;
+  meshlet_svc_key key{};
+  std::string id_key;
+};
+
+// One endpoint address of a frontend, after de-duplication.
+struct Candidate {
+  IpAddr addr;
+  int port = 0;
+  const Endpoint* ep = nullptr;
+  std::string id_key;
+};
+
+using SliceIndex = std::map<std::pair<std::string, std::string>, std::vector<const EndpointSlice*>>;
+
+SliceIndex indexSlices(const Snapshot& s) {
+  SliceIndex index;
+  for (const EndpointSlice& slice : s.endpoint_slices) {
+    index[{slice.meta.ns, slice.service_name}].push_back(&slice);
+  }
+  for (auto& [key, slices] : index) {
+    std::stable_sort(slices.begin(), slices.end(), byNsName<EndpointSlice>);
+  }
+  return index;
+}
+
+std::vector<Frontend> collectFrontends(const Snapshot& s) {
+  std::vector<const Service*> services;
+  for (const Service& svc : s.services) services.push_back(&svc);
+  std::stable_sort(services.begin(), services.end(), byNsName<Service>);
+
+  std::vector<Frontend> out;
+  std::set<meshlet_svc_key, BytesLess<meshlet_svc_key>> seen_keys;
+  std::set<std::string> seen_ids;
+  for (const Service* svc : services) {
+    for (const IpAddr& ip : svc->cluster_ips) {
+      for (const ServicePort& port : svc->ports) {
+        if (port.port <= 0 || port.port > 65535) continue;
+        Frontend f;
+        f.svc = svc;
+        f.port = &port;
+        f.ip = ip;
+        auto w = ip.words();
+        std::copy(w.begin(), w.end(), f.key.addr);
+        f.key.port = static_cast<uint16_t>(port.port);
+        f.key.proto = static_cast<uint8_t>(port.protocol);
+        f.key.family = afOf(ip);
+        f.id_key = svc->meta.ns + "/" + svc->meta.name + "/" + ip.toString() + "/" +
+                   std::to_string(port.port) + "/" + protoName(port.protocol);
+        // Two services claiming the same VIP:port/proto: the first in (ns, name) order wins.
+        if (!seen_keys.insert(f.key).second || !seen_ids.insert(f.id_key).second) continue;
+        out.push_back(std::move(f));
+      }
+    }
+  }
+  return out;
+}
+
+// The endpoints behind one frontend: slices of the service in its namespace with the cluster IP's
+// address family, backend port from the slice port named like the service port (same protocol).
+// The same address:port in two slices is kept once, preferring a ready copy.
+std::vector<Candidate> collectCandidates(const Frontend& f, uint32_t svc_id,
+                                         const SliceIndex& slices) {
+  std::vector<Candidate> out;
+  auto it = slices.find({f.svc->meta.ns, f.svc->meta.name});
+  if (it == slices.end()) return out;
+  std::map<std::pair<IpAddr, int>, size_t> index;  // (addr, port) -> position in out
+  for (const EndpointSlice* slice : it->second) {
+    if (slice->address_type != f.ip.family) continue;
+    int backend_port = 0;
+    for (const EndpointPort& p : slice->ports) {
+      if (p.name == f.port->name && p.protocol == f.port->protocol) {
+        backend_port = p.port;
+        break;
+      }
+    }
+    if (backend_port <= 0 || backend_port > 65535) continue;
+    for (const Endpoint& ep : slice->endpoints) {
+      for (const IpAddr& addr : ep.addresses) {
+        if (addr.family != f.ip.family) continue;
+        auto [pos, inserted] = index.emplace(std::make_pair(addr, backend_port), out.size());
+        if (!inserted) {
+          Candidate& existing = out[pos->second];
+          if (!existing.ep->ready && ep.ready) existing.ep = &ep;
+          continue;
+        }
+        Candidate c;
+        c.addr = addr;
+        c.port = backend_port;
+        c.ep = &ep;
+        c.id_key =
+            std::to_string(svc_id) + "/" + addr.toString() + "/" + std::to_string(backend_port);
+        out.push_back(std::move(c));
+      }
+    }
+  }
+  // Deterministic order (also the order new backend ids are handed out in).
+  std::sort(out.begin(), out.end(), [](const Candidate& a, const Candidate& b) {
+    return std::tie(a.addr, a.port) < std::tie(b.addr, b.port);
+  });
+  return out;
+}
+
+uint8_t lbAlgo(const Service& svc) {
+  if (svc.session_affinity == SessionAffinity::kClientIP) return MESHLET_LB_MAGLEV;
+  if (svc.round_robin) return MESHLET_LB_ROUND_ROBIN;
+  return MESHLET_LB_RANDOM;
+}
+
+const char* lbName(uint8_t algo) {
+  switch (algo) {
+    case MESHLET_LB_MAGLEV:
+      return "client-ip";
+    case MESHLET_LB_ROUND_ROBIN:
+      return "round-robin";
+    default:
+      return "random";
+  }
+}
+
+void translateServices(const TranslateInput& in, const IdTable& previous, TranslateOutput& out) {
+  const Snapshot& s = *in.snapshot;
+  std::vector<Frontend> frontends = collectFrontends(s);
+
+  std::vector<std::string> svc_keys;
+  for (const Frontend& f : frontends) svc_keys.push_back(f.id_key);
+  out.ids.svc =
+      assignIds(svc_keys, previous.svc, {IdPolicy::Kind::kLowestFree, 0, MESHLET_MAX_SERVICES});
+
+  // Frontends that got an id, with their endpoints.
+  std::vector<std::pair<const Frontend*, std::vector<Candidate>>> resolved;
+  const SliceIndex slices = indexSlices(s);
+  std::vector<std::string> backend_keys;
+  for (const Frontend& f : frontends) {
+    auto id_it = out.ids.svc.find(f.id_key);
+    if (id_it == out.ids.svc.end()) continue;  // service ids exhausted
+    auto candidates = collectCandidates(f, id_it->second, slices);
+    for (const Candidate& c : candidates) backend_keys.push_back(c.id_key);
+    resolved.emplace_back(&f, std::move(candidates));
+  }
+  out.ids.backend = assignIds(backend_keys, previous.backend,
+                              {IdPolicy::Kind::kLowestFree, 0, MESHLET_MAX_BACKENDS});
+
+  DesiredDatapath& d = out.desired;
+  for (auto& [f, candidates] : resolved) {
+    const uint32_t svc_id = out.ids.svc.at(f->id_key);
+    const uint8_t algo = lbAlgo(*f->svc);
+
+    ServiceInfo si;
+    si.svc_id = svc_id;
+    si.ns = f->svc->meta.ns;
+    si.name = f->svc->meta.name;
+    si.port_name = f->port->name;
+    si.cluster_ip = f->ip;
+    si.port = f->port->port;
+    si.protocol = f->port->protocol;
+    si.lb = lbName(algo);
+    si.prefer_close = f->svc->prefer_close;
+    d.service_info.emplace(svc_id, std::move(si));
+
+    // Every endpoint is explained; ready ones get slots, local first, each group in
+    // (addr, port) order (candidates are already sorted).
+    std::vector<BackendInfo*> local_ready;
+    std::vector<BackendInfo*> remote_ready;
+    for (const Candidate& c : candidates) {
+      auto id_it = out.ids.backend.find(c.id_key);
+      if (id_it == out.ids.backend.end()) continue;  // backend ids exhausted
+      BackendInfo bi;
+      bi.backend_id = id_it->second;
+      bi.svc_id = svc_id;
+      bi.addr = c.addr;
+      bi.port = c.port;
+      bi.ready = c.ep->ready;
+      bi.serving = c.ep->serving;
+      bi.terminating = c.ep->terminating;
+      bi.node_name = c.ep->node_name;
+      bi.local = !in.node_name.empty() && c.ep->node_name == in.node_name;
+      if (!c.ep->target_pod.empty()) bi.pod = f->svc->meta.ns + "/" + c.ep->target_pod;
+      auto [pos, inserted] = d.backend_info.emplace(bi.backend_id, std::move(bi));
+      if (!inserted || !pos->second.ready) continue;
+      (pos->second.local ? local_ready : remote_ready).push_back(&pos->second);
+    }
+
+    // count is 16 bits: beyond that many ready backends the rest get no slot.
+    constexpr size_t kMaxSlots = std::numeric_limits<uint16_t>::max();
+    std::vector<BackendInfo*> slots;
+    for (auto* group : {&local_ready, &remote_ready}) {
+      for (BackendInfo* bi : *group) {
+        if (slots.size() < kMaxSlots) slots.push_back(bi);
+      }
+    }
+    const size_t local_count = std::min(local_ready.size(), slots.size());
+
+    std::vector<std::string> names;
+    for (uint32_t slot = 0; slot < slots.size(); ++slot) {
+      BackendInfo& bi = *slots[slot];
+      bi.slot = slot;
+      meshlet_backend_key k{};
+      k.svc_id = svc_id;
+      k.slot = slot;
+      meshlet_backend_value v{};
+      auto w = bi.addr.words();
+      std::copy(w.begin(), w.end(), v.addr);
+      v.port = static_cast<uint16_t>(bi.port);
+      v.family = afOf(bi.addr);
+      v.flags = bi.local ? MESHLET_BACKEND_LOCAL : 0;
+      v.backend_id = bi.backend_id;
+      d.backends.emplace(k, v);
+      names.push_back(maglevBackendName(bi.addr, bi.port));
+    }
+
+    meshlet_svc_value v{};
+    v.svc_id = svc_id;
+    v.count = static_cast<uint16_t>(slots.size());
+    v.local_count = static_cast<uint16_t>(local_count);
+    v.lb_algo = algo;
+    v.flags = f->svc->prefer_close ? MESHLET_SVC_PREFER_CLOSE : 0;
+    d.services.emplace(f->key, v);
+
+    if (algo == MESHLET_LB_MAGLEV) {
+      std::vector<uint32_t> table = maglevTable(names);
+      for (uint32_t bucket = 0; bucket < table.size(); ++bucket) {
+        meshlet_maglev_key mk{};
+        mk.svc_id = svc_id;
+        mk.bucket = bucket;
+        d.maglev.emplace(mk, table[bucket]);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+bool podEnrolled(const Snapshot& s, const Pod& pod) {
+  auto it = pod.meta.labels.find(kDataplaneModeLabel);
+  if (it != pod.meta.labels.end()) return it->second == kDataplaneModeMeshlet;
+  for (const Namespace& ns : s.namespaces) {
+    if (ns.meta.name != pod.meta.ns) continue;
+    auto ns_it = ns.meta.labels.find(kDataplaneModeLabel);
+    return ns_it != ns.meta.labels.end() && ns_it->second == kDataplaneModeMeshlet;
+  }
+  return false;
+}
+
+std::string maglevBackendName(const IpAddr& addr, int port) {
+  if (addr.isV4()) return addr.toString() + ":" + std::to_string(port);
+  return "[" + addr.toString() + "]:" + std::to_string(port);
+}
+
+TranslateOutput translate(const TranslateInput& in, const IdTable& previous) {
+  TranslateOutput out;
+  if (in.snapshot == nullptr) return out;
+  translatePods(in, previous, out);
+  translateServices(in, previous, out);
+  return out;
+}
+
+}  // namespace meshlet
