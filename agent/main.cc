@@ -1,1 +1,50 @@
-int main() { return 0; }
+// meshletd: flags -> agent -> run. Nothing else lives here.
+#include <csignal>
+#include <cstdio>
+
+#include "agent/common/log.h"
+#include "agent/config/flags.h"
+#include "agent/datapath/datapath.h"
+#include "agent/server/agent.h"
+
+namespace {
+meshlet::Agent* g_agent = nullptr;
+void onSignal(int) {
+  if (g_agent) g_agent->stop();
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto flags = meshlet::parseAgentFlags(argc, argv);
+  if (!flags.ok()) {
+    std::fprintf(flags.error().code() == 0 ? stdout : stderr, "%s\n",
+                 flags.error().message().c_str());
+    return flags.error().code();
+  }
+  const auto& f = *flags;
+  meshlet::setLogLevel(f.log_level == "debug"  ? meshlet::LogLevel::kDebug
+                       : f.log_level == "warn" ? meshlet::LogLevel::kWarn
+                       : f.log_level == "error" ? meshlet::LogLevel::kError
+                                                : meshlet::LogLevel::kInfo);
+  if (f.uninstall) {
+    meshlet::DatapathOptions opts;
+    opts.bpffs_dir = f.bpffs;
+    if (auto st = meshlet::Datapath::uninstall(opts); !st) {
+      meshlet::logError("uninstall: " + st.error().message());
+      return 1;
+    }
+    std::remove(f.admin_socket.c_str());
+    meshlet::logInfo("uninstalled: programs detached, pins under " + f.bpffs + " removed");
+    return 0;
+  }
+  meshlet::Agent agent(f);
+  g_agent = &agent;
+  struct sigaction sa {};
+  sa.sa_handler = onSignal;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  int rc = agent.run();
+  g_agent = nullptr;
+  return rc;
+}

@@ -68,6 +68,8 @@ class Datapath {
   std::vector<MapUsage> mapUsage() const;
 
   bool adopted() const { return adopted_; }
+  // What the agent last wrote (or, right after open, what the maps held).
+  const DesiredDatapath& applied() const { return applied_; }
   uint64_t mapUpdateErrors() const { return map_update_errors_; }
 
  private:

@@ -1,0 +1,218 @@
+#include "agent/admin/views.h"
+
+#include <cstring>
+#include <map>
+
+namespace meshlet {
+namespace {
+
+const PodInfo* podById(const AgentView& v, uint32_t id) {
+  if (!v.desired || id == MESHLET_NO_ID) return nullptr;
+  auto it = v.desired->pod_info.find(id);
+  return it == v.desired->pod_info.end() ? nullptr : &it->second;
+}
+
+std::string ipsJoined(const std::vector<IpAddr>& ips) {
+  std::string s;
+  for (const auto& ip : ips) s += (s.empty() ? "" : ",") + ip.toString();
+  return s;
+}
+
+std::string sockKeyBytes(const meshlet_sock_key& k) {
+  return std::string(reinterpret_cast<const char*>(&k), sizeof(k));
+}
+
+}  // namespace
+
+std::string endpointString(const IpAddr& ip, int port) {
+  return ip.isV4() ? ip.toString() + ":" + std::to_string(port)
+                   : "[" + ip.toString() + "]:" + std::to_string(port);
+}
+
+Json statusJson(const AgentView& v, int64_t now_unix) {
+  const auto& s = v.status;
+  Json maps = Json::array();
+  for (const auto& m : v.maps) {
+    maps.push_back({{"name", m.name}, {"entries", m.entries}, {"capacity", m.capacity}});
+  }
+  return Json{{"node_name", s.node_name},
+              {"config_dir", s.config_dir},
+              {"generation", s.generation},
+              {"config_ok", s.config_ok},
+              {"last_error", s.last_error},
+              {"last_error_time", s.last_error_time},
+              {"last_sync_ms", s.last_sync_ms},
+              {"uptime_s", now_unix - s.started_unix},
+              {"cgroup", s.cgroup},
+              {"bpffs", s.bpffs},
+              {"adopted", s.adopted},
+              {"metrics_port", s.metrics_port},
+              {"services", v.desired ? v.desired->service_info.size() : 0},
+              {"enrolled_pods", v.desired ? v.desired->pod_info.size() : 0},
+              {"spliced_connections", v.spliced_connections},
+              {"maps", maps}};
+}
+
+Json workloadsJson(const AgentView& v) {
+  Json out = Json::array();
+  if (!v.snapshot) return out;
+  std::map<std::string, const PodInfo*> enrolled;
+  if (v.desired) {
+    for (const auto& [id, p] : v.desired->pod_info) enrolled[p.ns + "/" + p.name] = &p;
+  }
+  for (const auto& pod : v.snapshot->pods) {
+    if (pod.node_name != v.status.node_name) continue;
+    auto it = enrolled.find(pod.meta.ns + "/" + pod.meta.name);
+    const PodInfo* p = it == enrolled.end() ? nullptr : it->second;
+    out.push_back({{"namespace", pod.meta.ns},
+                   {"name", pod.meta.name},
+                   {"node", pod.node_name},
+                   {"ips", ipsJoined(pod.pod_ips)},
+                   {"enrolled", p != nullptr && p->netns_cookie != 0},
+                   {"enrolled_by", p ? p->enrolled_by : ""},
+                   {"netns", pod.netns},
+                   {"netns_cookie", p ? p->netns_cookie : 0},
+                   {"pod_id", p ? static_cast<int64_t>(p->pod_id) : -1},
+                   {"service_account", pod.service_account}});
+  }
+  return out;
+}
+
+Json servicesJson(const AgentView& v) {
+  Json out = Json::array();
+  if (!v.desired) return out;
+  std::map<uint32_t, std::pair<int, int>> ready;  // svc_id -> (ready, local)
+  for (const auto& [id, b] : v.desired->backend_info) {
+    if (b.slot == MESHLET_NO_ID) continue;
+    ready[b.svc_id].first++;
+    if (b.local) ready[b.svc_id].second++;
+  }
+  std::vector<const ServiceInfo*> sorted;
+  for (const auto& [id, s] : v.desired->service_info) sorted.push_back(&s);
+  std::sort(sorted.begin(), sorted.end(), [](const ServiceInfo* a, const ServiceInfo* b) {
+    return std::tie(a->ns, a->name, a->port, a->cluster_ip) <
+           std::tie(b->ns, b->name, b->port, b->cluster_ip);
+  });
+  for (const auto* s : sorted) {
+    out.push_back({{"namespace", s->ns},
+                   {"name", s->name},
+                   {"cluster_ip", s->cluster_ip.toString()},
+                   {"port", s->port},
+                   {"protocol", s->protocol == Protocol::kUDP ? "UDP" : "TCP"},
+                   {"lb", s->lb},
+                   {"prefer_close", s->prefer_close},
+                   {"ready", ready[s->svc_id].first},
+                   {"local", ready[s->svc_id].second},
+                   {"svc_id", s->svc_id}});
+  }
+  return out;
+}
+
+Json endpointsJson(const AgentView& v, const std::string& filter) {
+  Json out = Json::array();
+  if (!v.desired) return out;
+  std::vector<const BackendInfo*> sorted;
+  for (const auto& [id, b] : v.desired->backend_info) {
+    auto s = v.desired->service_info.find(b.svc_id);
+    if (s == v.desired->service_info.end()) continue;
+    if (!filter.empty() && s->second.ns + "/" + s->second.name != filter) continue;
+    sorted.push_back(&b);
+  }
+  auto svcOf = [&](const BackendInfo* b) -> const ServiceInfo& {
+    return v.desired->service_info.at(b->svc_id);
+  };
+  std::sort(sorted.begin(), sorted.end(), [&](const BackendInfo* a, const BackendInfo* b) {
+    const auto& sa = svcOf(a);
+    const auto& sb = svcOf(b);
+    return std::tie(sa.ns, sa.name, sa.port, sa.cluster_ip, a->slot, a->addr, a->port) <
+           std::tie(sb.ns, sb.name, sb.port, sb.cluster_ip, b->slot, b->addr, b->port);
+  });
+  for (const auto* b : sorted) {
+    const auto& s = svcOf(b);
+    out.push_back({{"service", s.ns + "/" + s.name},
+                   {"cluster_ip", s.cluster_ip.toString()},
+                   {"port", s.port},
+                   {"address", b->addr.toString()},
+                   {"target_port", b->port},
+                   {"ready", b->ready},
+                   {"serving", b->serving},
+                   {"terminating", b->terminating},
+                   {"node", b->node_name},
+                   {"local", b->local},
+                   {"pod", b->pod},
+                   {"backend_id", b->backend_id}});
+  }
+  return out;
+}
+
+Json connectionsJson(const AgentView& v, const std::vector<ConnEntry>& conns, uint64_t now_ns) {
+  Json out = Json::array();
+  std::map<std::string, const ConnEntry*> by_key;
+  for (const auto& c : conns) by_key[sockKeyBytes(c.key)] = &c;
+  for (const auto& c : conns) {
+    const auto& val = c.value;
+    bool active = val.flags & MESHLET_CONN_ACTIVE;
+    auto local = IpAddr::fromWords(c.key.local, c.key.family);
+    auto remote = IpAddr::fromWords(c.key.remote, c.key.family);
+    uint32_t svc_id = val.svc_id;
+    std::string service_address;
+    if (svc_id != MESHLET_NO_ID) {
+      service_address =
+          endpointString(IpAddr::fromWords(val.orig_addr, c.key.family), val.orig_port);
+    } else if (!active) {
+      // The client on this node knows which service it dialled.
+      meshlet_sock_key pk{};
+      std::memcpy(pk.local, c.key.remote, sizeof(pk.local));
+      std::memcpy(pk.remote, c.key.local, sizeof(pk.remote));
+      pk.lport = c.key.rport;
+      pk.rport = c.key.lport;
+      pk.family = c.key.family;
+      auto it = by_key.find(sockKeyBytes(pk));
+      if (it != by_key.end() && it->second->value.svc_id != MESHLET_NO_ID) {
+        svc_id = it->second->value.svc_id;
+        service_address = endpointString(
+            IpAddr::fromWords(it->second->value.orig_addr, c.key.family),
+            it->second->value.orig_port);
+      }
+    }
+    std::string service;
+    if (v.desired && svc_id != MESHLET_NO_ID) {
+      auto s = v.desired->service_info.find(svc_id);
+      if (s != v.desired->service_info.end()) service = s->second.ns + "/" + s->second.name;
+    }
+    std::string peer;
+    if (const PodInfo* p = podById(v, val.peer_pod_id)) {
+      peer = p->ns + "/" + p->name;
+    } else if (v.desired && val.backend_id != MESHLET_NO_ID) {
+      auto b = v.desired->backend_info.find(val.backend_id);
+      if (b != v.desired->backend_info.end()) peer = b->second.pod;
+    }
+    const PodInfo* self = podById(v, val.pod_id);
+    uint64_t end = (val.flags & MESHLET_CONN_CLOSED) && val.end_ns ? val.end_ns : now_ns;
+    uint64_t sent = (val.flags & MESHLET_CONN_SPLICED)
+                        ? std::max(val.bytes_sent, val.spliced_bytes)
+                        : val.bytes_sent;
+    out.push_back(
+        {{"path", val.path == MESHLET_PATH_SPLICED    ? "spliced"
+                  : val.path == MESHLET_PATH_BALANCED ? "balanced"
+                                                      : "passthrough"},
+         {"state", (val.flags & MESHLET_CONN_FAILED)   ? "failed"
+                   : (val.flags & MESHLET_CONN_CLOSED) ? "closed"
+                                                       : "open"},
+         {"direction", active ? "outbound" : "inbound"},
+         {"local", endpointString(local, c.key.lport)},
+         {"remote", endpointString(remote, c.key.rport)},
+         {"service", service},
+         {"service_address", service_address},
+         {"workload", self ? self->ns + "/" + self->name : ""},
+         {"peer", peer},
+         {"bytes_sent", sent},
+         {"bytes_received", val.bytes_received},
+         {"rtt_us", val.srtt_us},
+         {"retransmits", val.total_retrans},
+         {"age_s", end > val.start_ns ? (end - val.start_ns) / 1000000000ull : 0}});
+  }
+  return out;
+}
+
+}  // namespace meshlet

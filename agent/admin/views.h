@@ -1,0 +1,52 @@
+#pragma once
+// What the admin API shows: pure functions from the agent's current view to the JSON arrays
+// of docs/ADMIN_API.md (field names = the CLI's table headers in snake_case).
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "agent/datapath/datapath.h"
+#include "agent/state/types.h"
+#include "agent/translate/translate.h"
+
+namespace meshlet {
+
+struct AgentStatusInfo {
+  std::string node_name;
+  std::string config_dir;
+  std::string cgroup;
+  std::string bpffs;
+  uint64_t generation = 0;
+  bool config_ok = false;
+  std::string last_error;
+  std::string last_error_time;
+  double last_sync_ms = 0;
+  bool adopted = false;
+  int metrics_port = 0;
+  int64_t started_unix = 0;
+};
+
+// One consistent picture, replaced whole by the agent's loop and read by the admin thread.
+struct AgentView {
+  SnapshotPtr snapshot;  // the last good configuration (may be null before the first)
+  std::shared_ptr<const DesiredDatapath> desired;
+  AgentStatusInfo status;
+  std::vector<MapUsage> maps;
+  uint64_t spliced_connections = 0;
+};
+
+using Json = nlohmann::ordered_json;
+
+Json statusJson(const AgentView& v, int64_t now_unix);
+Json workloadsJson(const AgentView& v);
+Json servicesJson(const AgentView& v);
+// filter: "" for all, or "namespace/name".
+Json endpointsJson(const AgentView& v, const std::string& filter);
+// now_ns: CLOCK_MONOTONIC, the clock of the kernel's timestamps.
+Json connectionsJson(const AgentView& v, const std::vector<ConnEntry>& conns, uint64_t now_ns);
+
+std::string endpointString(const IpAddr& ip, int port);
+
+}  // namespace meshlet

@@ -1,0 +1,55 @@
+#include "agent/config/flags.h"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+
+namespace meshlet {
+
+Result<AgentFlags> parseAgentFlags(int argc, char** argv) {
+  AgentFlags f;
+  if (const char* n = std::getenv("NODE_NAME"); n && *n) {
+    f.node_name = n;
+  } else {
+    char host[256] = {};
+    gethostname(host, sizeof(host) - 1);
+    f.node_name = host;
+  }
+  CLI::App app{"meshletd: the meshlet node agent (eBPF service load balancing and splicing)",
+               "meshletd"};
+  app.add_option("--config-dir", f.config_dir,
+                 "directory of Kubernetes YAML (Service, EndpointSlice, Pod, Namespace), watched");
+  app.add_option("--node-name", f.node_name, "this node's name (default: $NODE_NAME or hostname)");
+  app.add_option("--cgroup", f.cgroup, "cgroup v2 directory to attach at (default: the root of "
+                                      "the cgroup v2 mount)");
+  app.add_option("--bpffs", f.bpffs, "bpffs directory for pinned maps and links")
+      ->capture_default_str();
+  app.add_option("--admin-socket", f.admin_socket, "unix socket of the admin API")
+      ->capture_default_str();
+  app.add_option("--metrics-addr", f.metrics_addr, "HOST:PORT for Prometheus /metrics")
+      ->capture_default_str();
+  app.add_option("--log-level", f.log_level, "debug, info, warn or error")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  app.add_flag("--uninstall", f.uninstall,
+               "detach the programs and remove every pinned map and link, then exit");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    return Error(app.help(), 0);
+  } catch (const CLI::ParseError& e) {
+    return Error(std::string("meshletd: ") + e.what() + "\nRun with --help for more information.",
+                 2);
+  }
+  if (!f.uninstall && f.config_dir.empty()) {
+    return Error("meshletd: --config-dir is required (the file source is the only source yet)",
+                 2);
+  }
+  if (f.metrics_addr.find(':') == std::string::npos) {
+    return Error("meshletd: --metrics-addr must be HOST:PORT, got \"" + f.metrics_addr + "\"", 2);
+  }
+  return f;
+}
+
+}  // namespace meshlet

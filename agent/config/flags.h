@@ -1,0 +1,24 @@
+#pragma once
+// meshletd's command line.
+#include <string>
+
+#include "agent/common/status.h"
+
+namespace meshlet {
+
+struct AgentFlags {
+  std::string config_dir;  // file source directory (the embedded default)
+  std::string node_name;   // this node, as pods' spec.nodeName and EndpointSlices' nodeName say
+  std::string cgroup;      // cgroup v2 directory to attach at; detected when empty
+  std::string bpffs = "/sys/fs/bpf/meshlet";
+  std::string admin_socket = "/var/run/meshlet/admin.sock";
+  std::string metrics_addr = "0.0.0.0:15020";
+  std::string log_level = "info";
+  bool uninstall = false;
+};
+
+// Parses argv; on --help or a usage error returns an Error whose message is the text to print
+// (code 0 for help, 2 for usage errors).
+Result<AgentFlags> parseAgentFlags(int argc, char** argv);
+
+}  // namespace meshlet

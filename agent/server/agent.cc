@@ -1,0 +1,309 @@
+#include "agent/server/agent.h"
+
+#include <sys/stat.h>
+#include <time.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "agent/common/log.h"
+#include "agent/sources/file_source.h"
+
+namespace fs = std::filesystem;
+
+namespace meshlet {
+namespace {
+
+int64_t nowUnix() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+uint64_t monotonicNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + ts.tv_nsec;
+}
+
+// A cheap fingerprint of the directory: names, sizes and modification times of its files.
+std::string dirSignature(const std::string& dir) {
+  std::error_code ec;
+  std::vector<std::string> parts;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    struct stat st {};
+    if (stat(e.path().c_str(), &st) != 0) continue;
+    parts.push_back(e.path().filename().string() + ":" + std::to_string(st.st_size) + ":" +
+                    std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) +
+                    ":" + std::to_string(st.st_ino));
+  }
+  if (ec) return "error:" + ec.message();
+  std::sort(parts.begin(), parts.end());
+  std::string sig;
+  for (const auto& p : parts) sig += p + "\n";
+  return sig;
+}
+
+// Ids as the datapath already holds them (from a previous agent), so a restart keeps every
+// service, backend and pod id: round-robin positions, stats and live connections stay right.
+IdTable seedIds(const DesiredDatapath& fresh, const DesiredDatapath& kernel) {
+  IdTable ids;
+  std::map<std::string, uint32_t> kernel_svc;  // "ip/port/proto" -> kernel svc_id
+  for (const auto& [k, v] : kernel.services) {
+    auto ip = IpAddr::fromWords(k.addr, k.family);
+    kernel_svc[ip.toString() + "/" + std::to_string(k.port) + "/" + std::to_string(k.proto)] =
+        v.svc_id;
+  }
+  std::map<uint32_t, uint32_t> svc_map;  // fresh id -> kernel id
+  for (const auto& [id, s] : fresh.service_info) {
+    auto it = kernel_svc.find(s.cluster_ip.toString() + "/" + std::to_string(s.port) + "/" +
+                              std::to_string(static_cast<int>(s.protocol)));
+    if (it == kernel_svc.end()) continue;
+    svc_map[id] = it->second;
+    ids.svc[s.ns + "/" + s.name + "/" + s.cluster_ip.toString() + "/" + std::to_string(s.port) +
+            "/" + (s.protocol == Protocol::kUDP ? "UDP" : "TCP")] = it->second;
+  }
+  std::map<std::string, uint32_t> kernel_be;  // "<kernel svc>/ip/port" -> backend id
+  for (const auto& [k, v] : kernel.backends) {
+    kernel_be[std::to_string(k.svc_id) + "/" + IpAddr::fromWords(v.addr, v.family).toString() +
+              "/" + std::to_string(v.port)] = v.backend_id;
+  }
+  for (const auto& [id, b] : fresh.backend_info) {
+    auto s = svc_map.find(b.svc_id);
+    if (s == svc_map.end()) continue;
+    std::string key =
+        std::to_string(s->second) + "/" + b.addr.toString() + "/" + std::to_string(b.port);
+    auto it = kernel_be.find(key);
+    if (it != kernel_be.end()) ids.backend[key] = it->second;
+  }
+  for (const auto& [id, p] : fresh.pod_info) {
+    auto it = kernel.pods.find(p.netns_cookie);
+    if (p.netns_cookie != 0 && it != kernel.pods.end()) ids.pod[p.ns + "/" + p.name] = it->second.pod_id;
+  }
+  return ids;
+}
+
+}  // namespace
+
+Agent::Agent(AgentFlags flags) : flags_(std::move(flags)) {}
+Agent::~Agent() = default;
+
+Status Agent::setUp() {
+  if (flags_.cgroup.empty()) {
+    auto root = detectCgroup2Root();
+    if (!root.ok()) return root.error();
+    flags_.cgroup = *root;
+  }
+  status_.node_name = flags_.node_name;
+  status_.config_dir = flags_.config_dir;
+  status_.cgroup = flags_.cgroup;
+  status_.bpffs = flags_.bpffs;
+  status_.started_unix = nowUnix();
+
+  DatapathOptions opts;
+  opts.bpffs_dir = flags_.bpffs;
+  opts.cgroup_path = flags_.cgroup;
+  auto dp = Datapath::open(opts);
+  if (!dp.ok()) return dp.error();
+  dp_ = std::move(*dp);
+  status_.adopted = dp_->adopted();
+  logInfo(std::string(dp_->adopted() ? "adopted the pinned datapath" : "attached the datapath") +
+          " at cgroup " + flags_.cgroup + ", pins under " + flags_.bpffs);
+
+  if (auto st = metrics_.serve(flags_.metrics_addr); !st) return st;
+  status_.metrics_port = metrics_.port();
+  logInfo("metrics on " + flags_.metrics_addr + " (port " + std::to_string(metrics_.port()) + ")");
+
+  admin_ = std::make_unique<AdminServer>([this](const AdminRequest& r) { return handle(r); });
+  if (auto st = admin_->start(flags_.admin_socket); !st) return st;
+  logInfo("admin API on " + flags_.admin_socket);
+  return Status::Ok();
+}
+
+void Agent::recordError(const std::string& message) {
+  status_.config_ok = false;
+  status_.last_error = message;
+  status_.last_error_time = nowRfc3339();
+  logError(message);
+}
+
+void Agent::resolveCookies(const Snapshot& s, bool retry_failed) {
+  for (const auto& pod : s.pods) {
+    if (pod.node_name != flags_.node_name || pod.netns.empty() || !podEnrolled(s, pod)) continue;
+    std::string key = pod.meta.ns + "/" + pod.meta.name;
+    struct stat st {};
+    std::string src = stat(pod.netns.c_str(), &st) == 0
+                          ? pod.netns + ":" + std::to_string(st.st_dev) + ":" +
+                                std::to_string(st.st_ino)
+                          : pod.netns + ":missing";
+    bool known = cookie_src_.count(key) && cookie_src_[key] == src;
+    if (known && (cookies_.count(key) || !retry_failed)) continue;
+    cookie_src_[key] = src;
+    auto cookie = netnsCookie(pod.netns);
+    if (cookie.ok()) {
+      cookies_[key] = *cookie;
+      if (cookie_err_.erase(key)) logInfo("pod " + key + ": network namespace is back");
+    } else {
+      cookies_.erase(key);
+      std::string msg = "pod " + key + ": " + cookie.error().message() +
+                        " (the pod is not enrolled until its netns exists)";
+      if (cookie_err_[key] != msg) logWarn(msg);
+      cookie_err_[key] = msg;
+    }
+  }
+  // Forget pods that left.
+  for (auto it = cookies_.begin(); it != cookies_.end();) {
+    bool present = false;
+    for (const auto& pod : s.pods) present |= pod.meta.ns + "/" + pod.meta.name == it->first;
+    it = present ? std::next(it) : cookies_.erase(it);
+  }
+}
+
+Status Agent::applySnapshot(SnapshotPtr snap, bool seed_ids) {
+  auto t0 = std::chrono::steady_clock::now();
+  TranslateInput in;
+  in.snapshot = snap.get();
+  in.node_name = flags_.node_name;
+  in.netns_cookies = cookies_;
+  TranslateOutput out = translate(in, ids_);
+  if (seed_ids && dp_->adopted()) {
+    DesiredDatapath kernel = dp_->applied();
+    ids_ = seedIds(out.desired, kernel);
+    out = translate(in, ids_);
+  }
+  if (auto st = dp_->apply(out.desired); !st) {
+    metrics_.mapUpdateError(st.error().message().find("meshlet_") != std::string::npos
+                                ? st.error().message().substr(
+                                      st.error().message().find("meshlet_"),
+                                      st.error().message().find(' ', st.error().message().find(
+                                                                         "meshlet_")) -
+                                          st.error().message().find("meshlet_"))
+                                : "unknown");
+    return st;
+  }
+  ids_ = std::move(out.ids);
+  desired_ = std::make_shared<const DesiredDatapath>(std::move(out.desired));
+  good_ = std::move(snap);
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                  .count();
+  status_.last_sync_ms = ms;
+  status_.generation++;
+  metrics_.setConfig(status_.generation, true, ms / 1000.0);
+  return Status::Ok();
+}
+
+void Agent::pollConfig() {
+  std::string sig = dirSignature(flags_.config_dir);
+  bool changed = sig != config_signature_;
+  if (changed) {
+    config_signature_ = sig;
+    auto loaded = loadDirectory(flags_.config_dir);
+    if (!loaded.ok()) {
+      recordError("configuration rejected, the last good state stays in force: " +
+                  loaded.error().message());
+      metrics_.configRejected();
+      return;
+    }
+    auto snap = std::make_shared<Snapshot>(std::move(*loaded));
+    snap->generation = status_.generation + 1;
+    resolveCookies(*snap, true);
+    bool first = good_ == nullptr;
+    if (auto st = applySnapshot(snap, first); !st) {
+      recordError("configuration not applied, the last good state stays in force: " +
+                  st.error().message());
+      metrics_.configRejected();
+      return;
+    }
+    status_.config_ok = true;
+    logInfo("configuration generation " + std::to_string(status_.generation) + " applied: " +
+            std::to_string(desired_->service_info.size()) + " service ports, " +
+            std::to_string(desired_->pod_info.size()) + " enrolled pods, in " +
+            std::to_string(status_.last_sync_ms) + " ms");
+    return;
+  }
+  // Same files: pods whose netns appeared, vanished or was recreated need a new cookie.
+  if (good_) {
+    auto before = cookies_;
+    resolveCookies(*good_, false);
+    if (before != cookies_) {
+      if (auto st = applySnapshot(good_, false); !st) {
+        recordError("pod change not applied: " + st.error().message());
+      }
+    }
+  }
+}
+
+void Agent::publish() {
+  auto v = std::make_shared<AgentView>();
+  v->snapshot = good_;
+  v->desired = desired_;
+  v->status = status_;
+  v->maps = dp_->mapUsage();
+  v->spliced_connections = dp_->globalCounters()[MESHLET_G_SPLICED];
+  metrics_.setMaps(v->maps);
+  std::lock_guard<std::mutex> lock(view_mu_);
+  view_ = std::move(v);
+}
+
+AdminResponse Agent::handle(const AdminRequest& req) {
+  std::shared_ptr<const AgentView> v;
+  {
+    std::lock_guard<std::mutex> lock(view_mu_);
+    v = view_;
+  }
+  if (!v) return {503, Json{{"error", "the agent is starting"}}.dump()};
+  if (req.path == "/v1/status") return {200, statusJson(*v, nowUnix()).dump()};
+  if (req.path == "/v1/workloads") return {200, workloadsJson(*v).dump()};
+  if (req.path == "/v1/services") return {200, servicesJson(*v).dump()};
+  if (req.path == "/v1/endpoints") {
+    auto it = req.query.find("service");
+    std::string filter = it == req.query.end() ? "" : it->second;
+    if (!filter.empty() && filter.find('/') == std::string::npos) filter = "default/" + filter;
+    Json out = endpointsJson(*v, filter);
+    if (!filter.empty() && out.empty()) {
+      bool exists = false;
+      if (v->desired) {
+        for (const auto& [id, s] : v->desired->service_info) exists |= s.ns + "/" + s.name == filter;
+      }
+      if (!exists) return {404, Json{{"error", "no service " + filter}}.dump()};
+    }
+    return {200, out.dump()};
+  }
+  if (req.path == "/v1/connections") {
+    auto conns = dp_->readConns();
+    if (!conns.ok()) return {500, Json{{"error", conns.error().message()}}.dump()};
+    return {200, connectionsJson(*v, *conns, monotonicNs()).dump()};
+  }
+  return {404, Json{{"error", "unknown path " + req.path +
+                                  " (try /v1/status, /v1/workloads, /v1/services, "
+                                  "/v1/endpoints, /v1/connections)"}}
+                   .dump()};
+}
+
+int Agent::run() {
+  if (auto st = setUp(); !st) {
+    logError(st.error().message());
+    return 1;
+  }
+  publish();
+  auto next_collect = std::chrono::steady_clock::now();
+  while (!stop_) {
+    pollConfig();
+    auto now = std::chrono::steady_clock::now();
+    if (now >= next_collect) {
+      if (desired_ && good_) {
+        metrics_.collect(*dp_, *desired_, *good_);
+        metrics_.setKernelCounters(*dp_, *desired_);
+      }
+      next_collect = now + std::chrono::seconds(1);
+    }
+    publish();
+    for (int i = 0; i < 4 && !stop_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  logInfo("stopping; the datapath stays attached and pinned under " + flags_.bpffs);
+  admin_->stop();
+  return 0;
+}
+
+}  // namespace meshlet

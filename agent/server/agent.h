@@ -1,0 +1,60 @@
+#pragma once
+// The node agent: sources -> cluster state -> translation -> datapath, plus the admin API and
+// metrics. One loop thread does the config and datapath work; the admin server and the
+// metrics exposer have threads of their own and only read a published AgentView.
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "agent/admin/server.h"
+#include "agent/admin/views.h"
+#include "agent/config/flags.h"
+#include "agent/datapath/datapath.h"
+#include "agent/telemetry/metrics.h"
+#include "agent/translate/translate.h"
+
+namespace meshlet {
+
+class Agent {
+ public:
+  explicit Agent(AgentFlags flags);
+  ~Agent();
+
+  // Sets everything up and runs until stop() (or SIGTERM/SIGINT via the caller). Returns the
+  // process exit code.
+  int run();
+  void stop() { stop_ = true; }
+
+ private:
+  Status setUp();
+  void pollConfig();
+  void resolveCookies(const Snapshot& s, bool retry_failed);
+  Status applySnapshot(SnapshotPtr snap, bool seed_ids);
+  void publish();
+  void recordError(const std::string& message);
+  AdminResponse handle(const AdminRequest& req);
+
+  AgentFlags flags_;
+  std::atomic<bool> stop_{false};
+  std::unique_ptr<Datapath> dp_;
+  std::unique_ptr<AdminServer> admin_;
+  Metrics metrics_;
+
+  // Loop-thread state.
+  std::string config_signature_;
+  SnapshotPtr good_;  // last good snapshot
+  std::shared_ptr<const DesiredDatapath> desired_;
+  IdTable ids_;
+  std::map<std::string, uint64_t> cookies_;       // "ns/name" -> netns cookie
+  std::map<std::string, std::string> cookie_src_; // "ns/name" -> "path:inode" it was read from
+  std::map<std::string, std::string> cookie_err_; // "ns/name" -> last error logged
+  AgentStatusInfo status_;
+
+  // Published for the admin thread.
+  std::mutex view_mu_;
+  std::shared_ptr<const AgentView> view_;
+};
+
+}  // namespace meshlet

@@ -1,0 +1,307 @@
+#include "agent/telemetry/metrics.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "agent/common/log.h"
+
+namespace meshlet {
+namespace {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+
+std::string keyBytes(const meshlet_sock_key& k) {
+  return std::string(reinterpret_cast<const char*>(&k), sizeof(k));
+}
+
+meshlet_sock_key peerKey(const meshlet_sock_key& k) {
+  meshlet_sock_key p{};
+  std::memcpy(p.local, k.remote, sizeof(p.local));
+  std::memcpy(p.remote, k.local, sizeof(p.remote));
+  p.lport = k.rport;
+  p.rport = k.lport;
+  p.family = k.family;
+  return p;
+}
+
+const Pod* findPod(const Snapshot& s, const std::string& ns_name) {
+  auto slash = ns_name.find('/');
+  if (slash == std::string::npos) return nullptr;
+  std::string ns = ns_name.substr(0, slash), name = ns_name.substr(slash + 1);
+  for (const auto& p : s.pods) {
+    if (p.meta.ns == ns && p.meta.name == name) return &p;
+  }
+  return nullptr;
+}
+
+struct Workload {
+  std::string name = "unknown";
+  std::string ns = "unknown";
+  std::string app = "unknown";
+  std::string version = "unknown";
+  std::string principal = "unknown";
+};
+
+std::string labelOr(const Labels& l, const char* key, const std::string& fallback) {
+  auto it = l.find(key);
+  return it == l.end() ? fallback : it->second;
+}
+
+Workload workloadOfPod(const Pod& p, const std::string& trust_domain = "cluster.local") {
+  Workload w;
+  w.ns = p.meta.ns;
+  w.name = labelOr(p.meta.labels, "app.kubernetes.io/name",
+                   labelOr(p.meta.labels, "app", p.meta.name));
+  w.app = labelOr(p.meta.labels, "app.kubernetes.io/name", labelOr(p.meta.labels, "app", "unknown"));
+  w.version = labelOr(p.meta.labels, "app.kubernetes.io/version",
+                      labelOr(p.meta.labels, "version", "unknown"));
+  w.principal = "spiffe://" + trust_domain + "/ns/" + p.meta.ns + "/sa/" + p.service_account;
+  return w;
+}
+
+Workload workloadOfPodId(uint32_t pod_id, const DesiredDatapath& info, const Snapshot& s) {
+  auto it = info.pod_info.find(pod_id);
+  if (it == info.pod_info.end()) return {};
+  if (const Pod* p = findPod(s, it->second.ns + "/" + it->second.name)) return workloadOfPod(*p);
+  Workload w;
+  w.name = it->second.workload;
+  w.ns = it->second.ns;
+  return w;
+}
+
+}  // namespace
+
+std::map<std::string, std::string> istioTcpLabels(const ConnEntry& conn, const ConnEntry* peer,
+                                                  const DesiredDatapath& info,
+                                                  const Snapshot& snapshot) {
+  const auto& v = conn.value;
+  bool active = v.flags & MESHLET_CONN_ACTIVE;
+  Workload self = workloadOfPodId(v.pod_id, info, snapshot);
+  Workload other;
+  if (v.peer_pod_id != MESHLET_NO_ID) other = workloadOfPodId(v.peer_pod_id, info, snapshot);
+
+  uint32_t svc_id = v.svc_id;
+  uint32_t backend_id = v.backend_id;
+  if (!active && peer) {  // the client on this node knows which service it dialled
+    svc_id = peer->value.svc_id;
+    backend_id = peer->value.backend_id;
+  }
+  if (active && v.peer_pod_id == MESHLET_NO_ID && backend_id != MESHLET_NO_ID) {
+    // A backend on another node: its pod is in the snapshot.
+    auto b = info.backend_info.find(backend_id);
+    if (b != info.backend_info.end()) {
+      if (const Pod* p = findPod(snapshot, b->second.pod)) other = workloadOfPod(*p);
+    }
+  }
+  std::string svc_host = "unknown", svc_name = "unknown", svc_ns = "unknown";
+  auto s = info.service_info.find(svc_id);
+  if (svc_id != MESHLET_NO_ID && s != info.service_info.end()) {
+    svc_name = s->second.name;
+    svc_ns = s->second.ns;
+    svc_host = svc_name + "." + svc_ns + ".svc.cluster.local";
+  } else if (!active) {
+    svc_host = "unknown";
+  }
+  const Workload& src = active ? self : other;
+  const Workload& dst = active ? other : self;
+  std::map<std::string, std::string> l = {
+      {"reporter", active ? "source" : "destination"},
+      {"source_workload", src.name},
+      {"source_workload_namespace", src.ns},
+      {"source_principal", "unknown"},  // no mTLS identity on the kernel path yet
+      {"source_app", src.app},
+      {"source_version", src.version},
+      {"source_cluster", "Kubernetes"},
+      {"destination_workload", dst.name},
+      {"destination_workload_namespace", dst.ns},
+      {"destination_principal", "unknown"},
+      {"destination_app", dst.app},
+      {"destination_version", dst.version},
+      {"destination_service", svc_host},
+      {"destination_service_name", svc_name},
+      {"destination_service_namespace", svc_ns},
+      {"destination_cluster", "Kubernetes"},
+      {"request_protocol", "tcp"},
+      {"response_flags", (v.flags & MESHLET_CONN_FAILED) ? "UF" : "-"},
+      {"connection_security_policy", "none"},
+      {"meshlet_path", v.path == MESHLET_PATH_SPLICED    ? "spliced"
+                       : v.path == MESHLET_PATH_BALANCED ? "balanced"
+                                                         : "passthrough"},
+  };
+  return l;
+}
+
+Metrics::Metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      tcp_opened_(BuildCounter()
+                      .Name("istio_tcp_connections_opened_total")
+                      .Help("TCP connections opened, counted from the kernel's connection table")
+                      .Register(*registry_)),
+      tcp_closed_(BuildCounter()
+                      .Name("istio_tcp_connections_closed_total")
+                      .Help("TCP connections closed")
+                      .Register(*registry_)),
+      tcp_sent_(BuildCounter()
+                    .Name("istio_tcp_sent_bytes_total")
+                    .Help("Bytes sent by the reporting side, spliced bytes included")
+                    .Register(*registry_)),
+      tcp_received_(BuildCounter()
+                        .Name("istio_tcp_received_bytes_total")
+                        .Help("Bytes received by the reporting side, spliced bytes included")
+                        .Register(*registry_)),
+      generation_(BuildGauge()
+                      .Name("meshlet_config_generation")
+                      .Help("Configuration generations applied to the datapath")
+                      .Register(*registry_)),
+      config_ok_(BuildGauge()
+                     .Name("meshlet_config_ok")
+                     .Help("1 when the last configuration change was accepted")
+                     .Register(*registry_)),
+      sync_seconds_(BuildGauge()
+                        .Name("meshlet_config_last_sync_duration_seconds")
+                        .Help("Time from reading a configuration change to the maps updated")
+                        .Register(*registry_)),
+      rejected_(BuildCounter()
+                    .Name("meshlet_config_rejected_total")
+                    .Help("Configuration changes rejected (the last good state stayed in force)")
+                    .Register(*registry_)),
+      map_entries_(BuildGauge()
+                       .Name("meshlet_map_entries")
+                       .Help("Entries in a BPF map")
+                       .Register(*registry_)),
+      map_capacity_(BuildGauge()
+                        .Name("meshlet_map_capacity")
+                        .Help("Capacity (max_entries) of a BPF map")
+                        .Register(*registry_)),
+      map_errors_(BuildCounter()
+                      .Name("meshlet_map_update_errors_total")
+                      .Help("Map updates the agent could not make (map full, kernel errors)")
+                      .Register(*registry_)),
+      spliced_(BuildCounter()
+                   .Name("meshlet_spliced_connections_total")
+                   .Help("Connections the kernel spliced socket-to-socket")
+                   .Register(*registry_)),
+      kernel_map_full_(BuildCounter()
+                           .Name("meshlet_kernel_map_full_total")
+                           .Help("Entries the kernel could not add because a map was full")
+                           .Register(*registry_)),
+      svc_connects_(BuildCounter()
+                        .Name("meshlet_service_connects_total")
+                        .Help("Connections to a service address balanced in the kernel")
+                        .Register(*registry_)),
+      svc_refused_(BuildCounter()
+                       .Name("meshlet_service_refused_total")
+                       .Help("Connections refused because the service had no ready endpoint")
+                       .Register(*registry_)),
+      svc_failed_(BuildCounter()
+                      .Name("meshlet_service_failed_connects_total")
+                      .Help("Balanced connections that never established")
+                      .Register(*registry_)) {}
+
+Status Metrics::serve(const std::string& addr) {
+  try {
+    exposer_ = std::make_unique<prometheus::Exposer>(addr, 2);
+  } catch (const std::exception& e) {
+    return Error("cannot serve metrics on " + addr + ": " + e.what());
+  }
+  exposer_->RegisterCollectable(registry_);
+  auto ports = exposer_->GetListeningPorts();
+  port_ = ports.empty() ? 0 : ports.front();
+  return Status::Ok();
+}
+
+void Metrics::collect(Datapath& dp, const DesiredDatapath& info, const Snapshot& snapshot) {
+  auto conns = dp.readConns();
+  if (!conns.ok()) return;
+  std::map<std::string, const ConnEntry*> by_key;
+  for (const auto& c : *conns) by_key[keyBytes(c.key)] = &c;
+
+  std::map<std::string, Seen, std::less<>> next;
+  for (const auto& c : *conns) {
+    std::string k = keyBytes(c.key);
+    auto it = seen_.find(k);
+    Seen s;
+    if (it == seen_.end()) {
+      auto peer = by_key.find(keyBytes(peerKey(c.key)));
+      s.labels = istioTcpLabels(c, peer == by_key.end() ? nullptr : peer->second, info, snapshot);
+      if (!(c.value.flags & MESHLET_CONN_FAILED)) tcp_opened_.Add(s.labels).Increment();
+    } else {
+      s = it->second;
+    }
+    uint64_t sent = c.value.flags & MESHLET_CONN_SPLICED
+                        ? std::max(c.value.bytes_sent, c.value.spliced_bytes)
+                        : c.value.bytes_sent;
+    uint64_t received = c.value.bytes_received;
+    if (sent > s.sent) tcp_sent_.Add(s.labels).Increment(static_cast<double>(sent - s.sent));
+    if (received > s.received) {
+      tcp_received_.Add(s.labels).Increment(static_cast<double>(received - s.received));
+    }
+    s.sent = std::max(s.sent, sent);
+    s.received = std::max(s.received, received);
+    if (c.value.flags & MESHLET_CONN_CLOSED) {
+      if (!(c.value.flags & MESHLET_CONN_FAILED)) tcp_closed_.Add(s.labels).Increment();
+      dp.eraseConn(c.key);
+      continue;
+    }
+    next.emplace(k, std::move(s));
+  }
+  seen_ = std::move(next);  // entries the kernel evicted are forgotten
+}
+
+void Metrics::setConfig(uint64_t generation, bool ok, double sync_seconds) {
+  generation_.Add({}).Set(static_cast<double>(generation));
+  config_ok_.Add({}).Set(ok ? 1 : 0);
+  if (ok) sync_seconds_.Add({}).Set(sync_seconds);
+}
+
+void Metrics::configRejected() {
+  rejected_.Add({}).Increment();
+  config_ok_.Add({}).Set(0);
+}
+
+void Metrics::mapUpdateError(const std::string& map) { map_errors_.Add({{"map", map}}).Increment(); }
+
+void Metrics::setMaps(const std::vector<MapUsage>& usage) {
+  for (const auto& u : usage) {
+    map_entries_.Add({{"map", u.name}}).Set(static_cast<double>(u.entries));
+    map_capacity_.Add({{"map", u.name}}).Set(static_cast<double>(u.capacity));
+  }
+}
+
+void Metrics::setKernelCounters(Datapath& dp, const DesiredDatapath& info) {
+  auto g = dp.globalCounters();
+  if (last_globals_.size() != g.size()) last_globals_.assign(g.size(), 0);
+  auto bump = [&](prometheus::Family<prometheus::Counter>& f,
+                  const std::map<std::string, std::string>& labels, uint64_t now, uint64_t& last) {
+    auto& c = f.Add(labels);
+    if (now > last) c.Increment(static_cast<double>(now - last));
+    last = std::max(last, now);
+  };
+  bump(spliced_, {}, g[MESHLET_G_SPLICED], last_globals_[MESHLET_G_SPLICED]);
+  bump(kernel_map_full_, {{"map", "meshlet_conns_v1"}}, g[MESHLET_G_CONNS_FULL],
+       last_globals_[MESHLET_G_CONNS_FULL]);
+  bump(kernel_map_full_, {{"map", "meshlet_origins_v1"}}, g[MESHLET_G_ORIGINS_FULL],
+       last_globals_[MESHLET_G_ORIGINS_FULL]);
+  bump(kernel_map_full_, {{"map", "meshlet_socks_v1"}}, g[MESHLET_G_SOCKS_FULL],
+       last_globals_[MESHLET_G_SOCKS_FULL]);
+
+  for (const auto& [id, s] : info.service_info) {
+    SvcCounters now = dp.svcCounters(id);
+    std::string label = s.ns + "/" + s.name + ":" + std::to_string(s.port) + "/" +
+                        (s.protocol == Protocol::kUDP ? "UDP" : "TCP") + "@" +
+                        s.cluster_ip.toString();
+    auto& last = last_svc_[label];
+    std::map<std::string, std::string> l = {
+        {"destination_service", s.name + "." + s.ns + ".svc.cluster.local"},
+        {"destination_service_name", s.name},
+        {"destination_service_namespace", s.ns},
+        {"service_address", s.cluster_ip.toString() + ":" + std::to_string(s.port)},
+        {"protocol", s.protocol == Protocol::kUDP ? "udp" : "tcp"}};
+    bump(svc_connects_, l, now.connects + now.udp_msgs, last.connects);
+    bump(svc_refused_, l, now.no_backend, last.no_backend);
+    bump(svc_failed_, l, now.failed_connects, last.failed_connects);
+  }
+}
+
+}  // namespace meshlet

@@ -1,0 +1,85 @@
+#pragma once
+// Prometheus metrics: Istio's standard TCP metrics fed from the kernel's connection table (so
+// spliced connections count), and meshlet_* agent metrics. Served by prometheus-cpp.
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/common/status.h"
+#include "agent/datapath/datapath.h"
+#include "agent/state/types.h"
+#include "agent/translate/translate.h"
+
+namespace meshlet {
+
+// The labels Istio puts on istio_tcp_* metrics, for one side of one connection.
+struct TcpLabels {
+  std::map<std::string, std::string> labels;
+};
+
+// Pure: the Istio labels of a connection entry, from this node's explanations and the cluster
+// snapshot (for backends' pods on other nodes). `peer` is the entry of the other side when it
+// is on this node (it tells a server which service its client dialled).
+std::map<std::string, std::string> istioTcpLabels(const ConnEntry& conn, const ConnEntry* peer,
+                                                  const DesiredDatapath& info,
+                                                  const Snapshot& snapshot);
+
+class Metrics {
+ public:
+  Metrics();
+  // Starts serving /metrics on HOST:PORT (PORT 0 picks a free port; see port()).
+  Status serve(const std::string& addr);
+  int port() const { return port_; }
+
+  // One collection pass over the kernel's connection table: counts opened connections and
+  // byte deltas, counts and erases closed ones.
+  void collect(Datapath& dp, const DesiredDatapath& info, const Snapshot& snapshot);
+
+  // Agent metrics.
+  void setConfig(uint64_t generation, bool ok, double sync_seconds);
+  void configRejected();
+  void mapUpdateError(const std::string& map);
+  void setMaps(const std::vector<MapUsage>& usage);
+  void setKernelCounters(Datapath& dp, const DesiredDatapath& info);
+
+ private:
+  struct Seen {
+    uint64_t sent = 0;
+    uint64_t received = 0;
+    std::map<std::string, std::string> labels;
+  };
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  int port_ = 0;
+
+  prometheus::Family<prometheus::Counter>& tcp_opened_;
+  prometheus::Family<prometheus::Counter>& tcp_closed_;
+  prometheus::Family<prometheus::Counter>& tcp_sent_;
+  prometheus::Family<prometheus::Counter>& tcp_received_;
+  prometheus::Family<prometheus::Gauge>& generation_;
+  prometheus::Family<prometheus::Gauge>& config_ok_;
+  prometheus::Family<prometheus::Gauge>& sync_seconds_;
+  prometheus::Family<prometheus::Counter>& rejected_;
+  prometheus::Family<prometheus::Gauge>& map_entries_;
+  prometheus::Family<prometheus::Gauge>& map_capacity_;
+  prometheus::Family<prometheus::Counter>& map_errors_;
+  prometheus::Family<prometheus::Counter>& spliced_;
+  prometheus::Family<prometheus::Counter>& kernel_map_full_;
+  prometheus::Family<prometheus::Counter>& svc_connects_;
+  prometheus::Family<prometheus::Counter>& svc_refused_;
+  prometheus::Family<prometheus::Counter>& svc_failed_;
+
+  std::map<std::string, Seen, std::less<>> seen_;  // by connection key bytes
+  std::vector<uint64_t> last_globals_;
+  std::map<std::string, SvcCounters> last_svc_;  // by service label
+};
+
+}  // namespace meshlet
