@@ -1,0 +1,438 @@
+// End-to-end: pods in network namespaces, the real meshletd and meshlet binaries, real
+// connections, a real Prometheus scrape checked by promtool.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "tests/lib/sandbox.h"
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+
+namespace meshlet {
+namespace {
+
+using testing::Sandbox;
+using testing::TestPod;
+
+struct Cmd {
+  int code = -1;
+  std::string out;
+};
+
+Cmd run(const std::string& cmd) {
+  Cmd c;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return c;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) c.out.append(buf, n);
+  int rc = pclose(p);
+  c.code = WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+  return c;
+}
+
+bool waitFor(const std::function<bool()>& pred, int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return pred();
+}
+
+void writeFile(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp);
+    f << text;
+  }
+  fs::rename(tmp, path);  // the agent never sees half a file
+}
+
+std::string podYaml(const TestPod& p, const std::string& app, bool ready) {
+  return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + p.name +
+         "\n  namespace: shop\n  labels: {app: " + app +
+         "}\n  annotations:\n    meshlet.io/netns: " + p.netns_path +
+         "\nspec:\n  nodeName: e2e-node\n  serviceAccountName: " + app +
+         "\n  containers:\n  - name: app\n    image: app\n    ports: [{name: http, containerPort: "
+         "8080}]\nstatus:\n  phase: Running\n  podIP: " +
+         p.ip4 + "\n  podIPs: [{ip: " + p.ip4 + "}]\n  conditions: [{type: Ready, status: \"" +
+         (ready ? "True" : "False") + "\"}]\n";
+}
+
+const char* kServices = R"(apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+  labels: {istio.io/dataplane-mode: meshlet}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  clusterIP: 198.19.0.10
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: empty, namespace: shop}
+spec:
+  clusterIP: 198.19.0.30
+  selector: {app: nothing-matches}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+)";
+
+class AgentE2E : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    reason_ = testing::kernelTestsUnavailable();
+    if (reason_.empty() && run("command -v promtool").code != 0) reason_ = "promtool missing";
+    if (!reason_.empty()) return;
+    sb_ = new Sandbox();
+    sb_->addPod("client");
+    sb_->addPod("web-1");
+    sb_->addPod("web-2");
+    for (const char* n : {"web-1", "web-2"}) {
+      std::string name = n;
+      sb_->spawnInPod(sb_->pod(name), [name] { return testing::serveTcp(AF_INET, 8080, name); });
+    }
+    dir_ = "/tmp/meshlet-test-e2e-" + sb_->id();
+    fs::create_directories(dir_ + "/config");
+    writeBaseConfig();
+  }
+  static void TearDownTestSuite() {
+    stopAgent();
+    if (sb_) run(std::string(MESHLETD_BIN) + " --uninstall --bpffs " + sb_->bpffs());
+    delete sb_;
+    sb_ = nullptr;
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+  void SetUp() override {
+    if (!reason_.empty()) GTEST_SKIP() << "end-to-end tests cannot run here: " << reason_;
+    if (agent_pid_ <= 0) startAgent();
+    ASSERT_GT(agent_pid_, 0);
+  }
+
+  static void writeBaseConfig(bool web2_ready = true) {
+    writeFile(dir_ + "/config/00-services.yaml", kServices);
+    writeFile(dir_ + "/config/10-pods.yaml",
+              podYaml(sb_->pod("client"), "client", true) + "---\n" +
+                  podYaml(sb_->pod("web-1"), "web", true) + "---\n" +
+                  podYaml(sb_->pod("web-2"), "web", web2_ready));
+  }
+  static std::string sock() { return dir_ + "/admin.sock"; }
+  static std::string cli(const std::string& args) {
+    return std::string(MESHLET_CLI_BIN) + " --admin-socket " + sock() + " --bpffs " +
+           sb_->bpffs() + " " + args;
+  }
+  static Json status() {
+    auto r = run(cli("status -o json"));
+    if (r.code != 0) return Json::object();
+    auto j = Json::parse(r.out, nullptr, false);
+    return j.is_array() && !j.empty() && j[0].is_object() ? j[0] : Json::object();
+  }
+  static void startAgent() {
+    std::string log = dir_ + "/meshletd.log";
+    pid_t pid = fork();
+    if (pid == 0) {
+      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      dup2(fd, 1);
+      dup2(fd, 2);
+      execl(MESHLETD_BIN, MESHLETD_BIN, "--config-dir", (dir_ + "/config").c_str(),
+            "--node-name", "e2e-node", "--cgroup", sb_->cgroup().c_str(), "--bpffs",
+            sb_->bpffs().c_str(), "--admin-socket", sock().c_str(), "--metrics-addr",
+            "127.0.0.1:0", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    agent_pid_ = pid;
+    bool up = waitFor([] { return status().value("generation", 0) >= 1; }, 10000);
+    if (!up) {
+      ADD_FAILURE() << "agent did not come up; log:\n" << run("cat " + log).out;
+    }
+  }
+  static void stopAgent() {
+    if (agent_pid_ <= 0) return;
+    kill(agent_pid_, SIGTERM);
+    int st = 0;
+    waitpid(agent_pid_, &st, 0);
+    agent_pid_ = -1;
+  }
+  // The backend names that answered `n` connections to the service from the client pod.
+  static std::string connectMany(const std::string& ip, int n) {
+    return sb_->runInPod(sb_->pod("client"), [ip, n] {
+      std::string s;
+      for (int i = 0; i < n; ++i) s += testing::tcpConnect(ip, 80).greeting + " ";
+      return s;
+    });
+  }
+  static int count(const std::string& hay, const std::string& needle) {
+    int c = 0;
+    for (size_t p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + 1)) ++c;
+    return c;
+  }
+
+  static inline Sandbox* sb_ = nullptr;
+  static inline std::string dir_;
+  static inline std::string reason_;
+  static inline pid_t agent_pid_ = -1;
+};
+
+TEST_F(AgentE2E, BalancesServiceTrafficAcrossReadyPods) {
+  std::string out = connectMany("198.19.0.10", 60);
+  EXPECT_EQ(count(out, "web-1") + count(out, "web-2"), 60) << out;
+  EXPECT_GE(count(out, "web-1"), 10) << out;
+  EXPECT_GE(count(out, "web-2"), 10) << out;
+
+  auto services = Json::parse(run(cli("services -o json")).out, nullptr, false);
+  ASSERT_TRUE(services.is_array());
+  bool found = false;
+  for (const auto& s : services) {
+    if (s["name"] == "web") {
+      found = true;
+      EXPECT_EQ(s["cluster_ip"], "198.19.0.10");
+      EXPECT_EQ(s["ready"], 2);
+    }
+  }
+  EXPECT_TRUE(found) << services.dump();
+  auto eps = Json::parse(run(cli("endpoints shop/web -o json")).out, nullptr, false);
+  ASSERT_TRUE(eps.is_array());
+  EXPECT_EQ(eps.size(), 2u) << eps.dump();
+}
+
+TEST_F(AgentE2E, ServiceWithoutReadyEndpointRefusesAtOnce) {
+  auto r = testing::decode(sb_->runInPod(sb_->pod("client"), [] {
+    return testing::encode(testing::tcpConnect("198.19.0.30", 80));
+  }));
+  EXPECT_EQ(r.err, ECONNREFUSED);
+  EXPECT_LT(r.connect_ms, 100);
+}
+
+TEST_F(AgentE2E, OpenConnectionIsShownSplicedWithItsService) {
+  // Hold a connection open in the client pod while the CLI looks at it.
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t holder = sb_->spawnInPod(sb_->pod("client"), [fds] {
+    close(fds[1]);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(80);
+    inet_pton(AF_INET, "198.19.0.10", &a.sin_addr);
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return 1;
+    char buf[64];
+    if (write(s, "hello", 5) != 5 || read(s, buf, sizeof(buf)) <= 0) return 2;
+    char c;
+    if (read(fds[0], &c, 1) < 0) return 3;  // wait until the test is done looking
+    close(s);
+    return 0;
+  });
+  close(fds[0]);
+  Json conns;
+  bool seen = waitFor(
+      [&] {
+        conns = Json::parse(run(cli("connections -o json")).out, nullptr, false);
+        if (!conns.is_array()) return false;
+        for (const auto& c : conns) {
+          if (c["direction"] == "outbound" && c["service"] == "shop/web" && c["state"] == "open")
+            return true;
+        }
+        return false;
+      },
+      3000);
+  ASSERT_TRUE(seen) << conns.dump(2);
+  for (const auto& c : conns) {
+    if (c["direction"] == "outbound" && c["service"] == "shop/web" && c["state"] == "open") {
+      EXPECT_EQ(c["path"], "spliced");
+      EXPECT_EQ(c["service_address"], "198.19.0.10:80");
+      EXPECT_EQ(c["workload"], "shop/client");
+      EXPECT_GE(c["bytes_sent"].get<int64_t>(), 5);
+    }
+  }
+  // The table form has the same columns, for people.
+  auto table = run(cli("connections"));
+  EXPECT_NE(table.out.find("SERVICE ADDRESS"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("spliced"), std::string::npos) << table.out;
+  close(fds[1]);
+  int st;
+  waitpid(holder, &st, 0);
+  EXPECT_EQ(WEXITSTATUS(st), 0);
+}
+
+TEST_F(AgentE2E, ConfigChangeTakesEffectWithinOneSecond) {
+  writeBaseConfig(/*web2_ready=*/false);
+  auto t0 = std::chrono::steady_clock::now();
+  bool only_web1 = waitFor(
+      [] {
+        std::string out = connectMany("198.19.0.10", 10);
+        return count(out, "web-1") == 10;
+      },
+      3000);
+  double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_TRUE(only_web1);
+  EXPECT_LT(ms, 1000) << "took " << ms << " ms";
+  writeBaseConfig(true);
+  EXPECT_TRUE(waitFor([] { return count(connectMany("198.19.0.10", 20), "web-2") > 0; }, 3000));
+}
+
+TEST_F(AgentE2E, BadConfigIsRejectedWholeAndTheLastGoodStateStays) {
+  uint64_t gen = status().value("generation", 0);
+  // One good change and one bad file in the same directory: nothing of it may apply.
+  writeFile(dir_ + "/config/20-new.yaml",
+            "apiVersion: v1\nkind: Service\nmetadata: {name: new, namespace: shop}\n"
+            "spec: {clusterIP: 198.19.0.40, ports: [{port: 80}]}\n---\n"
+            "apiVersion: v1\nkind: Service\nmetadata: {name: broken, namespace: shop}\n"
+            "spec: {clusterIP: 198.19.0.41, ports: [{port: 70000}]}\n");
+  Json st;
+  ASSERT_TRUE(waitFor([&] { return (st = status()).value("config_ok", true) == false; }, 3000));
+  std::string err = st.value("last_error", "");
+  EXPECT_NE(err.find("20-new.yaml"), std::string::npos) << err;
+  EXPECT_NE(err.find("document 2"), std::string::npos) << err;
+  EXPECT_NE(err.find("Service shop/broken"), std::string::npos) << err;
+  EXPECT_NE(err.find("spec.ports[0].port"), std::string::npos) << err;
+  EXPECT_EQ(st.value("generation", 0u), gen);
+  auto services = run(cli("services -o json")).out;
+  EXPECT_EQ(services.find("198.19.0.40"), std::string::npos) << "half-applied: " << services;
+  std::string out = connectMany("198.19.0.10", 10);
+  EXPECT_EQ(count(out, "web-1") + count(out, "web-2"), 10) << out;
+  // The status table says so too.
+  auto table = run(cli("status"));
+  EXPECT_NE(table.out.find("70000 is out of range"), std::string::npos) << table.out;
+  fs::remove(dir_ + "/config/20-new.yaml");
+  ASSERT_TRUE(waitFor([] { return status().value("config_ok", false); }, 3000));
+}
+
+TEST_F(AgentE2E, MetricsPassPromtoolAndCountSplicedConnections) {
+  connectMany("198.19.0.10", 5);
+  int port = status().value("metrics_port", 0);
+  ASSERT_GT(port, 0);
+  std::string url = "http://127.0.0.1:" + std::to_string(port) + "/metrics";
+  std::string body;
+  ASSERT_TRUE(waitFor(
+      [&] {
+        body = run("curl -s " + url).out;
+        return body.find("istio_tcp_connections_closed_total") != std::string::npos;
+      },
+      4000))
+      << body;
+  auto check = run("curl -s " + url + " | promtool check metrics");
+  EXPECT_EQ(check.code, 0) << check.out;
+  for (const char* name :
+       {"istio_tcp_connections_opened_total", "istio_tcp_sent_bytes_total",
+        "istio_tcp_received_bytes_total", "meshlet_config_generation",
+        "meshlet_spliced_connections_total", "meshlet_map_entries", "meshlet_map_capacity",
+        "meshlet_config_rejected_total", "meshlet_config_last_sync_duration_seconds"}) {
+    EXPECT_NE(body.find(name), std::string::npos) << name;
+  }
+  EXPECT_NE(body.find("reporter=\"source\""), std::string::npos);
+  EXPECT_NE(body.find("reporter=\"destination\""), std::string::npos);
+  EXPECT_NE(body.find("destination_service=\"web.shop.svc.cluster.local\""), std::string::npos);
+  EXPECT_NE(body.find("source_workload=\"client\""), std::string::npos);
+}
+
+// The agent restarts in the middle of a long transfer: the transfer completes intact, new
+// connections are balanced while no agent runs, and the new agent adopts the datapath.
+TEST_F(AgentE2E, RestartDuringLongTransferLosesNothing) {
+  std::string result_file = dir_ + "/transfer.result";
+  fs::remove(result_file);
+  pid_t xfer = sb_->spawnInPod(sb_->pod("client"), [result_file] {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(80);
+    inet_pton(AF_INET, "198.19.0.10", &a.sin_addr);
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    std::string verdict;
+    if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+      verdict = "connect failed";
+    } else {
+      char greet[5];
+      if (read(s, greet, 5) != 5) verdict = "no greeting";
+      const size_t chunk = 256 << 10, chunks = 160;  // 40 MiB over ~3 s
+      std::thread writer([&] {
+        std::string buf(chunk, 0);
+        for (size_t c = 0; c < chunks; ++c) {
+          for (size_t i = 0; i < chunk; ++i) buf[i] = static_cast<char>((c * 7 + i * 13) & 0xff);
+          size_t off = 0;
+          while (off < chunk) {
+            ssize_t n = write(s, buf.data() + off, chunk - off);
+            if (n <= 0) return;
+            off += n;
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(18));
+        }
+        shutdown(s, SHUT_WR);
+      });
+      size_t got = 0;
+      bool ok = true;
+      char buf[65536];
+      ssize_t n;
+      while ((n = read(s, buf, sizeof(buf))) > 0) {
+        for (ssize_t i = 0; i < n; ++i, ++got) {
+          size_t c = got / chunk, off = got % chunk;
+          if (buf[i] != static_cast<char>((c * 7 + off * 13) & 0xff)) ok = false;
+        }
+      }
+      writer.join();
+      verdict = ok && got == chunk * chunks ? "intact" : "broken after " + std::to_string(got);
+    }
+    std::ofstream(result_file) << verdict;
+    return 0;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto ids_before = run(cli("services -o json")).out;
+  stopAgent();
+  // No agent: new connections are still balanced by the pinned programs and maps.
+  std::string out = connectMany("198.19.0.10", 30);
+  EXPECT_EQ(count(out, "web-1") + count(out, "web-2"), 30) << out;
+  EXPECT_GT(count(out, "web-1"), 0);
+  EXPECT_GT(count(out, "web-2"), 0);
+  auto down = run(cli("status"));
+  EXPECT_NE(down.code, 0);
+  EXPECT_NE(down.out.find("cannot reach meshletd"), std::string::npos) << down.out;
+  EXPECT_EQ(std::count(down.out.begin(), down.out.end(), '\n'), 1) << down.out;
+  auto maps = run(cli("bpf maps -o json"));
+  EXPECT_EQ(maps.code, 0) << maps.out;
+  EXPECT_NE(maps.out.find("meshlet_svc_v1"), std::string::npos);
+
+  startAgent();
+  EXPECT_TRUE(status().value("adopted", false));
+  EXPECT_EQ(run(cli("services -o json")).out, ids_before) << "service ids changed on restart";
+  int st = 0;
+  waitpid(xfer, &st, 0);
+  std::ifstream f(result_file);
+  std::string verdict((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(verdict, "intact");
+}
+
+TEST_F(AgentE2E, UninstallRemovesEverything) {
+  stopAgent();
+  auto r = run(std::string(MESHLETD_BIN) + " --uninstall --bpffs " + sb_->bpffs());
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_FALSE(fs::exists(sb_->bpffs()));
+  auto attached = run("bpftool cgroup show " + sb_->cgroup());
+  EXPECT_EQ(attached.out.find("meshlet"), std::string::npos) << attached.out;
+  // The service address is no longer translated.
+  auto c = testing::decode(sb_->runInPod(sb_->pod("client"), [] {
+    return testing::encode(testing::tcpConnect("198.19.0.10", 80, 300));
+  }));
+  EXPECT_NE(c.err, 0);
+  startAgent();  // leave the suite as we found it
+}
+
+}  // namespace
+}  // namespace meshlet
