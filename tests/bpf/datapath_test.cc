@@ -439,3 +439,31 @@ TEST_F(DatapathTest, SameNodeEnrolledPairIsSplicedAndStreamIsIntact) {
 
 }  // namespace
 }  // namespace meshlet
+
+namespace meshlet {
+namespace {
+
+TEST_F(DatapathTest, ConfigurationLargerThanAMapIsRefusedWholeAndNothingChanges) {
+  Desired d = base();
+  d.service(13, "198.19.0.19", 80, IPPROTO_TCP, MESHLET_LB_RANDOM, 0,
+            {{sb_->pod("b1").ip4, 8080}});
+  apply(d);
+  Desired big = base();
+  for (uint32_t i = 0; i < MESHLET_MAX_SERVICES + 1; ++i) {
+    meshlet_svc_key k{};
+    k.addr[0] = htonl(0xc6130000u + i);  // 198.19.x.y
+    k.port = 8000;
+    k.proto = IPPROTO_TCP;
+    k.family = MESHLET_AF_INET;
+    big.d.services[k] = meshlet_svc_value{i, 0, 0, 0, 0, 0};
+  }
+  auto st = dp_->apply(big.d);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message().find("meshlet_svc_v1 is full"), std::string::npos)
+      << st.error().message();
+  EXPECT_NE(st.error().message().find("nothing was applied"), std::string::npos);
+  EXPECT_EQ(connectFrom("client", "198.19.0.19", 80).greeting, "b1");
+}
+
+}  // namespace
+}  // namespace meshlet
