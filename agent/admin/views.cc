@@ -161,13 +161,7 @@ Json connectionsJson(const AgentView& v, const std::vector<ConnEntry>& conns, ui
           endpointString(IpAddr::fromWords(val.orig_addr, c.key.family), val.orig_port);
     } else if (!active) {
       // The client on this node knows which service it dialled.
-      meshlet_sock_key pk{};
-      std::memcpy(pk.local, c.key.remote, sizeof(pk.local));
-      std::memcpy(pk.remote, c.key.local, sizeof(pk.remote));
-      pk.lport = c.key.rport;
-      pk.rport = c.key.lport;
-      pk.family = c.key.family;
-      auto it = by_key.find(sockKeyBytes(pk));
+      auto it = by_key.find(sockKeyBytes(peerKey(c.key)));
       if (it != by_key.end() && it->second->value.svc_id != MESHLET_NO_ID) {
         svc_id = it->second->value.svc_id;
         service_address = endpointString(

@@ -58,12 +58,13 @@ bool sameBytes(const T& a, const T& b) {
 
 // Writes every entry of `want` that `have` lacks or holds differently.
 template <typename Map>
-Status upsert(int fd, const char* name, const Map& want, const Map& have) {
+Status upsert(int fd, const char* name, const Map& want, const Map& have, std::string& failed) {
   for (const auto& [k, v] : want) {
     auto it = have.find(k);
     if (it != have.end() && sameBytes(it->second, v)) continue;
     if (bpf_map_update_elem(fd, &k, &v, BPF_ANY) != 0) {
       int err = errno;
+      failed = name;
       return Error::fromErrno(std::string("update of map ") + name + " failed", err);
     }
   }
@@ -276,6 +277,7 @@ Status Datapath::apply(const DesiredDatapath& d) {
     size_t cap = bpf_map__max_entries(f.map);
     if (f.want > cap) {
       ++map_update_errors_;
+      failed_map_ = f.name;
       return Error(std::string("map ") + f.name + " is full: the configuration needs " +
                        std::to_string(f.want) + " entries, the map holds " +
                        std::to_string(cap) + "; nothing was applied",
@@ -290,17 +292,31 @@ Status Datapath::apply(const DesiredDatapath& d) {
 
   // 1. Backends and affinity tables first: a service never counts a slot not yet written.
   // 2. Then services, pods and pod IPs. 3. Then stale entries, services before their slots.
-  Status st = upsert(be, "meshlet_backends_v1", d.backends, applied_.backends);
-  if (st) st = upsert(mg, "meshlet_maglev_v1", d.maglev, applied_.maglev);
-  if (st) st = upsert(svc, "meshlet_svc_v1", d.services, applied_.services);
-  if (st) st = upsert(pods, "meshlet_pods_v1", d.pods, applied_.pods);
-  if (st) st = upsert(ips, "meshlet_local_ips_v1", d.local_ips, applied_.local_ips);
+  failed_map_.clear();
+  Status st = upsert(be, "meshlet_backends_v1", d.backends, applied_.backends, failed_map_);
+  if (st) st = upsert(mg, "meshlet_maglev_v1", d.maglev, applied_.maglev, failed_map_);
+  if (st) st = upsert(svc, "meshlet_svc_v1", d.services, applied_.services, failed_map_);
+  if (st) st = upsert(pods, "meshlet_pods_v1", d.pods, applied_.pods, failed_map_);
+  if (st) st = upsert(ips, "meshlet_local_ips_v1", d.local_ips, applied_.local_ips, failed_map_);
   if (!st) {
     ++map_update_errors_;
-    // What was written is unknown in part: re-read the kernel so the next apply converges.
+    // Roll back to what was in force: read what the maps hold now and restore the mirror.
+    DesiredDatapath previous = std::move(applied_);
     applied_ = DesiredDatapath{};
     loadApplied();
-    return st;
+    std::string ignored;
+    upsert(be, "meshlet_backends_v1", previous.backends, applied_.backends, ignored);
+    upsert(mg, "meshlet_maglev_v1", previous.maglev, applied_.maglev, ignored);
+    upsert(svc, "meshlet_svc_v1", previous.services, applied_.services, ignored);
+    upsert(pods, "meshlet_pods_v1", previous.pods, applied_.pods, ignored);
+    upsert(ips, "meshlet_local_ips_v1", previous.local_ips, applied_.local_ips, ignored);
+    removeStale(svc, previous.services, applied_.services);
+    removeStale(pods, previous.pods, applied_.pods);
+    removeStale(ips, previous.local_ips, applied_.local_ips);
+    removeStale(mg, previous.maglev, applied_.maglev);
+    removeStale(be, previous.backends, applied_.backends);
+    applied_ = std::move(previous);
+    return Error(st.error().message() + "; the previous state was restored", st.error().code());
   }
   removeStale(svc, d.services, applied_.services);
   removeStale(pods, d.pods, applied_.pods);

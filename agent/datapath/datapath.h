@@ -3,6 +3,7 @@
 // pinned maps), attaches or adopts the programs, diff-applies desired map contents and reads
 // the kernel's counters.
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,6 +32,17 @@ struct ConnEntry {
   meshlet_sock_key key{};
   meshlet_conn_value value{};
 };
+
+// The key of the other side of a connection (both ends on this node).
+inline meshlet_sock_key peerKey(const meshlet_sock_key& k) {
+  meshlet_sock_key p{};
+  std::memcpy(p.local, k.remote, sizeof(p.local));
+  std::memcpy(p.remote, k.local, sizeof(p.remote));
+  p.lport = k.rport;
+  p.rport = k.lport;
+  p.family = k.family;
+  return p;
+}
 
 struct SvcCounters {
   uint64_t connects = 0;
@@ -71,6 +83,8 @@ class Datapath {
   // What the agent last wrote (or, right after open, what the maps held).
   const DesiredDatapath& applied() const { return applied_; }
   uint64_t mapUpdateErrors() const { return map_update_errors_; }
+  // The map the last failed apply() was about ("" when none failed).
+  const std::string& lastFailedMap() const { return failed_map_; }
 
  private:
   Datapath() = default;
@@ -81,6 +95,7 @@ class Datapath {
   std::vector<::bpf_link*> links_;
   bool adopted_ = false;
   uint64_t map_update_errors_ = 0;
+  std::string failed_map_;
   DesiredDatapath applied_;  // mirror of what the maps hold
 };
 

@@ -173,13 +173,7 @@ Status Agent::applySnapshot(SnapshotPtr snap, bool seed_ids) {
     out = translate(in, ids_);
   }
   if (auto st = dp_->apply(out.desired); !st) {
-    metrics_.mapUpdateError(st.error().message().find("meshlet_") != std::string::npos
-                                ? st.error().message().substr(
-                                      st.error().message().find("meshlet_"),
-                                      st.error().message().find(' ', st.error().message().find(
-                                                                         "meshlet_")) -
-                                          st.error().message().find("meshlet_"))
-                                : "unknown");
+    metrics_.mapUpdateError(dp_->lastFailedMap().empty() ? "unknown" : dp_->lastFailedMap());
     return st;
   }
   ids_ = std::move(out.ids);

@@ -15,16 +15,6 @@ std::string keyBytes(const meshlet_sock_key& k) {
   return std::string(reinterpret_cast<const char*>(&k), sizeof(k));
 }
 
-meshlet_sock_key peerKey(const meshlet_sock_key& k) {
-  meshlet_sock_key p{};
-  std::memcpy(p.local, k.remote, sizeof(p.local));
-  std::memcpy(p.remote, k.local, sizeof(p.remote));
-  p.lport = k.rport;
-  p.rport = k.lport;
-  p.family = k.family;
-  return p;
-}
-
 const Pod* findPod(const Snapshot& s, const std::string& ns_name) {
   auto slash = ns_name.find('/');
   if (slash == std::string::npos) return nullptr;
