@@ -110,6 +110,11 @@ Status AdminServer::start(const std::string& socket_path) {
   umask(old);
   if (rc != 0) return Error::fromErrno("cannot bind admin socket " + socket_path, errno);
   chmod(socket_path.c_str(), 0600);
+  struct stat st {};
+  if (stat(socket_path.c_str(), &st) == 0) {
+    sock_dev_ = st.st_dev;
+    sock_ino_ = st.st_ino;
+  }
   if (listen(listen_fd_, 64) != 0) return Error::fromErrno("listen on " + socket_path, errno);
   if (pipe2(wake_, O_CLOEXEC) != 0) return Error::fromErrno("pipe", errno);
   thread_ = std::thread([this] { serve(); });
@@ -127,7 +132,12 @@ void AdminServer::stop() {
     if (*fd >= 0) ::close(*fd);
     *fd = -1;
   }
-  if (!path_.empty()) ::unlink(path_.c_str());
+  struct stat st {};
+  // Another agent may have taken the path over since: leave its socket alone.
+  if (!path_.empty() && stat(path_.c_str(), &st) == 0 && st.st_dev == sock_dev_ &&
+      st.st_ino == sock_ino_) {
+    ::unlink(path_.c_str());
+  }
   path_.clear();
 }
 

@@ -1,6 +1,8 @@
 #pragma once
 // The admin API server: HTTP/1.0 over a root-only unix socket, one request per connection,
 // JSON answers (see docs/ADMIN_API.md). Runs on its own thread, off the datapath work.
+#include <sys/types.h>
+
 #include <atomic>
 #include <functional>
 #include <map>
@@ -47,6 +49,8 @@ class AdminServer {
   AdminHandler handler_;
   std::string path_;
   int listen_fd_ = -1;
+  dev_t sock_dev_ = 0;  // identity of the socket file we bound, so stop() removes only ours
+  ino_t sock_ino_ = 0;
   int wake_[2] = {-1, -1};
   std::thread thread_;
 };

@@ -46,8 +46,16 @@ Result<AgentFlags> parseAgentFlags(int argc, char** argv) {
     return Error("meshletd: --config-dir is required (the file source is the only source yet)",
                  2);
   }
-  if (f.metrics_addr.find(':') == std::string::npos) {
-    return Error("meshletd: --metrics-addr must be HOST:PORT, got \"" + f.metrics_addr + "\"", 2);
+  {
+    auto colon = f.metrics_addr.rfind(':');
+    std::string port = colon == std::string::npos ? "" : f.metrics_addr.substr(colon + 1);
+    bool numeric = !port.empty() && port.size() <= 5 &&
+                   port.find_first_not_of("0123456789") == std::string::npos;
+    if (colon == std::string::npos || colon == 0 || !numeric || std::stoi(port) > 65535) {
+      return Error("meshletd: --metrics-addr must be HOST:PORT with a port 0-65535, got \"" +
+                       f.metrics_addr + "\"",
+                   2);
+    }
   }
   return f;
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "agent/admin/views.h"
 #include "agent/common/log.h"
 
 namespace meshlet {
@@ -35,7 +36,7 @@ struct Workload {
 
 std::string labelOr(const Labels& l, const char* key, const std::string& fallback) {
   auto it = l.find(key);
-  return it == l.end() ? fallback : it->second;
+  return it == l.end() || it->second.empty() ? fallback : it->second;  // as translate() does
 }
 
 Workload workloadOfPod(const Pod& p, const std::string& trust_domain = "cluster.local") {
@@ -187,7 +188,14 @@ Metrics::Metrics()
       svc_failed_(BuildCounter()
                       .Name("meshlet_service_failed_connects_total")
                       .Help("Balanced connections that never established")
-                      .Register(*registry_)) {}
+                      .Register(*registry_)) {
+  // Unlabelled series exist from the start, at 0, so a scrape always shows them.
+  rejected_.Add({});
+  spliced_.Add({});
+  generation_.Add({});
+  config_ok_.Add({});
+  sync_seconds_.Add({});
+}
 
 Status Metrics::serve(const std::string& addr) {
   try {
@@ -286,7 +294,7 @@ void Metrics::setKernelCounters(Datapath& dp, const DesiredDatapath& info) {
         {"destination_service", s.name + "." + s.ns + ".svc.cluster.local"},
         {"destination_service_name", s.name},
         {"destination_service_namespace", s.ns},
-        {"service_address", s.cluster_ip.toString() + ":" + std::to_string(s.port)},
+        {"service_address", endpointString(s.cluster_ip, s.port)},
         {"protocol", s.protocol == Protocol::kUDP ? "udp" : "tcp"}};
     bump(svc_connects_, l, now.connects + now.udp_msgs, last.connects);
     bump(svc_refused_, l, now.no_backend, last.no_backend);
