@@ -50,7 +50,8 @@ pods_exec "$P" web-2 iperf3 -s -p 5201 >"$RUN/iperf3.log" 2>&1 &
 step "meshletd --config-dir examples/demo (attached at $(cgroup2_root)/$P, pins under $BPFFS)"
 cp -r examples/demo "$RUN/config"
 "$MESHLETD" --config-dir "$RUN/config" --node-name demo-node --cgroup "$(cgroup2_root)/$P" \
-  --bpffs "$BPFFS" --admin-socket "$SOCK" --metrics-addr "$METRICS" >"$RUN/meshletd.log" 2>&1 &
+  --bpffs "$BPFFS" --admin-socket "$SOCK" --metrics-addr "$METRICS" \
+  --cni-socket "$RUN/cni.sock" --state-dir "$RUN/state" >"$RUN/meshletd.log" 2>&1 &
 AGENT_PID=$!
 for _ in $(seq 50); do "${CLI[@]}" status >/dev/null 2>&1 && break; sleep 0.1; done
 sleep 0.5

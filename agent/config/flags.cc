@@ -29,6 +29,11 @@ Result<AgentFlags> parseAgentFlags(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--metrics-addr", f.metrics_addr, "HOST:PORT for Prometheus /metrics")
       ->capture_default_str();
+  app.add_option("--cni-socket", f.cni_socket, "unix socket the CNI plugin talks to")
+      ->capture_default_str();
+  app.add_option("--state-dir", f.state_dir,
+                 "where enrollment state is kept across restarts (CNI-enrolled pods)")
+      ->capture_default_str();
   app.add_option("--log-level", f.log_level, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
       ->capture_default_str();

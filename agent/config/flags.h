@@ -13,6 +13,8 @@ struct AgentFlags {
   std::string bpffs = "/sys/fs/bpf/meshlet";
   std::string admin_socket = "/var/run/meshlet/admin.sock";
   std::string metrics_addr = "0.0.0.0:15020";
+  std::string cni_socket = "/var/run/meshlet/cni.sock";
+  std::string state_dir = "/var/run/meshlet/state";
   std::string log_level = "info";
   bool uninstall = false;
 };

@@ -136,6 +136,12 @@ Result<std::string> detectCgroup2Root() {
 Result<uint64_t> netnsCookie(const std::string& path) {
   int nsfd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (nsfd < 0) return Error::fromErrno("cannot open network namespace " + path, errno);
+  auto cookie = netnsCookieFromFd(nsfd, path);
+  ::close(nsfd);
+  return cookie;
+}
+
+Result<uint64_t> netnsCookieFromFd(int nsfd, const std::string& path) {
   uint64_t cookie = 0;
   int err = 0;
   std::string step;
@@ -160,7 +166,6 @@ Result<uint64_t> netnsCookie(const std::string& path) {
     ::close(s);
   });
   t.join();
-  ::close(nsfd);
   if (err != 0) return Error::fromErrno(step + " in network namespace " + path, err);
   return cookie;
 }

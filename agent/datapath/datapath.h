@@ -104,6 +104,8 @@ Result<std::string> detectCgroup2Root();
 
 // The netns cookie of the network namespace at `path` (SO_NETNS_COOKIE of a socket made in it).
 Result<uint64_t> netnsCookie(const std::string& path);
+// The same for an open network namespace file descriptor (e.g. one the CNI plugin passed).
+Result<uint64_t> netnsCookieFromFd(int nsfd, const std::string& what);
 
 // True when the kernel lets cgroup sock_addr programs set the call's return value.
 bool kernelHasSetRetval();

@@ -118,6 +118,13 @@ Status Agent::setUp() {
   admin_ = std::make_unique<AdminServer>([this](const AdminRequest& r) { return handle(r); });
   if (auto st = admin_->start(flags_.admin_socket); !st) return st;
   logInfo("admin API on " + flags_.admin_socket);
+
+  cni_ = CniStore(flags_.state_dir + "/cni-pods.json");
+  restoreCniPods();
+  cni_server_ = std::make_unique<CniServer>(
+      [this](const cni::Request& r, int fd) { return submitCni(r, fd); });
+  if (auto st = cni_server_->start(flags_.cni_socket); !st) return st;
+  logInfo("CNI enrollment on " + flags_.cni_socket);
   return Status::Ok();
 }
 
@@ -132,6 +139,7 @@ void Agent::resolveCookies(const Snapshot& s, bool retry_failed) {
   for (const auto& pod : s.pods) {
     if (pod.node_name != flags_.node_name || pod.netns.empty() || !podEnrolled(s, pod)) continue;
     std::string key = pod.meta.ns + "/" + pod.meta.name;
+    if (pod.enrolled_by == "cni") continue;  // the cookie came with the CNI call
     struct stat st {};
     std::string src = stat(pod.netns.c_str(), &st) == 0
                           ? pod.netns + ":" + std::to_string(st.st_dev) + ":" +
@@ -152,9 +160,9 @@ void Agent::resolveCookies(const Snapshot& s, bool retry_failed) {
       cookie_err_[key] = msg;
     }
   }
-  // Forget pods that left.
+  // Forget pods that left (CNI pods stay until DEL or until their netns is gone).
   for (auto it = cookies_.begin(); it != cookies_.end();) {
-    bool present = false;
+    bool present = cni_.pods().count(it->first) > 0;
     for (const auto& pod : s.pods) present |= pod.meta.ns + "/" + pod.meta.name == it->first;
     it = present ? std::next(it) : cookies_.erase(it);
   }
@@ -192,15 +200,15 @@ void Agent::pollConfig() {
   bool changed = sig != config_signature_;
   if (changed) {
     config_signature_ = sig;
-    auto loaded = loadDirectory(flags_.config_dir);
+    auto loaded = loadDirectory(flags_.config_dir, /*synthesize=*/false);
     if (!loaded.ok()) {
       recordError("configuration rejected, the last good state stays in force: " +
                   loaded.error().message());
       metrics_.configRejected();
       return;
     }
-    auto snap = std::make_shared<Snapshot>(std::move(*loaded));
-    snap->generation = status_.generation + 1;
+    auto file = std::make_shared<const Snapshot>(std::move(*loaded));
+    SnapshotPtr snap = buildSnapshot(*file);
     resolveCookies(*snap, true);
     bool first = good_ == nullptr;
     if (auto st = applySnapshot(snap, first); !st) {
@@ -209,6 +217,7 @@ void Agent::pollConfig() {
       metrics_.configRejected();
       return;
     }
+    file_good_ = std::move(file);
     status_.config_ok = true;
     logInfo("configuration generation " + std::to_string(status_.generation) + " applied: " +
             std::to_string(desired_->service_info.size()) + " service ports, " +
@@ -292,10 +301,21 @@ int Agent::run() {
       }
       next_collect = now + std::chrono::seconds(1);
     }
+    reconcileCniPods();
     publish();
-    for (int i = 0; i < 4 && !stop_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    // Sleep up to 200 ms, waking at once for a CNI request.
+    for (int i = 0; i < 4 && !stop_; ++i) {
+      {
+        std::unique_lock<std::mutex> lock(cni_mu_);
+        cni_cv_.wait_for(lock, std::chrono::milliseconds(50),
+                         [this] { return !cni_queue_.empty() || stop_; });
+      }
+      drainCni();
+    }
   }
+  drainCni();
   logInfo("stopping; the datapath stays attached and pinned under " + flags_.bpffs);
+  cni_server_->stop();
   admin_->stop();
   return 0;
 }

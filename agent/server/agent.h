@@ -3,16 +3,20 @@
 // metrics. One loop thread does the config and datapath work; the admin server and the
 // metrics exposer have threads of their own and only read a published AgentView.
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 
+#include "agent/admin/cni_server.h"
 #include "agent/admin/server.h"
 #include "agent/admin/views.h"
 #include "agent/config/flags.h"
 #include "agent/datapath/datapath.h"
 #include "agent/telemetry/metrics.h"
+#include "agent/sources/cni_store.h"
 #include "agent/translate/translate.h"
 
 namespace meshlet {
@@ -31,7 +35,18 @@ class Agent {
   Status setUp();
   void pollConfig();
   void resolveCookies(const Snapshot& s, bool retry_failed);
+  // The file snapshot merged with the CNI pods (and `extra`), endpoints synthesized.
+  SnapshotPtr buildSnapshot(const Snapshot& file, const CniPod* extra = nullptr) const;
   Status applySnapshot(SnapshotPtr snap, bool seed_ids);
+  // CNI: queue a request for the loop thread and wait for its answer (called by CniServer).
+  cni::Response submitCni(const cni::Request& req, int netns_fd);
+  void drainCni();
+  cni::Response handleCni(const cni::Request& req, int netns_fd);
+  cni::Response cniAdd(const cni::Request& req, int netns_fd);
+  cni::Response cniDel(const cni::Request& req);
+  cni::Response cniCheck(const cni::Request& req);
+  void restoreCniPods();
+  void reconcileCniPods();
   void publish();
   void recordError(const std::string& message);
   AdminResponse handle(const AdminRequest& req);
@@ -40,11 +55,14 @@ class Agent {
   std::atomic<bool> stop_{false};
   std::unique_ptr<Datapath> dp_;
   std::unique_ptr<AdminServer> admin_;
+  std::unique_ptr<CniServer> cni_server_;
   Metrics metrics_;
 
   // Loop-thread state.
   std::string config_signature_;
-  SnapshotPtr good_;  // last good snapshot
+  std::shared_ptr<const Snapshot> file_good_;  // last good file snapshot (unmerged)
+  SnapshotPtr good_;  // last good snapshot as applied (file + CNI pods)
+  CniStore cni_;
   std::shared_ptr<const DesiredDatapath> desired_;
   IdTable ids_;
   std::map<std::string, uint64_t> cookies_;       // "ns/name" -> netns cookie
@@ -55,6 +73,17 @@ class Agent {
   // Published for the admin thread.
   std::mutex view_mu_;
   std::shared_ptr<const AgentView> view_;
+
+  // CNI requests waiting for the loop thread.
+  struct PendingCni {
+    const cni::Request* req;
+    int netns_fd;
+    cni::Response resp;
+    bool done = false;
+  };
+  std::mutex cni_mu_;
+  std::condition_variable cni_cv_;
+  std::deque<PendingCni*> cni_queue_;
 };
 
 }  // namespace meshlet

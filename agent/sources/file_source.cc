@@ -300,7 +300,7 @@ Status validateSnapshot(const Snapshot& s) {
   return Status::Ok();
 }
 
-Result<Snapshot> loadDirectory(const std::string& dir) {
+Result<Snapshot> loadDirectory(const std::string& dir, bool synthesize) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::file_status st = fs::status(dir, ec);
@@ -335,7 +335,7 @@ Result<Snapshot> loadDirectory(const std::string& dir) {
   }
   Status valid = validateSnapshot(snapshot);
   if (!valid.ok()) return valid.error();
-  synthesizeEndpointSlices(snapshot);
+  if (synthesize) synthesizeEndpointSlices(snapshot);
   return snapshot;
 }
 

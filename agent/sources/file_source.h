@@ -22,7 +22,9 @@ Status validateSnapshot(const Snapshot& s);
 
 // Reads every *.yaml / *.yml / *.json file of `dir` (not recursive, sorted by name) into one
 // snapshot; any error rejects the whole directory.
-Result<Snapshot> loadDirectory(const std::string& dir);
+// With synthesize = false the caller runs synthesizeEndpointSlices itself (after merging pods
+// from other sources, whose IPs the YAML does not know).
+Result<Snapshot> loadDirectory(const std::string& dir, bool synthesize = true);
 
 // Endpoints for a Service with a selector and no EndpointSlice: synthesized from the matching
 // Pods like the Kubernetes endpoints controller (ready = pod Ready condition; named targetPort

@@ -99,7 +99,8 @@ struct Pod {
   std::vector<IpAddr> pod_ips;  // status.podIPs (or podIP)
   bool ready = false;           // status.conditions Ready=True
   std::string phase;
-  std::string netns;            // annotation meshlet.io/netns
+  std::string netns;            // annotation meshlet.io/netns, or CNI_NETNS
+  std::string enrolled_by = "file";  // "file" (YAML) or "cni" (the CNI plugin told us)
 };
 
 // One immutable view of the cluster. Sources build it; everyone else reads it.

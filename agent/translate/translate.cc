@@ -62,6 +62,7 @@ void translatePods(const TranslateInput& in, const IdTable& previous, TranslateO
     info.service_account = pod->service_account;
     info.ips = pod->pod_ips;
     info.netns = pod->netns;
+    info.enrolled_by = pod->enrolled_by;
     auto cookie_it = in.netns_cookies.find(key);
     info.netns_cookie = cookie_it == in.netns_cookies.end() ? 0 : cookie_it->second;
 

@@ -156,7 +156,8 @@ class AgentE2E : public ::testing::Test {
       execl(MESHLETD_BIN, MESHLETD_BIN, "--config-dir", (dir_ + "/config").c_str(),
             "--node-name", "e2e-node", "--cgroup", sb_->cgroup().c_str(), "--bpffs",
             sb_->bpffs().c_str(), "--admin-socket", sock().c_str(), "--metrics-addr",
-            "127.0.0.1:0", static_cast<char*>(nullptr));
+            "127.0.0.1:0", "--cni-socket", (dir_ + "/cni.sock").c_str(), "--state-dir",
+            (dir_ + "/state").c_str(), static_cast<char*>(nullptr));
       _exit(127);
     }
     agent_pid_ = pid;

@@ -1,0 +1,159 @@
+#include "agent/admin/cni_server.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+
+#include "agent/common/log.h"
+
+namespace meshlet {
+
+Status readFramed(int sock, std::string& body, int& passed_fd, size_t max_bytes) {
+  passed_fd = -1;
+  std::string buf;
+  size_t want = 4;
+  bool have_len = false;
+  while (buf.size() < want) {
+    char data[16384];
+    char control[CMSG_SPACE(sizeof(int))] = {};
+    iovec iov{data, std::min(sizeof(data), want - buf.size())};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error::fromErrno("reading the CNI request", errno);
+    }
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        int fds[4];
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        std::memcpy(fds, CMSG_DATA(c), std::min(count, size_t{4}) * sizeof(int));
+        for (size_t i = 0; i < count && i < 4; ++i) {
+          if (passed_fd < 0) {
+            passed_fd = fds[i];
+          } else {
+            ::close(fds[i]);  // only one is expected
+          }
+        }
+      }
+    }
+    if (n == 0) return Error("the CNI plugin closed the connection mid-request");
+    buf.append(data, n);
+    if (!have_len && buf.size() >= 4) {
+      uint32_t len = (uint8_t(buf[0]) << 24) | (uint8_t(buf[1]) << 16) | (uint8_t(buf[2]) << 8) |
+                     uint8_t(buf[3]);
+      if (len > max_bytes) return Error("CNI request of " + std::to_string(len) + " bytes is too large");
+      want = 4 + len;
+      have_len = true;
+    }
+  }
+  body = buf.substr(4);
+  return Status::Ok();
+}
+
+Status writeFramed(int sock, const std::string& body) {
+  uint32_t len = body.size();
+  std::string out(4, '\0');
+  out[0] = char(len >> 24);
+  out[1] = char(len >> 16);
+  out[2] = char(len >> 8);
+  out[3] = char(len);
+  out += body;
+  size_t off = 0;
+  while (off < out.size()) {
+    ssize_t n = ::send(sock, out.data() + off, out.size() - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Error::fromErrno("writing the CNI response", errno);
+    off += n;
+  }
+  return Status::Ok();
+}
+
+Status CniServer::start(const std::string& socket_path) {
+  path_ = socket_path;
+  std::error_code ec;
+  auto dir = std::filesystem::path(socket_path).parent_path();
+  if (!dir.empty()) std::filesystem::create_directories(dir, ec);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof(addr.sun_path)) return Error("CNI socket path too long");
+  std::strncpy(addr.sun_path, socket_path.c_str(), sizeof(addr.sun_path) - 1);
+  listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (listen_fd_ < 0) return Error::fromErrno("CNI socket", errno);
+  ::unlink(socket_path.c_str());
+  mode_t old = umask(0077);
+  int rc = bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  umask(old);
+  if (rc != 0) return Error::fromErrno("cannot bind CNI socket " + socket_path, errno);
+  if (listen(listen_fd_, 64) != 0) return Error::fromErrno("listen on " + socket_path, errno);
+  if (pipe2(wake_, O_CLOEXEC) != 0) return Error::fromErrno("pipe", errno);
+  thread_ = std::thread([this] { serve(); });
+  return Status::Ok();
+}
+
+void CniServer::stop() {
+  if (wake_[1] >= 0) {
+    char c = 1;
+    if (write(wake_[1], &c, 1) < 0) {
+    }
+  }
+  if (thread_.joinable()) thread_.join();
+  for (int* fd : {&listen_fd_, &wake_[0], &wake_[1]}) {
+    if (*fd >= 0) ::close(*fd);
+    *fd = -1;
+  }
+  if (!path_.empty()) ::unlink(path_.c_str());
+  path_.clear();
+}
+
+void CniServer::serve() {
+  for (;;) {
+    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    if (fds[1].revents) return;
+    if (fds[0].revents & POLLIN) {
+      int c = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c >= 0) {
+        handleClient(c);
+        ::close(c);
+      }
+    }
+  }
+}
+
+void CniServer::handleClient(int fd) {
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  std::string body;
+  int netns_fd = -1;
+  cni::Response resp;
+  auto st = readFramed(fd, body, netns_fd);
+  cni::Request req;
+  if (!st) {
+    resp.set_status(cni::Response::FAILED);
+    resp.set_message(st.error().message());
+  } else if (!req.ParseFromString(body)) {
+    resp.set_status(cni::Response::FAILED);
+    resp.set_message("malformed CNI request (not a meshlet.cni.Request message)");
+  } else {
+    resp = handler_(req, netns_fd);
+  }
+  if (netns_fd >= 0) ::close(netns_fd);
+  if (auto w = writeFramed(fd, resp.SerializeAsString()); !w) logWarn(w.error().message());
+}
+
+}  // namespace meshlet
