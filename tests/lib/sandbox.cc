@@ -159,6 +159,19 @@ const TestPod& Sandbox::addPod(const std::string& name) {
   return it->second;
 }
 
+const TestPod& Sandbox::addBarePod(const std::string& name) {
+  TestPod p;
+  p.name = name;
+  p.netns = "mlt-" + id_ + "-" + name;
+  p.netns_path = "/var/run/netns/" + p.netns;
+  p.cgroup = cgroup_ + "/" + name;
+  fs::create_directories(p.cgroup);
+  sh("ip netns add " + p.netns);
+  sh("ip -n " + p.netns + " link set lo up");
+  auto [it, _] = pods_.emplace(name, p);
+  return it->second;
+}
+
 void Sandbox::removePod(const std::string& name) {
   auto it = pods_.find(name);
   if (it == pods_.end()) return;

@@ -41,6 +41,9 @@ class Sandbox {
   // A pod with 198.18.<subnet>.<host>/16-style addressing chosen by index (1-based):
   // ip4 198.18.0.<index+1>/24... see addPod in sandbox.cc for the exact plan.
   const TestPod& addPod(const std::string& name);
+  // A pod with only a network namespace and a cgroup, for a CNI plugin to wire up.
+  const TestPod& addBarePod(const std::string& name);
+  void setPodIp(const std::string& name, const std::string& ip4) { pods_.at(name).ip4 = ip4; }
   const TestPod& pod(const std::string& name) const { return pods_.at(name); }
   void removePod(const std::string& name);
 
