@@ -8,7 +8,7 @@ PKGS=(
   libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   iproute2 iptables curl iperf3 sockperf wrk haproxy prometheus
-  socat netcat-openbsd procps containernetworking-plugins
+  socat netcat-openbsd procps containernetworking-plugins jq
 )
 missing=()
 for p in "${PKGS[@]}"; do

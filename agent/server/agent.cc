@@ -297,7 +297,7 @@ int Agent::run() {
     if (now >= next_collect) {
       if (desired_ && good_) {
         metrics_.collect(*dp_, *desired_, *good_);
-        metrics_.setKernelCounters(*dp_, *desired_);
+        if (++collections_ % 5 == 1) metrics_.setKernelCounters(*dp_, *desired_);
       }
       next_collect = now + std::chrono::seconds(1);
     }

@@ -69,6 +69,7 @@ class Agent {
   std::map<std::string, std::string> cookie_src_; // "ns/name" -> "path:inode" it was read from
   std::map<std::string, std::string> cookie_err_; // "ns/name" -> last error logged
   AgentStatusInfo status_;
+  uint64_t collections_ = 0;  // metrics passes; per-service kernel counters every 5th
 
   // Published for the admin thread.
   std::mutex view_mu_;

@@ -60,11 +60,14 @@ cni::Response Agent::submitCni(const cni::Request& req, int netns_fd) {
 }
 
 void Agent::drainCni() {
-  for (;;) {
+  for (bool handled = false;; handled = true) {
     PendingCni* p = nullptr;
     {
       std::lock_guard<std::mutex> lock(cni_mu_);
-      if (cni_queue_.empty()) return;
+      if (cni_queue_.empty()) {
+        if (handled) publish();  // the CLI sees the pod as soon as the plugin hears back
+        return;
+      }
       p = cni_queue_.front();
       cni_queue_.pop_front();
     }

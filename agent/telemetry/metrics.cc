@@ -286,10 +286,12 @@ void Metrics::setKernelCounters(Datapath& dp, const DesiredDatapath& info) {
 
   for (const auto& [id, s] : info.service_info) {
     SvcCounters now = dp.svcCounters(id);
-    std::string label = s.ns + "/" + s.name + ":" + std::to_string(s.port) + "/" +
-                        (s.protocol == Protocol::kUDP ? "UDP" : "TCP") + "@" +
-                        s.cluster_ip.toString();
-    auto& last = last_svc_[label];
+    auto& last = last_svc_[id];
+    // Most services are idle: touch the (label-hashing) Prometheus families only on a change.
+    if (now.connects + now.udp_msgs == last.connects && now.no_backend == last.no_backend &&
+        now.failed_connects == last.failed_connects) {
+      continue;
+    }
     std::map<std::string, std::string> l = {
         {"destination_service", s.name + "." + s.ns + ".svc.cluster.local"},
         {"destination_service_name", s.name},

@@ -79,7 +79,7 @@ class Metrics {
 
   std::map<std::string, Seen, std::less<>> seen_;  // by connection key bytes
   std::vector<uint64_t> last_globals_;
-  std::map<std::string, SvcCounters> last_svc_;  // by service label
+  std::map<uint32_t, SvcCounters> last_svc_;  // by service id
 };
 
 }  // namespace meshlet

@@ -50,11 +50,17 @@ pods_cleanup() {
   local prefix=$1 cg ns pid
   cg="$(cgroup2_root)/$prefix"
   if [ -d "$cg" ]; then
-    for procs in "$cg"/*/cgroup.procs "$cg/cgroup.procs"; do
-      [ -f "$procs" ] || continue
-      while read -r pid; do kill -9 "$pid" 2>/dev/null || true; done < "$procs"
+    # Read each cgroup.procs whole (it shrinks as processes exit) and repeat until empty.
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+      local left=0 pids
+      for procs in "$cg"/*/cgroup.procs "$cg/cgroup.procs"; do
+        [ -f "$procs" ] || continue
+        pids=$(cat "$procs")
+        for pid in $pids; do kill -9 "$pid" 2>/dev/null || true; left=1; done
+      done
+      [ "$left" = 0 ] && break
+      sleep 0.2
     done
-    sleep 0.2
     for d in "$cg"/*/; do [ -d "$d" ] && rmdir "$d" 2>/dev/null || true; done
     rmdir "$cg" 2>/dev/null || true
   fi
