@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The demo on the embedded default (file source): three pods in network namespaces on one
-# node, meshletd watching examples/demo/, traffic through Service addresses from the client
+# The demo on the embedded default (file source): meshletd watching examples/demo/, three pods
+# created the way a container runtime creates them (network namespaces wired by Debian's CNI
+# plugins with meshlet-cni chained last), traffic through Service addresses from the client
 # pod, the CLI showing balancing and splicing, the metrics, then cleanup.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +10,7 @@ source tools/lib/pods.sh
 
 tools/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)" --target meshletd meshlet
+cmake --build build -j"$(nproc)" --target meshletd meshlet meshlet-cni
 
 P=mlt-demo
 RUN=/run/$P
@@ -22,6 +23,15 @@ AGENT_PID=""
 
 cleanup() {
   set +e
+  if [ -f "$RUN/net.d/10-demo.conflist" ]; then
+    for pod in web-2 web-1 client; do
+      [ -f "$RUN/$pod.cni.json" ] || continue
+      ip netns exec "$P-node" bash -c "source tools/lib/cni.sh; CNI_PATH='$RUN/cni-bin:/usr/lib/cni' \
+        cni_exec_list DEL '$RUN/net.d/10-demo.conflist' '$P-$pod' /var/run/netns/$P-$pod '' \
+        \"\$(cat '$RUN/$pod.cni.json')\"" >/dev/null 2>&1
+    done
+    "$ROOT/build/cni/meshlet-cni" uninstall --bin-dir "$RUN/cni-bin" --conf-dir "$RUN/net.d" >/dev/null 2>&1
+  fi
   [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null && wait "$AGENT_PID" 2>/dev/null
   "$MESHLETD" --uninstall --bpffs "$BPFFS" --admin-socket "$SOCK" 2>/dev/null
   pods_cleanup "$P"
@@ -33,12 +43,54 @@ trap cleanup EXIT
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "pods: client 198.18.0.2, web-1 198.18.0.3, web-2 198.18.0.4 (network namespaces on one node)"
-pods_node_up "$P"
-pods_add "$P" client 198.18.0.2
-pods_add "$P" web-1 198.18.0.3
-pods_add "$P" web-2 198.18.0.4
 mkdir -p "$RUN"
+step "meshletd --config-dir examples/demo (attached at $(cgroup2_root)/$P, pins under $BPFFS)"
+pods_node_up "$P"
+cp -r examples/demo "$RUN/config"
+"$MESHLETD" --config-dir "$RUN/config" --node-name demo-node --cgroup "$(cgroup2_root)/$P" \
+  --bpffs "$BPFFS" --admin-socket "$SOCK" --metrics-addr "$METRICS" \
+  --cni-socket "$RUN/cni.sock" --state-dir "$RUN/state" >"$RUN/meshletd.log" 2>&1 &
+AGENT_PID=$!
+for _ in $(seq 50); do "${CLI[@]}" status >/dev/null 2>&1 && break; sleep 0.1; done
+
+step "meshlet-cni install: chained last in the node's conflist (bridge + host-local)"
+mkdir -p "$RUN/net.d" "$RUN/cni-bin"
+cat >"$RUN/net.d/10-demo.conflist" <<JSON
+{
+  "cniVersion": "1.0.0",
+  "name": "$P",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "mltdemo0",
+      "isGateway": false,
+      "ipMasq": false,
+      "ipam": {
+        "type": "host-local",
+        "ranges": [[{"subnet": "198.18.0.0/24", "rangeStart": "198.18.0.2"}]],
+        "dataDir": "$RUN/ipam"
+      }
+    }
+  ]
+}
+JSON
+"$ROOT/build/cni/meshlet-cni" install --bin-dir "$RUN/cni-bin" --conf-dir "$RUN/net.d" \
+  --socket "$RUN/cni.sock"
+sed 's/^/  /' "$RUN/net.d/10-demo.conflist"
+
+step "pods: the runtime's CNI ADD (loopback, bridge, host-local, meshlet-cni) for client, web-1, web-2"
+export CNI_PATH="$RUN/cni-bin:/usr/lib/cni"
+for pod in client web-1 web-2; do
+  ip netns add "$P-$pod"
+  mkdir -p "$(cgroup2_root)/$P/$pod"
+  args="IgnoreUnknown=1;K8S_POD_NAMESPACE=demo;K8S_POD_NAME=$pod;K8S_POD_INFRA_CONTAINER_ID=$P-$pod;K8S_POD_UID=uid-$pod"
+  echo '{"cniVersion":"1.0.0","name":"lo","type":"loopback"}' | ip netns exec "$P-node" env \
+    CNI_COMMAND=ADD CNI_CONTAINERID="$P-$pod" CNI_NETNS="/var/run/netns/$P-$pod" CNI_IFNAME=lo \
+    CNI_PATH="$CNI_PATH" /usr/lib/cni/loopback >/dev/null
+  ip netns exec "$P-node" bash -c "source tools/lib/cni.sh; cni_exec_list ADD '$RUN/net.d/10-demo.conflist' \
+    '$P-$pod' /var/run/netns/$P-$pod '$args'" >"$RUN/$pod.cni.json"
+  echo "  $pod: $(jq -r '.ips[0].address' "$RUN/$pod.cni.json")"
+done
 for w in web-1 web-2; do
   # A one-line HTTP server: socat runs this script per connection.
   printf '#!/bin/sh\nread -r _\nprintf "HTTP/1.0 200 OK\\r\\nContent-Type: text/plain\\r\\n\\r\\nhello from %s\\n"\n' "$w" >"$RUN/$w.sh"
@@ -46,14 +98,6 @@ for w in web-1 web-2; do
   pods_exec "$P" "$w" socat TCP-LISTEN:8080,fork,reuseaddr EXEC:"$RUN/$w.sh" >"$RUN/$w.log" 2>&1 &
 done
 pods_exec "$P" web-2 iperf3 -s -p 5201 >"$RUN/iperf3.log" 2>&1 &
-
-step "meshletd --config-dir examples/demo (attached at $(cgroup2_root)/$P, pins under $BPFFS)"
-cp -r examples/demo "$RUN/config"
-"$MESHLETD" --config-dir "$RUN/config" --node-name demo-node --cgroup "$(cgroup2_root)/$P" \
-  --bpffs "$BPFFS" --admin-socket "$SOCK" --metrics-addr "$METRICS" \
-  --cni-socket "$RUN/cni.sock" --state-dir "$RUN/state" >"$RUN/meshletd.log" 2>&1 &
-AGENT_PID=$!
-for _ in $(seq 50); do "${CLI[@]}" status >/dev/null 2>&1 && break; sleep 0.1; done
 sleep 0.5
 "${CLI[@]}" status
 step "meshlet services"
