@@ -238,28 +238,72 @@ bool isConfigFile(const std::string& name) {
 
 }  // namespace
 
-Status parseYaml(const std::string& text, const std::string& file, Snapshot& out) {
-  std::vector<YAML::Node> docs;
-  try {
-    docs = YAML::LoadAll(text);
-  } catch (const YAML::ParserException& e) {
-    if (e.mark.is_null()) return Error(file + ": invalid YAML: " + e.msg);
-    return Error(where(file, documentAtLine(text, e.mark.line)) + ": invalid YAML at line " +
-                 std::to_string(e.mark.line + 1) + ", column " + std::to_string(e.mark.column + 1) +
-                 ": " + e.msg);
-  } catch (const std::exception& e) {
-    return Error(file + ": invalid YAML: " + e.what());
-  }
-  Snapshot parsed;
-  for (size_t i = 0; i < docs.size(); ++i) {
-    int index = static_cast<int>(i) + 1;
-    try {
-      MESHLET_SOURCES_TRY(parseDocument(docs[i], file, index, parsed));
-    } catch (const std::exception& e) {
-      // Not expected (the reader never lets yaml-cpp throw), but never let it escape.
-      return Error(where(file, index) + ": " + e.what());
+// Calls fn(document_text, first_line, index) for each YAML document of `text`, in order, with
+// the same document model as documentAtLine: a document starts at a `---` marker, or at the
+// first content line when none is open, and `...` ends one. Parsing one document at a time
+// keeps yaml-cpp's node graph small (a whole 15 MB stream at once costs ~1 GB).
+template <typename Fn>
+Status forEachDocument(const std::string& text, Fn fn) {
+  int index = 0;
+  bool open = false, started = false;
+  size_t chunk_begin = 0;  // where the current document starts in `text`
+  int chunk_line = 0;      // and on which line
+  auto flush = [&](size_t until) -> Status {
+    if (!started) return Status::Ok();
+    started = false;
+    return fn(std::string_view(text.data() + chunk_begin, until - chunk_begin), chunk_line, index);
+  };
+  size_t pos = 0;
+  for (int line = 0; pos < text.size(); ++line) {
+    size_t end = text.find('\n', pos);
+    size_t next = end == std::string::npos ? text.size() : end + 1;
+    std::string_view s(text.data() + pos, (end == std::string::npos ? text.size() : end) - pos);
+    bool marker =
+        s.substr(0, 3) == "---" && (s.size() == 3 || s[3] == ' ' || s[3] == '\t' || s[3] == '\r');
+    bool end_marker = s.substr(0, 3) == "...";
+    size_t first = s.find_first_not_of(" \t\r");
+    bool content = first != std::string_view::npos && s[first] != '#' && s[0] != '%';
+    if (marker || (content && !open && !end_marker)) {
+      // A new document: the previous one is complete. (Comments and directives before a
+      // document are not part of it; yaml-cpp needs neither.)
+      MESHLET_SOURCES_TRY(flush(pos));
+      ++index;
+      started = open = true;
+      chunk_begin = pos;
+      chunk_line = line;
+    } else if (end_marker) {
+      MESHLET_SOURCES_TRY(flush(next));
+      open = false;
     }
+    pos = next;
   }
+  return flush(text.size());
+}
+
+Status parseYaml(const std::string& text, const std::string& file, Snapshot& out) {
+  Snapshot parsed;
+  Status st = forEachDocument(
+      text, [&](std::string_view doc, int first_line, int index) -> Status {
+        YAML::Node node;
+        try {
+          node = YAML::Load(std::string(doc));
+        } catch (const YAML::ParserException& e) {
+          if (e.mark.is_null()) return Error(file + ": invalid YAML: " + e.msg);
+          int line = first_line + e.mark.line;
+          return Error(where(file, documentAtLine(text, line)) + ": invalid YAML at line " +
+                       std::to_string(line + 1) + ", column " + std::to_string(e.mark.column + 1) +
+                       ": " + e.msg);
+        } catch (const std::exception& e) {
+          return Error(where(file, index) + ": invalid YAML: " + e.what());
+        }
+        try {
+          return parseDocument(node, file, index, parsed);
+        } catch (const std::exception& e) {
+          // Not expected (the reader never lets yaml-cpp throw), but never let it escape.
+          return Error(where(file, index) + ": " + e.what());
+        }
+      });
+  if (!st) return st;
   appendAll(out.namespaces, parsed.namespaces);
   appendAll(out.services, parsed.services);
   appendAll(out.endpoint_slices, parsed.endpoint_slices);
