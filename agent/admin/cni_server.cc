@@ -79,61 +79,6 @@ Status writeFramed(int sock, const std::string& body) {
   return Status::Ok();
 }
 
-Status CniServer::start(const std::string& socket_path) {
-  path_ = socket_path;
-  std::error_code ec;
-  auto dir = std::filesystem::path(socket_path).parent_path();
-  if (!dir.empty()) std::filesystem::create_directories(dir, ec);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (socket_path.size() >= sizeof(addr.sun_path)) return Error("CNI socket path too long");
-  std::strncpy(addr.sun_path, socket_path.c_str(), sizeof(addr.sun_path) - 1);
-  listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (listen_fd_ < 0) return Error::fromErrno("CNI socket", errno);
-  ::unlink(socket_path.c_str());
-  mode_t old = umask(0077);
-  int rc = bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  umask(old);
-  if (rc != 0) return Error::fromErrno("cannot bind CNI socket " + socket_path, errno);
-  if (listen(listen_fd_, 64) != 0) return Error::fromErrno("listen on " + socket_path, errno);
-  if (pipe2(wake_, O_CLOEXEC) != 0) return Error::fromErrno("pipe", errno);
-  thread_ = std::thread([this] { serve(); });
-  return Status::Ok();
-}
-
-void CniServer::stop() {
-  if (wake_[1] >= 0) {
-    char c = 1;
-    if (write(wake_[1], &c, 1) < 0) {
-    }
-  }
-  if (thread_.joinable()) thread_.join();
-  for (int* fd : {&listen_fd_, &wake_[0], &wake_[1]}) {
-    if (*fd >= 0) ::close(*fd);
-    *fd = -1;
-  }
-  if (!path_.empty()) ::unlink(path_.c_str());
-  path_.clear();
-}
-
-void CniServer::serve() {
-  for (;;) {
-    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    if (fds[1].revents) return;
-    if (fds[0].revents & POLLIN) {
-      int c = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (c >= 0) {
-        handleClient(c);
-        ::close(c);
-      }
-    }
-  }
-}
-
 void CniServer::handleClient(int fd) {
   timeval tv{5, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));

@@ -5,6 +5,7 @@
 #include <string>
 #include <thread>
 
+#include "agent/admin/unix_listener.h"
 #include "agent/common/status.h"
 #include "cni.pb.h"
 
@@ -20,18 +21,16 @@ class CniServer {
   CniServer(const CniServer&) = delete;
   CniServer& operator=(const CniServer&) = delete;
 
-  Status start(const std::string& socket_path);
-  void stop();
+  Status start(const std::string& socket_path) {
+    return listener_.start(socket_path, [this](int fd) { handleClient(fd); });
+  }
+  void stop() { listener_.stop(); }
 
  private:
-  void serve();
   void handleClient(int fd);
 
   CniHandler handler_;
-  std::string path_;
-  int listen_fd_ = -1;
-  int wake_[2] = {-1, -1};
-  std::thread thread_;
+  UnixListener listener_;
 };
 
 // Reads one framed message (and at most one passed fd) from a connected socket. Exposed for

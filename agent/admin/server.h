@@ -9,6 +9,7 @@
 #include <string>
 #include <thread>
 
+#include "agent/admin/unix_listener.h"
 #include "agent/common/status.h"
 
 namespace meshlet {
@@ -38,21 +39,17 @@ class AdminServer {
 
   // Binds the socket (replacing a stale one, creating its directory, mode 0600) and starts
   // serving on a thread.
-  Status start(const std::string& socket_path);
-  // Stops serving and removes the socket file.
-  void stop();
+  Status start(const std::string& socket_path) {
+    return listener_.start(socket_path, [this](int fd) { handleClient(fd); });
+  }
+  // Stops serving and removes the socket file (unless another agent has taken it over).
+  void stop() { listener_.stop(); }
 
  private:
-  void serve();
   void handleClient(int fd);
 
   AdminHandler handler_;
-  std::string path_;
-  int listen_fd_ = -1;
-  dev_t sock_dev_ = 0;  // identity of the socket file we bound, so stop() removes only ours
-  ino_t sock_ino_ = 0;
-  int wake_[2] = {-1, -1};
-  std::thread thread_;
+  UnixListener listener_;
 };
 
 }  // namespace meshlet

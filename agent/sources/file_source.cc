@@ -43,20 +43,30 @@ std::string objectName(std::string_view kind, const ObjectMeta& m) {
   return std::string(kind) + " " + (m.ns.empty() ? m.name : m.ns + "/" + m.name);
 }
 
-// yaml-cpp parses the whole stream at once and reports only a line, so the document holding
-// a syntax error is found by counting document markers up to that line.
+// How a line of a YAML stream bears on document boundaries.
+struct LineKind {
+  bool marker;      // "---": a document starts here
+  bool end_marker;  // "...": the open document ends
+  bool content;     // anything but blank lines, comments and directives
+};
+
+LineKind classifyLine(std::string_view s) {
+  size_t first = s.find_first_not_of(" \t\r");
+  return {s.substr(0, 3) == "---" && (s.size() == 3 || s[3] == ' ' || s[3] == '\t' || s[3] == '\r'),
+          s.substr(0, 3) == "...",
+          first != std::string_view::npos && s[first] != '#' && s[0] != '%'};
+}
+
+// yaml-cpp reports only a line for a syntax error, so the document holding it is found by
+// counting document markers up to that line.
 int documentAtLine(const std::string& text, int line /* 0-based */) {
   int document = 0;
   bool open = false;
   size_t pos = 0;
   for (int l = 0; l <= line && pos <= text.size(); ++l) {
     size_t end = text.find('\n', pos);
-    std::string_view s(text.data() + pos, (end == std::string::npos ? text.size() : end) - pos);
-    bool marker =
-        s.substr(0, 3) == "---" && (s.size() == 3 || s[3] == ' ' || s[3] == '\t' || s[3] == '\r');
-    bool end_marker = s.substr(0, 3) == "...";
-    size_t first = s.find_first_not_of(" \t\r");
-    bool content = first != std::string_view::npos && s[first] != '#' && s[0] != '%';
+    auto [marker, end_marker, content] = classifyLine(
+        std::string_view(text.data() + pos, (end == std::string::npos ? text.size() : end) - pos));
     if (marker) {
       ++document;
       open = true;
@@ -257,12 +267,8 @@ Status forEachDocument(const std::string& text, Fn fn) {
   for (int line = 0; pos < text.size(); ++line) {
     size_t end = text.find('\n', pos);
     size_t next = end == std::string::npos ? text.size() : end + 1;
-    std::string_view s(text.data() + pos, (end == std::string::npos ? text.size() : end) - pos);
-    bool marker =
-        s.substr(0, 3) == "---" && (s.size() == 3 || s[3] == ' ' || s[3] == '\t' || s[3] == '\r');
-    bool end_marker = s.substr(0, 3) == "...";
-    size_t first = s.find_first_not_of(" \t\r");
-    bool content = first != std::string_view::npos && s[first] != '#' && s[0] != '%';
+    auto [marker, end_marker, content] = classifyLine(
+        std::string_view(text.data() + pos, (end == std::string::npos ? text.size() : end) - pos));
     if (marker || (content && !open && !end_marker)) {
       // A new document: the previous one is complete. (Comments and directives before a
       // document are not part of it; yaml-cpp needs neither.)

@@ -17,6 +17,7 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/lib/e2e_util.h"
 #include "tests/lib/sandbox.h"
 
 namespace fs = std::filesystem;
@@ -28,31 +29,9 @@ namespace {
 using testing::Sandbox;
 using testing::TestPod;
 
-struct Cmd {
-  int code = -1;
-  std::string out;
-};
-
-Cmd run(const std::string& cmd) {
-  Cmd c;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return c;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) c.out.append(buf, n);
-  int rc = pclose(p);
-  c.code = WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-  return c;
-}
-
-bool waitFor(const std::function<bool()>& pred, int timeout_ms) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return pred();
-}
+using testing::count;
+using testing::run;
+using testing::waitFor;
 
 void writeFile(const std::string& path, const std::string& text) {
   std::string tmp = path + ".tmp";
@@ -180,11 +159,6 @@ class AgentE2E : public ::testing::Test {
       for (int i = 0; i < n; ++i) s += testing::tcpConnect(ip, 80).greeting + " ";
       return s;
     });
-  }
-  static int count(const std::string& hay, const std::string& needle) {
-    int c = 0;
-    for (size_t p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + 1)) ++c;
-    return c;
   }
 
   static inline Sandbox* sb_ = nullptr;

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "tests/lib/cni_runtime.h"
+#include "tests/lib/e2e_util.h"
 #include "tests/lib/sandbox.h"
 
 namespace fs = std::filesystem;
@@ -28,25 +29,10 @@ using testing::CniResult;
 using testing::CniRuntime;
 using testing::Sandbox;
 
-std::string sh(const std::string& cmd, int* code = nullptr) {
-  std::string out;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while (p && (n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  int rc = p ? pclose(p) : -1;
-  if (code) *code = WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-  return out;
-}
+using testing::count;
+using testing::waitFor;
 
-bool waitFor(const std::function<bool()>& pred, int timeout_ms) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return pred();
-}
+std::string sh(const std::string& cmd) { return testing::run(cmd).out; }
 
 const char* kConfig = R"(apiVersion: v1
 kind: Namespace
@@ -222,11 +208,6 @@ class CniE2E : public ::testing::Test {
       for (int i = 0; i < n; ++i) s += testing::tcpConnect("198.19.0.10", 80).greeting + " ";
       return s;
     });
-  }
-  static int count(const std::string& hay, const std::string& needle) {
-    int c = 0;
-    for (size_t p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + 1)) ++c;
-    return c;
   }
 
   static inline Sandbox* sb_ = nullptr;
