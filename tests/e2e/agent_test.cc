@@ -265,6 +265,63 @@ TEST_F(AgentE2E, ConfigChangeTakesEffectWithinOneSecond) {
   EXPECT_TRUE(waitFor([] { return count(connectMany("198.19.0.10", 20), "web-2") > 0; }, 3000));
 }
 
+// An endpoint that stops being ready takes no new connections, but the connections it already
+// has keep working (the rewrite happened at their connect()).
+TEST_F(AgentE2E, EndpointLeavingKeepsItsExistingConnections) {
+  int to_child[2], from_child[2];
+  ASSERT_EQ(pipe(to_child), 0);
+  ASSERT_EQ(pipe(from_child), 0);
+  // In the client pod: connect until web-2 answers, report, then echo once more on command.
+  pid_t holder = sb_->spawnInPod(sb_->pod("client"), [to_child, from_child] {
+    close(to_child[1]);
+    close(from_child[0]);
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(80);
+      inet_pton(AF_INET, "198.19.0.10", &a.sin_addr);
+      int s = socket(AF_INET, SOCK_STREAM, 0);
+      if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return 1;
+      char greet[5] = {};
+      if (read(s, greet, 5) != 5) return 2;
+      if (std::string(greet, 5) != "web-2") {
+        close(s);
+        continue;
+      }
+      if (write(from_child[1], "held", 4) != 4) return 3;
+      char c;
+      if (read(to_child[0], &c, 1) != 1) return 4;  // the endpoint has left by now
+      char buf[16] = {};
+      if (write(s, "still-here", 10) != 10) return 5;
+      ssize_t n = read(s, buf, sizeof(buf));
+      std::string reply(buf, n > 0 ? n : 0);
+      if (write(from_child[1], reply.data(), reply.size()) < 0) return 6;
+      close(s);
+      return 0;
+    }
+    return 7;
+  });
+  close(to_child[0]);
+  close(from_child[1]);
+  char held[4];
+  ASSERT_EQ(read(from_child[0], held, 4), 4);
+  uint64_t gen = status().value("generation", 0);
+  writeBaseConfig(/*web2_ready=*/false);
+  ASSERT_TRUE(waitFor([&] { return status().value("generation", 0u) > gen; }, 3000));
+  std::string out = connectMany("198.19.0.10", 10);
+  EXPECT_EQ(count(out, "web-1"), 10) << out;  // new connections avoid the leaving endpoint
+  ASSERT_EQ(write(to_child[1], "x", 1), 1);
+  char buf[32] = {};
+  ssize_t n = read(from_child[0], buf, sizeof(buf));
+  EXPECT_EQ(std::string(buf, n > 0 ? n : 0), "still-here");  // the old one still echoes
+  int st = 0;
+  waitpid(holder, &st, 0);
+  EXPECT_EQ(WEXITSTATUS(st), 0);
+  close(to_child[1]);
+  close(from_child[0]);
+  writeBaseConfig(true);
+}
+
 TEST_F(AgentE2E, BadConfigIsRejectedWholeAndTheLastGoodStateStays) {
   uint64_t gen = status().value("generation", 0);
   // One good change and one bad file in the same directory: nothing of it may apply.
