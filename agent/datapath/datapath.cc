@@ -56,16 +56,36 @@ bool sameBytes(const T& a, const T& b) {
   return std::memcmp(&a, &b, sizeof(T)) == 0;
 }
 
-// Writes every entry of `want` that `have` lacks or holds differently.
+// Writes every entry of `want` that `have` lacks or holds differently, in batches (one
+// syscall per few thousand entries; element by element where the kernel has no batch ops).
 template <typename Map>
 Status upsert(int fd, const char* name, const Map& want, const Map& have, std::string& failed) {
+  using K = typename Map::key_type;
+  using V = typename Map::mapped_type;
+  std::vector<K> keys;
+  std::vector<V> values;
   for (const auto& [k, v] : want) {
     auto it = have.find(k);
     if (it != have.end() && sameBytes(it->second, v)) continue;
-    if (bpf_map_update_elem(fd, &k, &v, BPF_ANY) != 0) {
-      int err = errno;
+    keys.push_back(k);
+    values.push_back(v);
+  }
+  constexpr size_t kBatch = 4096;
+  for (size_t off = 0; off < keys.size(); off += kBatch) {
+    uint32_t n = static_cast<uint32_t>(std::min(kBatch, keys.size() - off));
+    LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+    if (bpf_map_update_batch(fd, &keys[off], &values[off], &n, &opts) == 0) continue;
+    int err = errno;
+    if (err != EINVAL && err != ENOTSUP && err != EOPNOTSUPP) {
       failed = name;
       return Error::fromErrno(std::string("update of map ") + name + " failed", err);
+    }
+    for (size_t i = off; i < off + std::min(kBatch, keys.size() - off); ++i) {
+      if (bpf_map_update_elem(fd, &keys[i], &values[i], BPF_ANY) != 0) {
+        err = errno;
+        failed = name;
+        return Error::fromErrno(std::string("update of map ") + name + " failed", err);
+      }
     }
   }
   return Status::Ok();
@@ -74,8 +94,20 @@ Status upsert(int fd, const char* name, const Map& want, const Map& have, std::s
 // Deletes every entry of `have` that `want` lacks.
 template <typename Map>
 void removeStale(int fd, const Map& want, const Map& have) {
+  using K = typename Map::key_type;
+  std::vector<K> keys;
   for (const auto& [k, v] : have) {
-    if (want.count(k) == 0) bpf_map_delete_elem(fd, &k);
+    if (want.count(k) == 0) keys.push_back(k);
+  }
+  constexpr size_t kBatch = 4096;
+  for (size_t off = 0; off < keys.size(); off += kBatch) {
+    uint32_t n = static_cast<uint32_t>(std::min(kBatch, keys.size() - off));
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    if (bpf_map_delete_batch(fd, &keys[off], &n, &opts) == 0) continue;
+    // Not supported, or a key already gone (ENOENT stops the batch): one by one.
+    for (size_t i = off; i < off + std::min(kBatch, keys.size() - off); ++i) {
+      bpf_map_delete_elem(fd, &keys[i]);
+    }
   }
 }
 

@@ -18,6 +18,21 @@ struct BytesLess {
   bool operator()(const T& a, const T& b) const { return std::memcmp(&a, &b, sizeof(T)) < 0; }
 };
 
+// The hottest keys (100 000s of backends) compare as two integers instead of through memcmp.
+template <>
+struct BytesLess<meshlet_backend_key> {
+  bool operator()(const meshlet_backend_key& a, const meshlet_backend_key& b) const {
+    return a.svc_id != b.svc_id ? a.svc_id < b.svc_id : a.slot < b.slot;
+  }
+};
+
+template <>
+struct BytesLess<meshlet_maglev_key> {
+  bool operator()(const meshlet_maglev_key& a, const meshlet_maglev_key& b) const {
+    return a.svc_id != b.svc_id ? a.svc_id < b.svc_id : a.bucket < b.bucket;
+  }
+};
+
 // A pod this agent enrolls: on this node, labelled into the mesh, with a known netns cookie.
 struct PodInfo {
   uint32_t pod_id = 0;
