@@ -7,4 +7,4 @@ tools/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)"
 cd build
-ctest --output-on-failure --timeout 300 "$@"
+ctest --output-on-failure --no-label-summary --timeout 300 "$@"
