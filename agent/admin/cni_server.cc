@@ -1,14 +1,9 @@
 #include "agent/admin/cni_server.h"
 
-#include <fcntl.h>
-#include <poll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstring>
-#include <filesystem>
 
 #include "agent/common/log.h"
 

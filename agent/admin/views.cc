@@ -18,10 +18,6 @@ std::string ipsJoined(const std::vector<IpAddr>& ips) {
   return s;
 }
 
-std::string sockKeyBytes(const meshlet_sock_key& k) {
-  return std::string(reinterpret_cast<const char*>(&k), sizeof(k));
-}
-
 }  // namespace
 
 std::string endpointString(const IpAddr& ip, int port) {
@@ -147,8 +143,8 @@ Json endpointsJson(const AgentView& v, const std::string& filter) {
 
 Json connectionsJson(const AgentView& v, const std::vector<ConnEntry>& conns, uint64_t now_ns) {
   Json out = Json::array();
-  std::map<std::string, const ConnEntry*> by_key;
-  for (const auto& c : conns) by_key[sockKeyBytes(c.key)] = &c;
+  std::map<meshlet_sock_key, const ConnEntry*, BytesLess<meshlet_sock_key>> by_key;
+  for (const auto& c : conns) by_key[c.key] = &c;
   for (const auto& c : conns) {
     const auto& val = c.value;
     bool active = val.flags & MESHLET_CONN_ACTIVE;
@@ -161,7 +157,7 @@ Json connectionsJson(const AgentView& v, const std::vector<ConnEntry>& conns, ui
           endpointString(IpAddr::fromWords(val.orig_addr, c.key.family), val.orig_port);
     } else if (!active) {
       // The client on this node knows which service it dialled.
-      auto it = by_key.find(sockKeyBytes(peerKey(c.key)));
+      auto it = by_key.find(peerKey(c.key));
       if (it != by_key.end() && it->second->value.svc_id != MESHLET_NO_ID) {
         svc_id = it->second->value.svc_id;
         service_address = endpointString(

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "agent/common/log.h"
+#include "agent/datapath/pin_info.h"
 #include "meshlet.skel.h"
 
 #ifndef SO_NETNS_COOKIE
@@ -124,18 +125,6 @@ void readAll(int fd, Map& out) {
     key = next;
     prev = &key;
   }
-}
-
-uint64_t countEntries(int fd, uint32_t key_size) {
-  std::vector<uint8_t> key(key_size), next(key_size);
-  uint64_t n = 0;
-  void* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, next.data()) == 0) {
-    ++n;
-    key = next;
-    prev = key.data();
-  }
-  return n;
 }
 
 int libbpfLog(enum libbpf_print_level level, const char* fmt, va_list args) {
@@ -441,7 +430,7 @@ std::vector<MapUsage> Datapath::mapUsage() const {
     } else if (m == skel_->maps.meshlet_local_ips_v1) {
       u.entries = applied_.local_ips.size();
     } else {
-      u.entries = countEntries(bpf_map__fd(m), bpf_map__key_size(m));
+      u.entries = countMapEntries(bpf_map__fd(m)).value_or(0);
     }
     out.push_back(u);
   }

@@ -117,6 +117,17 @@ std::optional<uint64_t> countEntries(int fd, const bpf_map_info& info) {
   return std::min<uint64_t>(n, info.max_entries);
 }
 
+}  // namespace
+
+std::optional<uint64_t> countMapEntries(int map_fd) {
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(map_fd, &info, &len) != 0) return std::nullopt;
+  return countEntries(map_fd, info);
+}
+
+namespace {
+
 Result<PinnedProg> progInfo(uint32_t prog_id, PinnedProg p) {
   p.prog_id = prog_id;
   Fd pfd(bpf_prog_get_fd_by_id(prog_id));

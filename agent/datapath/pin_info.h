@@ -36,6 +36,10 @@ struct PinnedProg {
   uint64_t run_cnt = 0;   // counted only while kernel.bpf_stats_enabled=1
 };
 
+// The number of entries in a map (walking its keys, bounded against concurrent rewrites);
+// unset for map types without keys or when the walk fails at once.
+std::optional<uint64_t> countMapEntries(int map_fd);
+
 // Every pinned map directly in `bpffs_dir` (sorted by name). Other pinned objects and
 // subdirectories are ignored. Error "no meshlet datapath pinned at DIR" when it is missing.
 Result<std::vector<PinnedMap>> listPinnedMaps(const std::string& bpffs_dir);

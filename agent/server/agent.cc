@@ -61,25 +61,25 @@ IdTable seedIds(const DesiredDatapath& fresh, const DesiredDatapath& kernel) {
                               std::to_string(static_cast<int>(s.protocol)));
     if (it == kernel_svc.end()) continue;
     svc_map[id] = it->second;
-    ids.svc[s.ns + "/" + s.name + "/" + s.cluster_ip.toString() + "/" + std::to_string(s.port) +
-            "/" + (s.protocol == Protocol::kUDP ? "UDP" : "TCP")] = it->second;
+    ids.svc[serviceIdKey(s.ns, s.name, s.cluster_ip, s.port, s.protocol)] = it->second;
   }
-  std::map<std::string, uint32_t> kernel_be;  // "<kernel svc>/ip/port" -> backend id
+  std::map<std::string, uint32_t> kernel_be;  // backend id key (kernel svc id) -> backend id
   for (const auto& [k, v] : kernel.backends) {
-    kernel_be[std::to_string(k.svc_id) + "/" + IpAddr::fromWords(v.addr, v.family).toString() +
-              "/" + std::to_string(v.port)] = v.backend_id;
+    kernel_be[backendIdKey(k.svc_id, IpAddr::fromWords(v.addr, v.family), v.port)] =
+        v.backend_id;
   }
   for (const auto& [id, b] : fresh.backend_info) {
     auto s = svc_map.find(b.svc_id);
     if (s == svc_map.end()) continue;
-    std::string key =
-        std::to_string(s->second) + "/" + b.addr.toString() + "/" + std::to_string(b.port);
+    std::string key = backendIdKey(s->second, b.addr, b.port);
     auto it = kernel_be.find(key);
     if (it != kernel_be.end()) ids.backend[key] = it->second;
   }
   for (const auto& [id, p] : fresh.pod_info) {
     auto it = kernel.pods.find(p.netns_cookie);
-    if (p.netns_cookie != 0 && it != kernel.pods.end()) ids.pod[p.ns + "/" + p.name] = it->second.pod_id;
+    if (p.netns_cookie != 0 && it != kernel.pods.end()) {
+      ids.pod[podIdKey(p.ns, p.name)] = it->second.pod_id;
+    }
   }
   return ids;
 }

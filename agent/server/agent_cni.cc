@@ -22,13 +22,6 @@ cni::Response answer(cni::Response::Status status, const std::string& message,
 
 std::string podName(const cni::PodIdentity& p) { return p.pod_namespace() + "/" + p.pod_name(); }
 
-const Pod* findPod(const Snapshot& s, const std::string& ns, const std::string& name) {
-  for (const auto& p : s.pods) {
-    if (p.meta.ns == ns && p.meta.name == name) return &p;
-  }
-  return nullptr;
-}
-
 }  // namespace
 
 SnapshotPtr Agent::buildSnapshot(const Snapshot& file, const CniPod* extra) const {

@@ -114,6 +114,13 @@ struct Snapshot {
 
 using SnapshotPtr = std::shared_ptr<const Snapshot>;
 
+inline const Pod* findPod(const Snapshot& s, const std::string& ns, const std::string& name) {
+  for (const auto& p : s.pods) {
+    if (p.meta.ns == ns && p.meta.name == name) return &p;
+  }
+  return nullptr;
+}
+
 inline constexpr const char* kDataplaneModeLabel = "istio.io/dataplane-mode";
 inline constexpr const char* kDataplaneModeMeshlet = "meshlet";
 inline constexpr const char* kNetnsAnnotation = "meshlet.io/netns";

@@ -12,18 +12,11 @@ namespace {
 using prometheus::BuildCounter;
 using prometheus::BuildGauge;
 
-std::string keyBytes(const meshlet_sock_key& k) {
-  return std::string(reinterpret_cast<const char*>(&k), sizeof(k));
-}
-
-const Pod* findPod(const Snapshot& s, const std::string& ns_name) {
+// A pod named "namespace/name" (as BackendInfo.pod names it).
+const Pod* findPodByKey(const Snapshot& s, const std::string& ns_name) {
   auto slash = ns_name.find('/');
   if (slash == std::string::npos) return nullptr;
-  std::string ns = ns_name.substr(0, slash), name = ns_name.substr(slash + 1);
-  for (const auto& p : s.pods) {
-    if (p.meta.ns == ns && p.meta.name == name) return &p;
-  }
-  return nullptr;
+  return findPod(s, ns_name.substr(0, slash), ns_name.substr(slash + 1));
 }
 
 struct Workload {
@@ -54,7 +47,7 @@ Workload workloadOfPod(const Pod& p, const std::string& trust_domain = "cluster.
 Workload workloadOfPodId(uint32_t pod_id, const DesiredDatapath& info, const Snapshot& s) {
   auto it = info.pod_info.find(pod_id);
   if (it == info.pod_info.end()) return {};
-  if (const Pod* p = findPod(s, it->second.ns + "/" + it->second.name)) return workloadOfPod(*p);
+  if (const Pod* p = findPod(s, it->second.ns, it->second.name)) return workloadOfPod(*p);
   Workload w;
   w.name = it->second.workload;
   w.ns = it->second.ns;
@@ -82,7 +75,7 @@ std::map<std::string, std::string> istioTcpLabels(const ConnEntry& conn, const C
     // A backend on another node: its pod is in the snapshot.
     auto b = info.backend_info.find(backend_id);
     if (b != info.backend_info.end()) {
-      if (const Pod* p = findPod(snapshot, b->second.pod)) other = workloadOfPod(*p);
+      if (const Pod* p = findPodByKey(snapshot, b->second.pod)) other = workloadOfPod(*p);
     }
   }
   std::string svc_host = "unknown", svc_name = "unknown", svc_ns = "unknown";
@@ -212,16 +205,15 @@ Status Metrics::serve(const std::string& addr) {
 void Metrics::collect(Datapath& dp, const DesiredDatapath& info, const Snapshot& snapshot) {
   auto conns = dp.readConns();
   if (!conns.ok()) return;
-  std::map<std::string, const ConnEntry*> by_key;
-  for (const auto& c : *conns) by_key[keyBytes(c.key)] = &c;
+  std::map<meshlet_sock_key, const ConnEntry*, BytesLess<meshlet_sock_key>> by_key;
+  for (const auto& c : *conns) by_key[c.key] = &c;
 
-  std::map<std::string, Seen, std::less<>> next;
+  decltype(seen_) next;
   for (const auto& c : *conns) {
-    std::string k = keyBytes(c.key);
-    auto it = seen_.find(k);
+    auto it = seen_.find(c.key);
     Seen s;
     if (it == seen_.end()) {
-      auto peer = by_key.find(keyBytes(peerKey(c.key)));
+      auto peer = by_key.find(peerKey(c.key));
       s.labels = istioTcpLabels(c, peer == by_key.end() ? nullptr : peer->second, info, snapshot);
       if (!(c.value.flags & MESHLET_CONN_FAILED)) tcp_opened_.Add(s.labels).Increment();
     } else {
@@ -242,7 +234,7 @@ void Metrics::collect(Datapath& dp, const DesiredDatapath& info, const Snapshot&
       dp.eraseConn(c.key);
       continue;
     }
-    next.emplace(k, std::move(s));
+    next.emplace(c.key, std::move(s));
   }
   seen_ = std::move(next);  // entries the kernel evicted are forgotten
 }

@@ -77,7 +77,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& svc_refused_;
   prometheus::Family<prometheus::Counter>& svc_failed_;
 
-  std::map<std::string, Seen, std::less<>> seen_;  // by connection key bytes
+  std::map<meshlet_sock_key, Seen, BytesLess<meshlet_sock_key>> seen_;  // by connection
   std::vector<uint64_t> last_globals_;
   std::map<uint32_t, SvcCounters> last_svc_;  // by service id
 };

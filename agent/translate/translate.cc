@@ -11,13 +11,24 @@
 #include "agent/translate/ids.h"
 
 namespace meshlet {
+
+std::string serviceIdKey(const std::string& ns, const std::string& name, const IpAddr& cluster_ip,
+                         int port, Protocol protocol) {
+  return ns + "/" + name + "/" + cluster_ip.toString() + "/" + std::to_string(port) + "/" +
+         (protocol == Protocol::kUDP ? "UDP" : "TCP");
+}
+
+std::string backendIdKey(uint32_t svc_id, const IpAddr& addr, int port) {
+  return std::to_string(svc_id) + "/" + addr.toString() + "/" + std::to_string(port);
+}
+
+std::string podIdKey(const std::string& ns, const std::string& name) { return ns + "/" + name; }
 namespace {
 
-const char* protoName(Protocol p) { return p == Protocol::kUDP ? "UDP" : "TCP"; }
 
 uint8_t afOf(const IpAddr& ip) { return ip.isV4() ? MESHLET_AF_INET : MESHLET_AF_INET6; }
 
-std::string podKey(const std::string& ns, const std::string& name) { return ns + "/" + name; }
+
 
 std::string workloadOf(const Pod& pod) {
   for (const char* label : {"app.kubernetes.io/name", "app"}) {
@@ -45,12 +56,12 @@ void translatePods(const TranslateInput& in, const IdTable& previous, TranslateO
   std::sort(local.begin(), local.end(), byNsName<Pod>);
 
   std::vector<std::string> keys;
-  for (const Pod* pod : local) keys.push_back(podKey(pod->meta.ns, pod->meta.name));
+  for (const Pod* pod : local) keys.push_back(podIdKey(pod->meta.ns, pod->meta.name));
   out.ids.pod = assignIds(keys, previous.pod, {IdPolicy::Kind::kMaxPlusOne, 1, MESHLET_NO_ID});
 
   DesiredDatapath& d = out.desired;
   for (const Pod* pod : local) {
-    const std::string key = podKey(pod->meta.ns, pod->meta.name);
+    const std::string key = podIdKey(pod->meta.ns, pod->meta.name);
     auto id_it = out.ids.pod.find(key);
     if (id_it == out.ids.pod.end()) continue;  // duplicate pod name or ids exhausted
     if (d.pod_info.count(id_it->second) != 0) continue;
@@ -138,8 +149,7 @@ std::vector<Frontend> collectFrontends(const Snapshot& s) {
         f.key.port = static_cast<uint16_t>(port.port);
         f.key.proto = static_cast<uint8_t>(port.protocol);
         f.key.family = afOf(ip);
-        f.id_key = svc->meta.ns + "/" + svc->meta.name + "/" + ip.toString() + "/" +
-                   std::to_string(port.port) + "/" + protoName(port.protocol);
+        f.id_key = serviceIdKey(svc->meta.ns, svc->meta.name, ip, port.port, port.protocol);
         // Two services claiming the same VIP:port/proto: the first in (ns, name) order wins.
         if (!seen_keys.insert(f.key).second || !seen_ids.insert(f.id_key).second) continue;
         out.push_back(std::move(f));
@@ -181,8 +191,7 @@ std::vector<Candidate> collectCandidates(const Frontend& f, uint32_t svc_id,
         c.addr = addr;
         c.port = backend_port;
         c.ep = &ep;
-        c.id_key =
-            std::to_string(svc_id) + "/" + addr.toString() + "/" + std::to_string(backend_port);
+        c.id_key = backendIdKey(svc_id, addr, backend_port);
         out.push_back(std::move(c));
       }
     }

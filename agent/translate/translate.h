@@ -107,6 +107,12 @@ struct TranslateOutput {
   IdTable ids;  // pass to the next call
 };
 
+// The keys of IdTable, the one definition of their format.
+std::string serviceIdKey(const std::string& ns, const std::string& name, const IpAddr& cluster_ip,
+                         int port, Protocol protocol);
+std::string backendIdKey(uint32_t svc_id, const IpAddr& addr, int port);
+std::string podIdKey(const std::string& ns, const std::string& name);
+
 // Pure: same input, same output.
 TranslateOutput translate(const TranslateInput& in, const IdTable& previous);
 
