@@ -418,7 +418,7 @@ std::vector<MapUsage> Datapath::mapUsage() const {
     MapUsage u;
     u.name = bpf_map__name(m);
     u.capacity = bpf_map__max_entries(m);
-    // The agent's mirror knows the config maps; the kernel-written ones are counted.
+    // The agent's mirror knows the config maps; the kernel-written ones were counted last.
     if (m == skel_->maps.meshlet_svc_v1) {
       u.entries = applied_.services.size();
     } else if (m == skel_->maps.meshlet_backends_v1) {
@@ -430,11 +430,20 @@ std::vector<MapUsage> Datapath::mapUsage() const {
     } else if (m == skel_->maps.meshlet_local_ips_v1) {
       u.entries = applied_.local_ips.size();
     } else {
-      u.entries = countMapEntries(bpf_map__fd(m)).value_or(0);
+      auto it = kernel_counts_.find(u.name);
+      u.entries = it == kernel_counts_.end() ? 0 : it->second;
     }
     out.push_back(u);
   }
   return out;
+}
+
+void Datapath::refreshKernelCounts() {
+  for (const struct bpf_map* m :
+       {skel_->maps.meshlet_origins_v1, skel_->maps.meshlet_udp_rev_v1,
+        skel_->maps.meshlet_socks_v1, skel_->maps.meshlet_conns_v1}) {
+    kernel_counts_[bpf_map__name(m)] = countMapEntries(bpf_map__fd(m)).value_or(0);
+  }
 }
 
 Status Datapath::uninstall(const DatapathOptions& opts) {

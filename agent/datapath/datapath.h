@@ -4,6 +4,7 @@
 // the kernel's counters.
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -77,7 +78,11 @@ class Datapath {
   SvcCounters svcCounters(uint32_t svc_id) const;
   // Map-wide counters (enum meshlet_global_counter), summed over CPUs.
   std::vector<uint64_t> globalCounters() const;
+  // Entries and capacity of every map: the agent-written maps from the mirror, the
+  // kernel-written ones as last counted by refreshKernelCounts() (cheap to call often).
   std::vector<MapUsage> mapUsage() const;
+  // Walks the kernel-written maps (origins, UDP reverse, sockhash, connections) to count them.
+  void refreshKernelCounts();
 
   bool adopted() const { return adopted_; }
   // What the agent last wrote (or, right after open, what the maps held).
@@ -96,6 +101,7 @@ class Datapath {
   bool adopted_ = false;
   uint64_t map_update_errors_ = 0;
   std::string failed_map_;
+  std::map<std::string, uint64_t> kernel_counts_;  // by map name, see refreshKernelCounts()
   DesiredDatapath applied_;  // mirror of what the maps hold
 };
 

@@ -289,6 +289,7 @@ int Agent::run() {
     logError(st.error().message());
     return 1;
   }
+  dp_->refreshKernelCounts();
   publish();
   auto next_collect = std::chrono::steady_clock::now();
   while (!stop_) {
@@ -299,6 +300,9 @@ int Agent::run() {
         metrics_.collect(*dp_, *desired_, *good_);
         if (++collections_ % 5 == 1) metrics_.setKernelCounters(*dp_, *desired_);
       }
+      // Walking the kernel-written maps costs a syscall per entry: once a second, not per
+      // loop turn (publish() runs every 200 ms and after each CNI request).
+      dp_->refreshKernelCounts();
       next_collect = now + std::chrono::seconds(1);
     }
     reconcileCniPods();
