@@ -305,8 +305,8 @@ Status Datapath::apply(const DesiredDatapath& d) {
       ++map_update_errors_;
       failed_map_ = f.name;
       return Error(std::string("map ") + f.name + " is full: the configuration needs " +
-                       std::to_string(f.want) + " entries, the map holds " +
-                       std::to_string(cap) + "; nothing was applied",
+                       std::to_string(f.want) + " entries, the map holds " + std::to_string(cap) +
+                       "; nothing was applied",
                    ENOSPC);
     }
   }
@@ -408,10 +408,10 @@ std::vector<uint64_t> Datapath::globalCounters() const {
 std::vector<MapUsage> Datapath::mapUsage() const {
   std::vector<MapUsage> out;
   const struct bpf_map* maps[] = {
-      skel_->maps.meshlet_svc_v1,     skel_->maps.meshlet_backends_v1,
-      skel_->maps.meshlet_maglev_v1,  skel_->maps.meshlet_pods_v1,
+      skel_->maps.meshlet_svc_v1,       skel_->maps.meshlet_backends_v1,
+      skel_->maps.meshlet_maglev_v1,    skel_->maps.meshlet_pods_v1,
       skel_->maps.meshlet_local_ips_v1, skel_->maps.meshlet_origins_v1,
-      skel_->maps.meshlet_udp_rev_v1, skel_->maps.meshlet_socks_v1,
+      skel_->maps.meshlet_udp_rev_v1,   skel_->maps.meshlet_socks_v1,
       skel_->maps.meshlet_conns_v1,
   };
   for (const auto* m : maps) {
@@ -439,9 +439,8 @@ std::vector<MapUsage> Datapath::mapUsage() const {
 }
 
 void Datapath::refreshKernelCounts() {
-  for (const struct bpf_map* m :
-       {skel_->maps.meshlet_origins_v1, skel_->maps.meshlet_udp_rev_v1,
-        skel_->maps.meshlet_socks_v1, skel_->maps.meshlet_conns_v1}) {
+  for (const struct bpf_map* m : {skel_->maps.meshlet_origins_v1, skel_->maps.meshlet_udp_rev_v1,
+                                  skel_->maps.meshlet_socks_v1, skel_->maps.meshlet_conns_v1}) {
     kernel_counts_[bpf_map__name(m)] = countMapEntries(bpf_map__fd(m)).value_or(0);
   }
 }
@@ -464,8 +463,8 @@ Status Datapath::uninstall(const DatapathOptions& opts) {
     if (e.path().filename().string().rfind("meshlet_", 0) == 0) ::unlink(e.path().c_str());
   }
   if (::rmdir(opts.bpffs_dir.c_str()) != 0 && errno != ENOENT) {
-    return Error::fromErrno("cannot remove " + opts.bpffs_dir + " (something else is pinned there?)",
-                            errno);
+    return Error::fromErrno(
+        "cannot remove " + opts.bpffs_dir + " (something else is pinned there?)", errno);
   }
   return Status::Ok();
 }

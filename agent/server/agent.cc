@@ -65,8 +65,7 @@ IdTable seedIds(const DesiredDatapath& fresh, const DesiredDatapath& kernel) {
   }
   std::map<std::string, uint32_t> kernel_be;  // backend id key (kernel svc id) -> backend id
   for (const auto& [k, v] : kernel.backends) {
-    kernel_be[backendIdKey(k.svc_id, IpAddr::fromWords(v.addr, v.family), v.port)] =
-        v.backend_id;
+    kernel_be[backendIdKey(k.svc_id, IpAddr::fromWords(v.addr, v.family), v.port)] = v.backend_id;
   }
   for (const auto& [id, b] : fresh.backend_info) {
     auto s = svc_map.find(b.svc_id);
@@ -141,10 +140,10 @@ void Agent::resolveCookies(const Snapshot& s, bool retry_failed) {
     std::string key = pod.meta.ns + "/" + pod.meta.name;
     if (pod.enrolled_by == "cni") continue;  // the cookie came with the CNI call
     struct stat st {};
-    std::string src = stat(pod.netns.c_str(), &st) == 0
-                          ? pod.netns + ":" + std::to_string(st.st_dev) + ":" +
-                                std::to_string(st.st_ino)
-                          : pod.netns + ":missing";
+    std::string src =
+        stat(pod.netns.c_str(), &st) == 0
+            ? pod.netns + ":" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino)
+            : pod.netns + ":missing";
     bool known = cookie_src_.count(key) && cookie_src_[key] == src;
     if (known && (cookies_.count(key) || !retry_failed)) continue;
     cookie_src_[key] = src;
@@ -187,8 +186,8 @@ Status Agent::applySnapshot(SnapshotPtr snap, bool seed_ids) {
   ids_ = std::move(out.ids);
   desired_ = std::make_shared<const DesiredDatapath>(std::move(out.desired));
   good_ = std::move(snap);
-  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                  .count();
+  double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   status_.last_sync_ms = ms;
   status_.generation++;
   metrics_.setConfig(status_.generation, true, ms / 1000.0);
@@ -219,8 +218,8 @@ void Agent::pollConfig() {
     }
     file_good_ = std::move(file);
     status_.config_ok = true;
-    logInfo("configuration generation " + std::to_string(status_.generation) + " applied: " +
-            std::to_string(desired_->service_info.size()) + " service ports, " +
+    logInfo("configuration generation " + std::to_string(status_.generation) +
+            " applied: " + std::to_string(desired_->service_info.size()) + " service ports, " +
             std::to_string(desired_->pod_info.size()) + " enrolled pods, in " +
             std::to_string(status_.last_sync_ms) + " ms");
     return;
@@ -267,7 +266,8 @@ AdminResponse Agent::handle(const AdminRequest& req) {
     if (!filter.empty() && out.empty()) {
       bool exists = false;
       if (v->desired) {
-        for (const auto& [id, s] : v->desired->service_info) exists |= s.ns + "/" + s.name == filter;
+        for (const auto& [id, s] : v->desired->service_info)
+          exists |= s.ns + "/" + s.name == filter;
       }
       if (!exists) return {404, Json{{"error", "no service " + filter}}.dump()};
     }

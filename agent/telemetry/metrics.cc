@@ -35,9 +35,10 @@ std::string labelOr(const Labels& l, const char* key, const std::string& fallbac
 Workload workloadOfPod(const Pod& p, const std::string& trust_domain = "cluster.local") {
   Workload w;
   w.ns = p.meta.ns;
-  w.name = labelOr(p.meta.labels, "app.kubernetes.io/name",
-                   labelOr(p.meta.labels, "app", p.meta.name));
-  w.app = labelOr(p.meta.labels, "app.kubernetes.io/name", labelOr(p.meta.labels, "app", "unknown"));
+  w.name =
+      labelOr(p.meta.labels, "app.kubernetes.io/name", labelOr(p.meta.labels, "app", p.meta.name));
+  w.app =
+      labelOr(p.meta.labels, "app.kubernetes.io/name", labelOr(p.meta.labels, "app", "unknown"));
   w.version = labelOr(p.meta.labels, "app.kubernetes.io/version",
                       labelOr(p.meta.labels, "version", "unknown"));
   w.principal = "spiffe://" + trust_domain + "/ns/" + p.meta.ns + "/sa/" + p.service_account;
@@ -250,7 +251,9 @@ void Metrics::configRejected() {
   config_ok_.Add({}).Set(0);
 }
 
-void Metrics::mapUpdateError(const std::string& map) { map_errors_.Add({{"map", map}}).Increment(); }
+void Metrics::mapUpdateError(const std::string& map) {
+  map_errors_.Add({{"map", map}}).Increment();
+}
 
 void Metrics::setMaps(const std::vector<MapUsage>& usage) {
   for (const auto& u : usage) {

@@ -109,15 +109,14 @@ class AgentE2E : public ::testing::Test {
 
   static void writeBaseConfig(bool web2_ready = true) {
     writeFile(dir_ + "/config/00-services.yaml", kServices);
-    writeFile(dir_ + "/config/10-pods.yaml",
-              podYaml(sb_->pod("client"), "client", true) + "---\n" +
-                  podYaml(sb_->pod("web-1"), "web", true) + "---\n" +
-                  podYaml(sb_->pod("web-2"), "web", web2_ready));
+    writeFile(dir_ + "/config/10-pods.yaml", podYaml(sb_->pod("client"), "client", true) + "---\n" +
+                                                 podYaml(sb_->pod("web-1"), "web", true) + "---\n" +
+                                                 podYaml(sb_->pod("web-2"), "web", web2_ready));
   }
   static std::string sock() { return dir_ + "/admin.sock"; }
   static std::string cli(const std::string& args) {
-    return std::string(MESHLET_CLI_BIN) + " --admin-socket " + sock() + " --bpffs " +
-           sb_->bpffs() + " " + args;
+    return std::string(MESHLET_CLI_BIN) + " --admin-socket " + sock() + " --bpffs " + sb_->bpffs() +
+           " " + args;
   }
   static Json status() {
     auto r = run(cli("status -o json"));
@@ -126,32 +125,13 @@ class AgentE2E : public ::testing::Test {
     return j.is_array() && !j.empty() && j[0].is_object() ? j[0] : Json::object();
   }
   static void startAgent() {
-    std::string log = dir_ + "/meshletd.log";
-    pid_t pid = fork();
-    if (pid == 0) {
-      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      execl(MESHLETD_BIN, MESHLETD_BIN, "--config-dir", (dir_ + "/config").c_str(),
-            "--node-name", "e2e-node", "--cgroup", sb_->cgroup().c_str(), "--bpffs",
-            sb_->bpffs().c_str(), "--admin-socket", sock().c_str(), "--metrics-addr",
-            "127.0.0.1:0", "--cni-socket", (dir_ + "/cni.sock").c_str(), "--state-dir",
-            (dir_ + "/state").c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    agent_pid_ = pid;
+    agent_pid_ = testing::spawnAgent(MESHLETD_BIN, dir_, sb_->cgroup(), sb_->bpffs());
     bool up = waitFor([] { return status().value("generation", 0) >= 1; }, 10000);
     if (!up) {
-      ADD_FAILURE() << "agent did not come up; log:\n" << run("cat " + log).out;
+      ADD_FAILURE() << "agent did not come up; log:\n" << run("cat " + dir_ + "/meshletd.log").out;
     }
   }
-  static void stopAgent() {
-    if (agent_pid_ <= 0) return;
-    kill(agent_pid_, SIGTERM);
-    int st = 0;
-    waitpid(agent_pid_, &st, 0);
-    agent_pid_ = -1;
-  }
+  static void stopAgent() { testing::stopAgent(agent_pid_); }
   // The backend names that answered `n` connections to the service from the client pod.
   static std::string connectMany(const std::string& ip, int n) {
     return sb_->runInPod(sb_->pod("client"), [ip, n] {
@@ -190,9 +170,8 @@ TEST_F(AgentE2E, BalancesServiceTrafficAcrossReadyPods) {
 }
 
 TEST_F(AgentE2E, ServiceWithoutReadyEndpointRefusesAtOnce) {
-  auto r = testing::decode(sb_->runInPod(sb_->pod("client"), [] {
-    return testing::encode(testing::tcpConnect("198.19.0.30", 80));
-  }));
+  auto r = testing::decode(sb_->runInPod(
+      sb_->pod("client"), [] { return testing::encode(testing::tcpConnect("198.19.0.30", 80)); }));
   EXPECT_EQ(r.err, ECONNREFUSED);
   EXPECT_LT(r.connect_ms, 100);
 }

@@ -174,19 +174,7 @@ class CniE2E : public ::testing::Test {
     return Json::object();
   }
   static void startAgent() {
-    pid_t pid = fork();
-    if (pid == 0) {
-      int fd = open((dir_ + "/meshletd.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      execl(MESHLETD_BIN, MESHLETD_BIN, "--config-dir", (dir_ + "/config").c_str(),
-            "--node-name", "e2e-node", "--cgroup", sb_->cgroup().c_str(), "--bpffs",
-            sb_->bpffs().c_str(), "--admin-socket", (dir_ + "/admin.sock").c_str(),
-            "--metrics-addr", "127.0.0.1:0", "--cni-socket", (dir_ + "/cni.sock").c_str(),
-            "--state-dir", (dir_ + "/state").c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    agent_pid_ = pid;
+    agent_pid_ = testing::spawnAgent(MESHLETD_BIN, dir_, sb_->cgroup(), sb_->bpffs());
     bool up = waitFor(
         [] {
           auto s = Json::parse(cli("status -o json"), nullptr, false);
@@ -196,12 +184,7 @@ class CniE2E : public ::testing::Test {
     ASSERT_TRUE(up) << sh("cat " + dir_ + "/meshletd.log");
     ASSERT_TRUE(waitFor([] { return fs::exists(dir_ + "/cni.sock"); }, 5000));
   }
-  static void stopAgent() {
-    if (agent_pid_ <= 0) return;
-    kill(agent_pid_, SIGTERM);
-    waitpid(agent_pid_, nullptr, 0);
-    agent_pid_ = -1;
-  }
+  static void stopAgent() { testing::stopAgent(agent_pid_); }
   static std::string connectMany(const std::string& from, int n) {
     return sb_->runInPod(sb_->pod(from), [n] {
       std::string s;

@@ -1,6 +1,9 @@
 #pragma once
 // Small helpers shared by the end-to-end tests.
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -36,6 +39,33 @@ inline bool waitFor(const std::function<bool()>& pred, int timeout_ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return pred();
+}
+
+// Starts `meshletd` for a test: everything it makes (sockets, state, log) lives under `dir`,
+// it attaches at the sandbox's cgroup and pins under its bpffs dir. Returns the agent's PID.
+inline pid_t spawnAgent(const std::string& bin, const std::string& dir, const std::string& cgroup,
+                        const std::string& bpffs) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open((dir + "/meshletd.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    execl(bin.c_str(), bin.c_str(), "--config-dir", (dir + "/config").c_str(), "--node-name",
+          "e2e-node", "--cgroup", cgroup.c_str(), "--bpffs", bpffs.c_str(), "--admin-socket",
+          (dir + "/admin.sock").c_str(), "--metrics-addr", "127.0.0.1:0", "--cni-socket",
+          (dir + "/cni.sock").c_str(), "--state-dir", (dir + "/state").c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+
+// SIGTERM (the agent leaves its datapath pinned) and reap; pid becomes -1.
+inline void stopAgent(pid_t& pid) {
+  if (pid <= 0) return;
+  kill(pid, SIGTERM);
+  waitpid(pid, nullptr, 0);
+  pid = -1;
 }
 
 inline int count(const std::string& hay, const std::string& needle) {

@@ -134,29 +134,22 @@ Sandbox::~Sandbox() {
 
 const TestPod& Sandbox::addPod(const std::string& name) {
   int idx = next_index_++;
-  TestPod p;
-  p.name = name;
-  p.netns = "mlt-" + id_ + "-" + name;
-  p.netns_path = "/var/run/netns/" + p.netns;
-  p.cgroup = cgroup_ + "/" + name;
+  addBarePod(name);
+  TestPod& p = pods_.at(name);
   p.ip4 = "198.18.0." + std::to_string(idx + 1);
   std::ostringstream v6;
   v6 << "2001:2::" << std::hex << (idx + 1);
   p.ip6 = v6.str();
-  fs::create_directories(p.cgroup);
   std::string host_if = "mh" + id_.substr(0, 8) + "p" + std::to_string(idx);
   host_if = host_if.substr(0, 15);
-  sh("ip netns add " + p.netns);
   sh("ip -n " + node_ns_ + " link add " + host_if + " type veth peer name eth0 netns " + p.netns);
   sh("ip -n " + node_ns_ + " link set " + host_if + " master br0 up");
-  sh("ip -n " + p.netns + " link set lo up");
   sh("ip -n " + p.netns + " addr add " + p.ip4 + "/24 dev eth0");
   sh("ip -n " + p.netns + " addr add " + p.ip6 + "/64 dev eth0 nodad");
   sh("ip -n " + p.netns + " link set eth0 up");
   sh("ip -n " + p.netns + " route add default dev eth0");
   sh("ip -n " + p.netns + " -6 route add default dev eth0");
-  auto [it, _] = pods_.emplace(name, p);
-  return it->second;
+  return p;
 }
 
 const TestPod& Sandbox::addBarePod(const std::string& name) {
