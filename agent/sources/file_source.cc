@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "agent/sources/k8s_objects.h"
+#include "agent/sources/objects.h"
 #include "agent/sources/yaml_reader.h"
 
 namespace meshlet {
@@ -247,6 +248,15 @@ bool isConfigFile(const std::string& name) {
 }
 
 }  // namespace
+
+Status parseObjectNode(const YAML::Node& root, const std::string& where, Snapshot& out,
+                       const std::string& api_version, const std::string& kind) {
+  Reader r(where);
+  Field f(root, "");
+  if (!f.isMap()) return r.error("", "object is not a mapping (got " + f.describe() + ")");
+  MESHLET_SOURCES_TRY(r.expectMap(f, true));
+  return parseObject(f, r, Origin{where, 0}, api_version, kind, out);
+}
 
 // Calls fn(document_text, first_line, index) for each YAML document of `text`, in order, with
 // the same document model as documentAtLine: a document starts at a `---` marker, or at the
