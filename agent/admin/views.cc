@@ -25,28 +25,64 @@ std::string endpointString(const IpAddr& ip, int port) {
                    : "[" + ip.toString() + "]:" + std::to_string(port);
 }
 
+namespace {
+
+// The Kubernetes source's connection, and each watched resource.
+Json kubeStatusJson(const AgentStatusInfo& s) {
+  const KubeSourceStatus& k = s.kube;
+  Json resources = Json::array();
+  for (const auto& r : k.resources) {
+    resources.push_back({{"resource", r.resource},
+                         {"api_version", r.api_version},
+                         {"state", r.state},
+                         {"objects", r.objects},
+                         {"rejected", r.rejected},
+                         {"error", r.error}});
+  }
+  std::string note;
+  if (!k.connected) {
+    note = "API server unreachable: the last known state stays in force";
+  } else if (!k.synced) {
+    note = "initial list in progress";
+  }
+  return Json{{"api_server", k.server},
+              {"origin", k.origin},
+              {"connected", k.connected},
+              {"state", k.connected ? "connected" : "unreachable"},
+              {"since", k.since},
+              {"last_error", k.last_error},
+              {"synced", k.synced},
+              {"note", note},
+              {"resources", resources}};
+}
+
+}  // namespace
+
 Json statusJson(const AgentView& v, int64_t now_unix) {
   const auto& s = v.status;
   Json maps = Json::array();
   for (const auto& m : v.maps) {
     maps.push_back({{"name", m.name}, {"entries", m.entries}, {"capacity", m.capacity}});
   }
-  return Json{{"node_name", s.node_name},
-              {"config_dir", s.config_dir},
-              {"generation", s.generation},
-              {"config_ok", s.config_ok},
-              {"last_error", s.last_error},
-              {"last_error_time", s.last_error_time},
-              {"last_sync_ms", s.last_sync_ms},
-              {"uptime_s", now_unix - s.started_unix},
-              {"cgroup", s.cgroup},
-              {"bpffs", s.bpffs},
-              {"adopted", s.adopted},
-              {"metrics_port", s.metrics_port},
-              {"services", v.desired ? v.desired->service_info.size() : 0},
-              {"enrolled_pods", v.desired ? v.desired->pod_info.size() : 0},
-              {"spliced_connections", v.spliced_connections},
-              {"maps", maps}};
+  Json out{{"node_name", s.node_name},
+           {"config_dir", s.config_dir},
+           {"generation", s.generation},
+           {"config_ok", s.config_ok},
+           {"last_error", s.last_error},
+           {"last_error_time", s.last_error_time},
+           {"last_sync_ms", s.last_sync_ms},
+           {"uptime_s", now_unix - s.started_unix},
+           {"cgroup", s.cgroup},
+           {"bpffs", s.bpffs},
+           {"adopted", s.adopted},
+           {"metrics_port", s.metrics_port},
+           {"services", v.desired ? v.desired->service_info.size() : 0},
+           {"enrolled_pods", v.desired ? v.desired->pod_info.size() : 0},
+           {"spliced_connections", v.spliced_connections},
+           {"maps", maps},
+           {"source", s.source}};
+  if (s.source == "kube") out["kubernetes"] = kubeStatusJson(s);
+  return out;
 }
 
 Json workloadsJson(const AgentView& v) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "agent/datapath/datapath.h"
+#include "agent/sources/kube_status.h"
 #include "agent/state/types.h"
 #include "agent/translate/translate.h"
 
@@ -26,6 +27,8 @@ struct AgentStatusInfo {
   bool adopted = false;
   int metrics_port = 0;
   int64_t started_unix = 0;
+  std::string source = "file";  // "file" or "kube"
+  KubeSourceStatus kube;        // when source is "kube"
 };
 
 // One consistent picture, replaced whole by the agent's loop and read by the admin thread.

@@ -6,6 +6,18 @@
 #include <cstdlib>
 
 namespace meshlet {
+namespace {
+
+// HOST:PORT with a non-empty host and a numeric port 0-65535.
+bool validHostPort(const std::string& addr) {
+  auto colon = addr.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  std::string port = addr.substr(colon + 1);
+  return !port.empty() && port.size() <= 5 &&
+         port.find_first_not_of("0123456789") == std::string::npos && std::stoi(port) <= 65535;
+}
+
+}  // namespace
 
 Result<AgentFlags> parseAgentFlags(int argc, char** argv) {
   AgentFlags f;
@@ -20,6 +32,9 @@ Result<AgentFlags> parseAgentFlags(int argc, char** argv) {
                "meshletd"};
   app.add_option("--config-dir", f.config_dir,
                  "directory of Kubernetes YAML (Service, EndpointSlice, Pod, Namespace), watched");
+  app.add_option("--kubeconfig", f.kubeconfig,
+                 "follow the Kubernetes API server of this kubeconfig's current context (in a pod "
+                 "with neither flag: the in-cluster service account)");
   app.add_option("--node-name", f.node_name, "this node's name (default: $NODE_NAME or hostname)");
   app.add_option("--cgroup", f.cgroup, "cgroup v2 directory to attach at (default: the root of "
                                       "the cgroup v2 mount)");
@@ -28,6 +43,9 @@ Result<AgentFlags> parseAgentFlags(int argc, char** argv) {
   app.add_option("--admin-socket", f.admin_socket, "unix socket of the admin API")
       ->capture_default_str();
   app.add_option("--metrics-addr", f.metrics_addr, "HOST:PORT for Prometheus /metrics")
+      ->capture_default_str();
+  app.add_option("--readiness-addr", f.readiness_addr,
+                 "HOST:PORT for the readiness probe GET /healthz/ready (port 0 picks one)")
       ->capture_default_str();
   app.add_option("--cni-socket", f.cni_socket, "unix socket the CNI plugin talks to")
       ->capture_default_str();
@@ -47,8 +65,17 @@ Result<AgentFlags> parseAgentFlags(int argc, char** argv) {
     return Error(std::string("meshletd: ") + e.what() + "\nRun with --help for more information.",
                  2);
   }
-  if (!f.uninstall && f.config_dir.empty()) {
-    return Error("meshletd: --config-dir is required (the file source is the only source yet)",
+  if (!f.config_dir.empty() && !f.kubeconfig.empty()) {
+    return Error("meshletd: --config-dir and --kubeconfig cannot be used together (one source)",
+                 2);
+  }
+  if (f.config_dir.empty() && f.kubeconfig.empty()) {
+    const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
+    f.in_cluster = host && *host;
+  }
+  if (!f.uninstall && f.config_dir.empty() && f.kubeconfig.empty() && !f.in_cluster) {
+    return Error("meshletd: --config-dir is required (or --kubeconfig, or run in a pod where "
+                 "KUBERNETES_SERVICE_HOST is set)",
                  2);
   }
   {
@@ -61,6 +88,11 @@ Result<AgentFlags> parseAgentFlags(int argc, char** argv) {
                        f.metrics_addr + "\"",
                    2);
     }
+  }
+  if (!validHostPort(f.readiness_addr)) {
+    return Error("meshletd: --readiness-addr must be HOST:PORT with a port 0-65535, got \"" +
+                     f.readiness_addr + "\"",
+                 2);
   }
   return f;
 }

@@ -8,11 +8,14 @@ namespace meshlet {
 
 struct AgentFlags {
   std::string config_dir;  // file source directory (the embedded default)
+  std::string kubeconfig;  // kube source from a kubeconfig file
+  bool in_cluster = false; // kube source, in-cluster: no source flag and KUBERNETES_SERVICE_HOST
   std::string node_name;   // this node, as pods' spec.nodeName and EndpointSlices' nodeName say
   std::string cgroup;      // cgroup v2 directory to attach at; detected when empty
   std::string bpffs = "/sys/fs/bpf/meshlet";
   std::string admin_socket = "/var/run/meshlet/admin.sock";
   std::string metrics_addr = "0.0.0.0:15020";
+  std::string readiness_addr = "0.0.0.0:15021";  // GET /healthz/ready
   std::string cni_socket = "/var/run/meshlet/cni.sock";
   std::string state_dir = "/var/run/meshlet/state";
   std::string log_level = "info";

@@ -96,9 +96,17 @@ Status Agent::setUp() {
   }
   status_.node_name = flags_.node_name;
   status_.config_dir = flags_.config_dir;
+  status_.source = flags_.config_dir.empty() ? "kube" : "file";
   status_.cgroup = flags_.cgroup;
   status_.bpffs = flags_.bpffs;
   status_.started_unix = nowUnix();
+  if (flags_.config_dir.empty()) {
+    // The Kubernetes source: a bad kubeconfig stops the agent before it touches the kernel.
+    auto cfg = flags_.kubeconfig.empty() ? inClusterConfig() : loadKubeconfig(flags_.kubeconfig);
+    if (!cfg.ok()) return cfg.error();
+    kube_ = std::make_unique<KubeSource>(std::move(*cfg));
+    status_.kube = kube_->status();
+  }
 
   DatapathOptions opts;
   opts.bpffs_dir = flags_.bpffs;
@@ -118,12 +126,21 @@ Status Agent::setUp() {
   if (auto st = admin_->start(flags_.admin_socket); !st) return st;
   logInfo("admin API on " + flags_.admin_socket);
 
+  health_ = std::make_unique<HealthServer>();
+  if (auto st = health_->start(flags_.readiness_addr); !st) return st;
+  health_->setNotReady("no configuration applied yet");
+  logInfo("readiness on " + flags_.readiness_addr + " (port " + std::to_string(health_->port()) +
+          ")");
+
   cni_ = CniStore(flags_.state_dir + "/cni-pods.json");
   restoreCniPods();
   cni_server_ = std::make_unique<CniServer>(
       [this](const cni::Request& r, int fd) { return submitCni(r, fd); });
   if (auto st = cni_server_->start(flags_.cni_socket); !st) return st;
   logInfo("CNI enrollment on " + flags_.cni_socket);
+  if (kube_) {
+    if (auto st = kube_->start(); !st) return st;
+  }
   return Status::Ok();
 }
 
@@ -131,6 +148,7 @@ void Agent::recordError(const std::string& message) {
   status_.config_ok = false;
   status_.last_error = message;
   status_.last_error_time = nowRfc3339();
+  if (health_ && status_.generation == 0) health_->setNotReady(message);
   logError(message);
 }
 
@@ -190,23 +208,49 @@ Status Agent::applySnapshot(SnapshotPtr snap, bool seed_ids) {
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   status_.last_sync_ms = ms;
   status_.generation++;
+  if (health_) health_->setReady();
   metrics_.setConfig(status_.generation, true, ms / 1000.0);
   return Status::Ok();
 }
 
 void Agent::pollConfig() {
-  std::string sig = dirSignature(flags_.config_dir);
-  bool changed = sig != config_signature_;
+  // The kube source's watch threads keep its store current; taking a snapshot never waits on
+  // the network (null: nothing changed, or the first full list is not done yet).
+  std::shared_ptr<const Snapshot> kube_snap;
+  std::string sig;
+  bool changed;
+  if (kube_) {
+    status_.kube = kube_->status();
+    kube_snap = kube_->take();
+    changed = kube_snap != nullptr;
+  } else {
+    sig = dirSignature(flags_.config_dir);
+    changed = sig != config_signature_;
+  }
   if (changed) {
-    config_signature_ = sig;
-    auto loaded = loadDirectory(flags_.config_dir, /*synthesize=*/false);
-    if (!loaded.ok()) {
-      recordError("configuration rejected, the last good state stays in force: " +
-                  loaded.error().message());
-      metrics_.configRejected();
-      return;
+    std::shared_ptr<const Snapshot> file;
+    if (kube_) {
+      // Duplicates cannot happen (the store is keyed by name; clashing cluster IPs were left
+      // out), but the same checks as the file source guard the datapath. A rejected snapshot
+      // does not freeze the state: the next change brings a new one.
+      if (auto st = validateSnapshot(*kube_snap); !st) {
+        recordError("cluster state rejected, the last good state stays in force: " +
+                    st.error().message());
+        metrics_.configRejected();
+        return;
+      }
+      file = std::move(kube_snap);
+    } else {
+      config_signature_ = sig;
+      auto loaded = loadDirectory(flags_.config_dir, /*synthesize=*/false);
+      if (!loaded.ok()) {
+        recordError("configuration rejected, the last good state stays in force: " +
+                    loaded.error().message());
+        metrics_.configRejected();
+        return;
+      }
+      file = std::make_shared<const Snapshot>(std::move(*loaded));
     }
-    auto file = std::make_shared<const Snapshot>(std::move(*loaded));
     SnapshotPtr snap = buildSnapshot(*file);
     resolveCookies(*snap, true);
     bool first = good_ == nullptr;
@@ -318,7 +362,10 @@ int Agent::run() {
     }
   }
   drainCni();
+  if (kube_) kube_->stop();
   logInfo("stopping; the datapath stays attached and pinned under " + flags_.bpffs);
+  health_->setNotReady("the agent is stopping");
+  health_->stop();
   cni_server_->stop();
   admin_->stop();
   return 0;

@@ -11,12 +11,14 @@
 #include <string>
 
 #include "agent/admin/cni_server.h"
+#include "agent/admin/health_server.h"
 #include "agent/admin/server.h"
 #include "agent/admin/views.h"
 #include "agent/config/flags.h"
 #include "agent/datapath/datapath.h"
 #include "agent/telemetry/metrics.h"
 #include "agent/sources/cni_store.h"
+#include "agent/sources/kube_source.h"
 #include "agent/translate/translate.h"
 
 namespace meshlet {
@@ -56,11 +58,13 @@ class Agent {
   std::unique_ptr<Datapath> dp_;
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<CniServer> cni_server_;
+  std::unique_ptr<HealthServer> health_;  // readiness: ready once a generation is applied
   Metrics metrics_;
 
   // Loop-thread state.
   std::string config_signature_;
-  std::shared_ptr<const Snapshot> file_good_;  // last good file snapshot (unmerged)
+  std::unique_ptr<KubeSource> kube_;  // the source when --kubeconfig / in-cluster, else null
+  std::shared_ptr<const Snapshot> file_good_;  // last good source snapshot (unmerged)
   SnapshotPtr good_;  // last good snapshot as applied (file + CNI pods)
   CniStore cni_;
   std::shared_ptr<const DesiredDatapath> desired_;

@@ -28,7 +28,8 @@ SnapshotPtr Agent::buildSnapshot(const Snapshot& file, const CniPod* extra) cons
   auto pods = cni_.pods();
   if (extra) pods[extra->ns + "/" + extra->name] = *extra;
   auto s = std::make_shared<Snapshot>(mergeCniPods(file, pods, flags_.node_name));
-  synthesizeEndpointSlices(*s);
+  // With the API server, the EndpointSlice controller writes every Service's endpoints.
+  if (!kube_) synthesizeEndpointSlices(*s);
   s->generation = status_.generation + 1;
   return s;
 }

@@ -8,6 +8,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <exception>
 #include <filesystem>
@@ -85,15 +86,40 @@ int documentAtLine(const std::string& text, int line /* 0-based */) {
 
 struct KindInfo {
   const char* kind;
-  const char* api_version;
+  std::array<const char*, 3> api_versions;  // the first is the preferred one; unused: nullptr
   bool namespaced;
+
+  bool accepts(std::string_view version) const {
+    for (const char* v : api_versions) {
+      if (v && version == v) return true;
+    }
+    return false;
+  }
+  // "v1" or "security.istio.io/v1 or security.istio.io/v1beta1".
+  std::string versionsText() const {
+    std::string out;
+    for (const char* v : api_versions) {
+      if (!v) continue;
+      if (!out.empty()) out += " or ";
+      out += v;
+    }
+    return out;
+  }
 };
 
 constexpr KindInfo kKinds[] = {
-    {"Namespace", "v1", false},
-    {"Service", "v1", true},
-    {"EndpointSlice", "discovery.k8s.io/v1", true},
-    {"Pod", "v1", true},
+    {"Namespace", {"v1"}, false},
+    {"Service", {"v1"}, true},
+    {"EndpointSlice", {"discovery.k8s.io/v1"}, true},
+    {"Pod", {"v1"}, true},
+    {"AuthorizationPolicy", {"security.istio.io/v1", "security.istio.io/v1beta1"}, true},
+    {"PeerAuthentication", {"security.istio.io/v1", "security.istio.io/v1beta1"}, true},
+    {"VirtualService",
+     {"networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3"},
+     true},
+    {"DestinationRule",
+     {"networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3"},
+     true},
 };
 
 const KindInfo* findKind(std::string_view kind) {
@@ -101,6 +127,14 @@ const KindInfo* findKind(std::string_view kind) {
     if (kind == k.kind) return &k;
   }
   return nullptr;
+}
+
+// "Namespace, Service, ..., DestinationRule or List".
+std::string kindsText() {
+  std::string out;
+  for (const KindInfo& k : kKinds) out += std::string(k.kind) + ", ";
+  out.resize(out.size() - 2);
+  return out + " or List";
 }
 
 // One object (a document's root, or an item of a List).
@@ -122,12 +156,11 @@ Status parseObject(const Field& root, Reader& r, const Origin& origin, std::stri
   MESHLET_SOURCES_TRY(r.string(root.child("kind"), kind, kind.empty()));
 
   if (!info) {
-    return r.error("kind", "unsupported kind " + quote(kind) +
-                               " (expected Namespace, Service, EndpointSlice, Pod or List)");
+    return r.error("kind", "unsupported kind " + quote(kind) + " (expected " + kindsText() + ")");
   }
-  if (api_version != info->api_version) {
+  if (!info->accepts(api_version)) {
     return r.error("apiVersion", quote(api_version) + " is not valid for kind " + kind +
-                                     " (expected " + info->api_version + ")");
+                                     " (expected " + info->versionsText() + ")");
   }
   if (kind == "Namespace") {
     Namespace n;
@@ -141,10 +174,26 @@ Status parseObject(const Field& root, Reader& r, const Origin& origin, std::stri
     EndpointSlice e;
     MESHLET_SOURCES_TRY(parseEndpointSlice(r, root, origin, e));
     out.endpoint_slices.push_back(std::move(e));
-  } else {
+  } else if (kind == "Pod") {
     Pod p;
     MESHLET_SOURCES_TRY(parsePod(r, root, origin, p));
     out.pods.push_back(std::move(p));
+  } else if (kind == "AuthorizationPolicy") {
+    AuthorizationPolicy p;
+    MESHLET_SOURCES_TRY(parseAuthorizationPolicy(r, root, origin, p));
+    out.authorization_policies.push_back(std::move(p));
+  } else if (kind == "PeerAuthentication") {
+    PeerAuthentication p;
+    MESHLET_SOURCES_TRY(parsePeerAuthentication(r, root, origin, p));
+    out.peer_authentications.push_back(std::move(p));
+  } else if (kind == "VirtualService") {
+    VirtualService v;
+    MESHLET_SOURCES_TRY(parseVirtualService(r, root, origin, v));
+    out.virtual_services.push_back(std::move(v));
+  } else {
+    DestinationRule d;
+    MESHLET_SOURCES_TRY(parseDestinationRule(r, root, origin, d));
+    out.destination_rules.push_back(std::move(d));
   }
   return Status::Ok();
 }
@@ -152,8 +201,11 @@ Status parseObject(const Field& root, Reader& r, const Origin& origin, std::stri
 // `kind: List` (kubectl get -o yaml) or a typed list (ServiceList, ... as the API returns it,
 // whose items carry no apiVersion/kind).
 bool isListKind(const std::string& kind) {
-  return kind == "List" || kind == "NamespaceList" || kind == "ServiceList" ||
-         kind == "EndpointSliceList" || kind == "PodList";
+  constexpr std::string_view kSuffix = "List";
+  if (kind == kSuffix) return true;
+  return kind.size() > kSuffix.size() &&
+         std::string_view(kind).substr(kind.size() - kSuffix.size()) == kSuffix &&
+         findKind(std::string_view(kind).substr(0, kind.size() - kSuffix.size())) != nullptr;
 }
 
 Status parseDocument(const YAML::Node& doc, const std::string& file, int index, Snapshot& out) {
@@ -172,11 +224,12 @@ Status parseDocument(const YAML::Node& doc, const std::string& file, int index, 
   std::string item_kind = kind == "List" ? "" : kind.substr(0, kind.size() - 4);
   std::string item_version;
   if (!item_kind.empty()) {
-    item_version = findKind(item_kind)->api_version;
-    if (api_version != item_version) {
+    const KindInfo* item_info = findKind(item_kind);
+    if (!item_info->accepts(api_version)) {
       return r.error("apiVersion", quote(api_version) + " is not valid for kind " + kind +
-                                       " (expected " + item_version + ")");
+                                       " (expected " + item_info->versionsText() + ")");
     }
+    item_version = api_version;  // items carry none; they share the list's
   } else if (api_version != "v1") {
     return r.error("apiVersion", quote(api_version) + " is not valid for kind List (expected v1)");
   }
@@ -324,6 +377,10 @@ Status parseYaml(const std::string& text, const std::string& file, Snapshot& out
   appendAll(out.services, parsed.services);
   appendAll(out.endpoint_slices, parsed.endpoint_slices);
   appendAll(out.pods, parsed.pods);
+  appendAll(out.authorization_policies, parsed.authorization_policies);
+  appendAll(out.peer_authentications, parsed.peer_authentications);
+  appendAll(out.virtual_services, parsed.virtual_services);
+  appendAll(out.destination_rules, parsed.destination_rules);
   return Status::Ok();
 }
 
@@ -342,6 +399,18 @@ Status validateSnapshot(const Snapshot& s) {
     MESHLET_SOURCES_TRY(unique("EndpointSlice", e.meta));
   }
   for (const Pod& p : s.pods) MESHLET_SOURCES_TRY(unique("Pod", p.meta));
+  for (const AuthorizationPolicy& p : s.authorization_policies) {
+    MESHLET_SOURCES_TRY(unique("AuthorizationPolicy", p.meta));
+  }
+  for (const PeerAuthentication& p : s.peer_authentications) {
+    MESHLET_SOURCES_TRY(unique("PeerAuthentication", p.meta));
+  }
+  for (const VirtualService& v : s.virtual_services) {
+    MESHLET_SOURCES_TRY(unique("VirtualService", v.meta));
+  }
+  for (const DestinationRule& d : s.destination_rules) {
+    MESHLET_SOURCES_TRY(unique("DestinationRule", d.meta));
+  }
 
   std::map<IpAddr, const Service*> cluster_ips;
   for (const Service& v : s.services) {

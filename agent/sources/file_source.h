@@ -1,6 +1,7 @@
 #pragma once
 // File source (the embedded default): a directory of multi-document Kubernetes YAML
-// (v1 Service, discovery.k8s.io/v1 EndpointSlice, v1 Pod, v1 Namespace), as
+// (v1 Service, discovery.k8s.io/v1 EndpointSlice, v1 Pod, v1 Namespace, and the Istio
+// AuthorizationPolicy, PeerAuthentication, VirtualService, DestinationRule), as
 // `kubectl get -o yaml` prints them (also `kind: List` with `items`).
 #include <functional>
 #include <string>

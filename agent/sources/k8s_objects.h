@@ -27,4 +27,16 @@ Status parseEndpointSlice(const Reader& r, const Field& root, const Origin& orig
                           EndpointSlice& out);
 Status parsePod(const Reader& r, const Field& root, const Origin& origin, Pod& out);
 
+// Istio kinds (parse_istio_security.cc, parse_istio_networking.cc,
+// parse_istio_destination_rule.cc): strict, every unknown field is refused, and recognised but
+// unimplemented fields are refused as unsupported.
+Status parseAuthorizationPolicy(const Reader& r, const Field& root, const Origin& origin,
+                                AuthorizationPolicy& out);
+Status parsePeerAuthentication(const Reader& r, const Field& root, const Origin& origin,
+                               PeerAuthentication& out);
+Status parseVirtualService(const Reader& r, const Field& root, const Origin& origin,
+                           VirtualService& out);
+Status parseDestinationRule(const Reader& r, const Field& root, const Origin& origin,
+                            DestinationRule& out);
+
 }  // namespace meshlet::file_source_internal

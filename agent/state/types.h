@@ -9,25 +9,10 @@
 #include <vector>
 
 #include "agent/common/ip.h"
+#include "agent/state/istio.h"
+#include "agent/state/meta.h"
 
 namespace meshlet {
-
-using Labels = std::map<std::string, std::string>;
-
-// Where an object came from, for error messages: "dir/file.yaml (document 3)".
-struct Origin {
-  std::string file;
-  int document = 0;  // 1-based index within the file
-};
-
-struct ObjectMeta {
-  std::string name;
-  std::string ns;  // empty for cluster-scoped objects (Namespace)
-  Labels labels;
-  std::map<std::string, std::string> annotations;
-  std::string uid;
-  Origin origin;
-};
 
 struct Namespace {
   ObjectMeta meta;
@@ -110,6 +95,11 @@ struct Snapshot {
   std::vector<Service> services;
   std::vector<EndpointSlice> endpoint_slices;
   std::vector<Pod> pods;
+  // Istio resources (agent/state/istio.h).
+  std::vector<AuthorizationPolicy> authorization_policies;
+  std::vector<PeerAuthentication> peer_authentications;
+  std::vector<VirtualService> virtual_services;
+  std::vector<DestinationRule> destination_rules;
 };
 
 using SnapshotPtr = std::shared_ptr<const Snapshot>;

@@ -52,8 +52,9 @@ inline pid_t spawnAgent(const std::string& bin, const std::string& dir, const st
     dup2(fd, 2);
     execl(bin.c_str(), bin.c_str(), "--config-dir", (dir + "/config").c_str(), "--node-name",
           "e2e-node", "--cgroup", cgroup.c_str(), "--bpffs", bpffs.c_str(), "--admin-socket",
-          (dir + "/admin.sock").c_str(), "--metrics-addr", "127.0.0.1:0", "--cni-socket",
-          (dir + "/cni.sock").c_str(), "--state-dir", (dir + "/state").c_str(),
+          (dir + "/admin.sock").c_str(), "--metrics-addr", "127.0.0.1:0", "--readiness-addr",
+          "127.0.0.1:0", "--cni-socket", (dir + "/cni.sock").c_str(), "--state-dir",
+          (dir + "/state").c_str(),
           static_cast<char*>(nullptr));
     _exit(127);
   }

@@ -26,7 +26,9 @@ void addListCommand(CLI::App& app, const GlobalOptions& opts, Action& action,
 
 void addAgentCommands(CLI::App& app, const GlobalOptions& opts, Action& action) {
   addListCommand(app, opts, action, "status",
-                 "Agent health: config generation, last error, datapath maps", "/v1/status");
+                 "Agent health: config generation, last error, datapath maps, source (with the "
+                 "Kubernetes API server: connected or not, since when, each resource)",
+                 "/v1/status");
   addListCommand(app, opts, action, "workloads", "Pods known to the agent and their enrollment",
                  "/v1/workloads");
   addListCommand(app, opts, action, "services", "Services and their load-balancing state",

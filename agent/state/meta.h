@@ -1,0 +1,25 @@
+#pragma once
+// Object metadata every typed cluster object carries (Kubernetes and Istio kinds alike).
+#include <map>
+#include <string>
+
+namespace meshlet {
+
+using Labels = std::map<std::string, std::string>;
+
+// Where an object came from, for error messages: "dir/file.yaml (document 3)".
+struct Origin {
+  std::string file;
+  int document = 0;  // 1-based index within the file
+};
+
+struct ObjectMeta {
+  std::string name;
+  std::string ns;  // empty for cluster-scoped objects (Namespace)
+  Labels labels;
+  std::map<std::string, std::string> annotations;
+  std::string uid;
+  Origin origin;
+};
+
+}  // namespace meshlet
