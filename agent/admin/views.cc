@@ -9,76 +9,71 @@
 namespace meshlet {
 namespace {
 
-const PodInfo *podById(const AgentView &v, uint32_t id) {
-  if (!v.desired || id == MESHLET_NO_ID)
-    return nullptr;
+const PodInfo* podById(const AgentView& v, uint32_t id) {
+  if (!v.desired || id == MESHLET_NO_ID) return nullptr;
   auto it = v.desired->pod_info.find(id);
   return it == v.desired->pod_info.end() ? nullptr : &it->second;
 }
 
-std::string ipsJoined(const std::vector<IpAddr> &ips) {
+std::string ipsJoined(const std::vector<IpAddr>& ips) {
   std::string s;
-  for (const auto &ip : ips)
-    s += (s.empty() ? "" : ",") + ip.toString();
+  for (const auto& ip : ips) s += (s.empty() ? "" : ",") + ip.toString();
   return s;
 }
 
-} // namespace
+}  // namespace
 
-std::string endpointString(const IpAddr &ip, int port) {
+std::string endpointString(const IpAddr& ip, int port) {
   return ip.isV4() ? ip.toString() + ":" + std::to_string(port)
                    : "[" + ip.toString() + "]:" + std::to_string(port);
 }
 
-Json statusJson(const AgentView &v, int64_t now_unix) {
-  const auto &s = v.status;
+Json statusJson(const AgentView& v, int64_t now_unix) {
+  const auto& s = v.status;
   Json maps = Json::array();
-  for (const auto &m : v.maps) {
-    maps.push_back(
-        {{"name", m.name}, {"entries", m.entries}, {"capacity", m.capacity}});
+  for (const auto& m : v.maps) {
+    maps.push_back({{"name", m.name}, {"entries", m.entries}, {"capacity", m.capacity}});
   }
-  return Json{
-      {"node_name", s.node_name},
-      {"config_dir", s.config_dir},
-      {"generation", s.generation},
-      {"config_ok", s.config_ok},
-      {"last_error", s.last_error},
-      {"last_error_time", s.last_error_time},
-      {"last_sync_ms", s.last_sync_ms},
-      {"uptime_s", now_unix - s.started_unix},
-      {"cgroup", s.cgroup},
-      {"bpffs", s.bpffs},
-      {"adopted", s.adopted},
-      {"metrics_port", s.metrics_port},
-      {"services", v.desired ? v.desired->service_info.size() : 0},
-      {"enrolled_pods", v.desired ? v.desired->pod_info.size() : 0},
-      {"spliced_connections", v.spliced_connections},
-      {"trust_domain", v.identity ? v.identity->trust_domain : ""},
-      {"ca",
-       !v.identity ? ""
-       : v.identity->has_ca && v.identity->ca_error.empty()
-           ? "loaded from " + v.identity->ca_dir
-       : v.identity->has_ca
-           ? "reload failed, the last good CA stays: " + v.identity->ca_error
-           : "none, no workload certificates: " + v.identity->ca_error},
-      {"workload_certificates", v.identity ? v.identity->svids.size() : 0},
-      {"maps", maps}};
+  std::string ca;
+  if (v.identity && v.identity->has_ca && v.identity->ca_error.empty()) {
+    ca = "loaded from " + v.identity->ca_dir;
+  } else if (v.identity && v.identity->has_ca) {
+    ca = "reload failed, the last good CA stays: " + v.identity->ca_error;
+  } else if (v.identity) {
+    ca = "none, no workload certificates: " + v.identity->ca_error;
+  }
+  return Json{{"node_name", s.node_name},
+              {"config_dir", s.config_dir},
+              {"generation", s.generation},
+              {"config_ok", s.config_ok},
+              {"last_error", s.last_error},
+              {"last_error_time", s.last_error_time},
+              {"last_sync_ms", s.last_sync_ms},
+              {"uptime_s", now_unix - s.started_unix},
+              {"cgroup", s.cgroup},
+              {"bpffs", s.bpffs},
+              {"adopted", s.adopted},
+              {"metrics_port", s.metrics_port},
+              {"services", v.desired ? v.desired->service_info.size() : 0},
+              {"enrolled_pods", v.desired ? v.desired->pod_info.size() : 0},
+              {"spliced_connections", v.spliced_connections},
+              {"trust_domain", v.identity ? v.identity->trust_domain : ""},
+              {"ca", ca},
+              {"workload_certificates", v.identity ? v.identity->svids.size() : 0},
+              {"maps", maps}};
 }
 
-Json workloadsJson(const AgentView &v) {
+Json workloadsJson(const AgentView& v) {
   Json out = Json::array();
-  if (!v.snapshot)
-    return out;
-  std::map<std::string, const PodInfo *> enrolled;
+  if (!v.snapshot) return out;
+  std::map<std::string, const PodInfo*> enrolled;
   if (v.desired) {
-    for (const auto &[id, p] : v.desired->pod_info)
-      enrolled[p.ns + "/" + p.name] = &p;
+    for (const auto& [id, p] : v.desired->pod_info) enrolled[p.ns + "/" + p.name] = &p;
   }
-  for (const auto &pod : v.snapshot->pods) {
-    if (pod.node_name != v.status.node_name)
-      continue;
+  for (const auto& pod : v.snapshot->pods) {
+    if (pod.node_name != v.status.node_name) continue;
     auto it = enrolled.find(pod.meta.ns + "/" + pod.meta.name);
-    const PodInfo *p = it == enrolled.end() ? nullptr : it->second;
+    const PodInfo* p = it == enrolled.end() ? nullptr : it->second;
     out.push_back({{"namespace", pod.meta.ns},
                    {"name", pod.meta.name},
                    {"node", pod.node_name},
@@ -93,27 +88,22 @@ Json workloadsJson(const AgentView &v) {
   return out;
 }
 
-Json servicesJson(const AgentView &v) {
+Json servicesJson(const AgentView& v) {
   Json out = Json::array();
-  if (!v.desired)
-    return out;
-  std::map<uint32_t, std::pair<int, int>> ready; // svc_id -> (ready, local)
-  for (const auto &[id, b] : v.desired->backend_info) {
-    if (b.slot == MESHLET_NO_ID)
-      continue;
+  if (!v.desired) return out;
+  std::map<uint32_t, std::pair<int, int>> ready;  // svc_id -> (ready, local)
+  for (const auto& [id, b] : v.desired->backend_info) {
+    if (b.slot == MESHLET_NO_ID) continue;
     ready[b.svc_id].first++;
-    if (b.local)
-      ready[b.svc_id].second++;
+    if (b.local) ready[b.svc_id].second++;
   }
-  std::vector<const ServiceInfo *> sorted;
-  for (const auto &[id, s] : v.desired->service_info)
-    sorted.push_back(&s);
-  std::sort(sorted.begin(), sorted.end(),
-            [](const ServiceInfo *a, const ServiceInfo *b) {
-              return std::tie(a->ns, a->name, a->port, a->cluster_ip) <
-                     std::tie(b->ns, b->name, b->port, b->cluster_ip);
-            });
-  for (const auto *s : sorted) {
+  std::vector<const ServiceInfo*> sorted;
+  for (const auto& [id, s] : v.desired->service_info) sorted.push_back(&s);
+  std::sort(sorted.begin(), sorted.end(), [](const ServiceInfo* a, const ServiceInfo* b) {
+    return std::tie(a->ns, a->name, a->port, a->cluster_ip) <
+           std::tie(b->ns, b->name, b->port, b->cluster_ip);
+  });
+  for (const auto* s : sorted) {
     out.push_back({{"namespace", s->ns},
                    {"name", s->name},
                    {"cluster_ip", s->cluster_ip.toString()},
@@ -128,33 +118,27 @@ Json servicesJson(const AgentView &v) {
   return out;
 }
 
-Json endpointsJson(const AgentView &v, const std::string &filter) {
+Json endpointsJson(const AgentView& v, const std::string& filter) {
   Json out = Json::array();
-  if (!v.desired)
-    return out;
-  std::vector<const BackendInfo *> sorted;
-  for (const auto &[id, b] : v.desired->backend_info) {
+  if (!v.desired) return out;
+  std::vector<const BackendInfo*> sorted;
+  for (const auto& [id, b] : v.desired->backend_info) {
     auto s = v.desired->service_info.find(b.svc_id);
-    if (s == v.desired->service_info.end())
-      continue;
-    if (!filter.empty() && s->second.ns + "/" + s->second.name != filter)
-      continue;
+    if (s == v.desired->service_info.end()) continue;
+    if (!filter.empty() && s->second.ns + "/" + s->second.name != filter) continue;
     sorted.push_back(&b);
   }
-  auto svcOf = [&](const BackendInfo *b) -> const ServiceInfo & {
+  auto svcOf = [&](const BackendInfo* b) -> const ServiceInfo& {
     return v.desired->service_info.at(b->svc_id);
   };
-  std::sort(sorted.begin(), sorted.end(),
-            [&](const BackendInfo *a, const BackendInfo *b) {
-              const auto &sa = svcOf(a);
-              const auto &sb = svcOf(b);
-              return std::tie(sa.ns, sa.name, sa.port, sa.cluster_ip, a->slot,
-                              a->addr, a->port) <
-                     std::tie(sb.ns, sb.name, sb.port, sb.cluster_ip, b->slot,
-                              b->addr, b->port);
-            });
-  for (const auto *b : sorted) {
-    const auto &s = svcOf(b);
+  std::sort(sorted.begin(), sorted.end(), [&](const BackendInfo* a, const BackendInfo* b) {
+    const auto& sa = svcOf(a);
+    const auto& sb = svcOf(b);
+    return std::tie(sa.ns, sa.name, sa.port, sa.cluster_ip, a->slot, a->addr, a->port) <
+           std::tie(sb.ns, sb.name, sb.port, sb.cluster_ip, b->slot, b->addr, b->port);
+  });
+  for (const auto* b : sorted) {
+    const auto& s = svcOf(b);
     out.push_back({{"service", s.ns + "/" + s.name},
                    {"cluster_ip", s.cluster_ip.toString()},
                    {"port", s.port},
@@ -171,23 +155,20 @@ Json endpointsJson(const AgentView &v, const std::string &filter) {
   return out;
 }
 
-Json connectionsJson(const AgentView &v, const std::vector<ConnEntry> &conns,
-                     uint64_t now_ns) {
+Json connectionsJson(const AgentView& v, const std::vector<ConnEntry>& conns, uint64_t now_ns) {
   Json out = Json::array();
-  std::map<meshlet_sock_key, const ConnEntry *, BytesLess<meshlet_sock_key>>
-      by_key;
-  for (const auto &c : conns)
-    by_key[c.key] = &c;
-  for (const auto &c : conns) {
-    const auto &val = c.value;
+  std::map<meshlet_sock_key, const ConnEntry*, BytesLess<meshlet_sock_key>> by_key;
+  for (const auto& c : conns) by_key[c.key] = &c;
+  for (const auto& c : conns) {
+    const auto& val = c.value;
     bool active = val.flags & MESHLET_CONN_ACTIVE;
     auto local = IpAddr::fromWords(c.key.local, c.key.family);
     auto remote = IpAddr::fromWords(c.key.remote, c.key.family);
     uint32_t svc_id = val.svc_id;
     std::string service_address;
     if (svc_id != MESHLET_NO_ID) {
-      service_address = endpointString(
-          IpAddr::fromWords(val.orig_addr, c.key.family), val.orig_port);
+      service_address =
+          endpointString(IpAddr::fromWords(val.orig_addr, c.key.family), val.orig_port);
     } else if (!active) {
       // The client on this node knows which service it dialled.
       auto it = by_key.find(peerKey(c.key));
@@ -201,20 +182,17 @@ Json connectionsJson(const AgentView &v, const std::vector<ConnEntry> &conns,
     std::string service;
     if (v.desired && svc_id != MESHLET_NO_ID) {
       auto s = v.desired->service_info.find(svc_id);
-      if (s != v.desired->service_info.end())
-        service = s->second.ns + "/" + s->second.name;
+      if (s != v.desired->service_info.end()) service = s->second.ns + "/" + s->second.name;
     }
     std::string peer;
-    if (const PodInfo *p = podById(v, val.peer_pod_id)) {
+    if (const PodInfo* p = podById(v, val.peer_pod_id)) {
       peer = p->ns + "/" + p->name;
     } else if (v.desired && val.backend_id != MESHLET_NO_ID) {
       auto b = v.desired->backend_info.find(val.backend_id);
-      if (b != v.desired->backend_info.end())
-        peer = b->second.pod;
+      if (b != v.desired->backend_info.end()) peer = b->second.pod;
     }
-    const PodInfo *self = podById(v, val.pod_id);
-    uint64_t end =
-        (val.flags & MESHLET_CONN_CLOSED) && val.end_ns ? val.end_ns : now_ns;
+    const PodInfo* self = podById(v, val.pod_id);
+    uint64_t end = (val.flags & MESHLET_CONN_CLOSED) && val.end_ns ? val.end_ns : now_ns;
     uint64_t sent = (val.flags & MESHLET_CONN_SPLICED)
                         ? std::max(val.bytes_sent, val.spliced_bytes)
                         : val.bytes_sent;
@@ -236,53 +214,44 @@ Json connectionsJson(const AgentView &v, const std::vector<ConnEntry> &conns,
          {"bytes_received", val.bytes_received},
          {"rtt_us", val.srtt_us},
          {"retransmits", val.total_retrans},
-         {"age_s",
-          end > val.start_ns ? (end - val.start_ns) / 1000000000ull : 0}});
+         {"age_s", end > val.start_ns ? (end - val.start_ns) / 1000000000ull : 0}});
   }
   return out;
 }
 
-Json certsJson(const AgentView &v, int64_t now_unix) {
+Json certsJson(const AgentView& v, int64_t now_unix) {
   Json out = Json::array();
-  if (!v.desired || !v.identity)
-    return out;
-  const IdentityView &id = *v.identity;
+  if (!v.desired || !v.identity) return out;
+  const IdentityView& id = *v.identity;
   std::string chain;
-  for (const auto &r : id.roots)
-    chain += (chain.empty() ? "" : ", ") + r.subject + " #" + r.serial;
-  for (const auto &[pid, p] : v.desired->pod_info) {
-    if (p.netns_cookie == 0)
-      continue;
-    std::string spiffe =
-        tls::spiffeId(id.trust_domain, p.ns, p.service_account);
+  for (const auto& r : id.roots) chain += (chain.empty() ? "" : ", ") + r.subject + " #" + r.serial;
+  for (const auto& [pid, p] : v.desired->pod_info) {
+    if (p.netns_cookie == 0) continue;
+    std::string spiffe = tls::spiffeId(id.trust_domain, p.ns, p.service_account);
     auto it = id.svids.find(spiffe);
-    const tls::Svid *svid = it == id.svids.end() ? nullptr : it->second.get();
+    const tls::Svid* svid = it == id.svids.end() ? nullptr : it->second.get();
     std::string state;
     if (svid) {
       state = now_unix >= svid->info.not_after                 ? "expired"
               : now_unix >= WorkloadCerts::renewAt(svid->info) ? "renewing"
                                                                : "valid";
-    } else if (auto e = id.issue_errors.find(spiffe);
-               e != id.issue_errors.end()) {
+    } else if (auto e = id.issue_errors.find(spiffe); e != id.issue_errors.end()) {
       state = "not issued: " + e->second;
     } else {
-      state = "not issued: " +
-              (id.ca_error.empty() ? std::string("pending") : id.ca_error);
+      state = "not issued: " + (id.ca_error.empty() ? std::string("pending") : id.ca_error);
     }
-    out.push_back(
-        {{"namespace", p.ns},
-         {"workload", p.name},
-         {"identity", spiffe},
-         {"state", state},
-         {"serial", svid ? svid->info.serial : ""},
-         {"not_before", svid ? unixToRfc3339(svid->info.not_before) : ""},
-         {"not_after", svid ? unixToRfc3339(svid->info.not_after) : ""},
-         {"renews_at",
-          svid ? unixToRfc3339(WorkloadCerts::renewAt(svid->info)) : ""},
-         {"issuer", svid ? svid->info.issuer : ""},
-         {"trust_chain", chain}});
+    out.push_back({{"namespace", p.ns},
+                   {"workload", p.name},
+                   {"identity", spiffe},
+                   {"state", state},
+                   {"serial", svid ? svid->info.serial : ""},
+                   {"not_before", svid ? unixToRfc3339(svid->info.not_before) : ""},
+                   {"not_after", svid ? unixToRfc3339(svid->info.not_after) : ""},
+                   {"renews_at", svid ? unixToRfc3339(WorkloadCerts::renewAt(svid->info)) : ""},
+                   {"issuer", svid ? svid->info.issuer : ""},
+                   {"trust_chain", chain}});
   }
   return out;
 }
 
-} // namespace meshlet
+}  // namespace meshlet

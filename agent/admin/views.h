@@ -1,7 +1,6 @@
 #pragma once
-// What the admin API shows: pure functions from the agent's current view to the
-// JSON arrays of docs/ADMIN_API.md (field names = the CLI's table headers in
-// snake_case).
+// What the admin API shows: pure functions from the agent's current view to the JSON arrays
+// of docs/ADMIN_API.md (field names = the CLI's table headers in snake_case).
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -31,23 +30,20 @@ struct AgentStatusInfo {
   int64_t started_unix = 0;
 };
 
-// Workload identity as the agent's loop last saw it (the SVIDs are shared,
-// immutable).
+// Workload identity as the agent's loop last saw it (the SVIDs are shared, immutable).
 struct IdentityView {
   std::string trust_domain;
   std::string ca_dir;
-  std::string ca_error; // why the CA could not be (re)loaded; empty when fine
+  std::string ca_error;  // why the CA could not be (re)loaded; empty when fine
   bool has_ca = false;
   std::vector<tls::CertInfo> roots;
-  std::map<std::string, std::shared_ptr<const tls::Svid>> svids; // by SPIFFE id
-  std::map<std::string, std::string> issue_errors; // SPIFFE id -> last error
+  std::map<std::string, std::shared_ptr<const tls::Svid>> svids;  // by SPIFFE id
+  std::map<std::string, std::string> issue_errors;                // SPIFFE id -> last error
 };
 
-// One consistent picture, replaced whole by the agent's loop and read by the
-// admin thread.
+// One consistent picture, replaced whole by the agent's loop and read by the admin thread.
 struct AgentView {
-  SnapshotPtr
-      snapshot; // the last good configuration (may be null before the first)
+  SnapshotPtr snapshot;  // the last good configuration (may be null before the first)
   std::shared_ptr<const DesiredDatapath> desired;
   AgentStatusInfo status;
   std::vector<MapUsage> maps;
@@ -57,19 +53,17 @@ struct AgentView {
 
 using Json = nlohmann::ordered_json;
 
-Json statusJson(const AgentView &v, int64_t now_unix);
-Json workloadsJson(const AgentView &v);
-Json servicesJson(const AgentView &v);
+Json statusJson(const AgentView& v, int64_t now_unix);
+Json workloadsJson(const AgentView& v);
+Json servicesJson(const AgentView& v);
 // filter: "" for all, or "namespace/name".
-Json endpointsJson(const AgentView &v, const std::string &filter);
+Json endpointsJson(const AgentView& v, const std::string& filter);
 // now_ns: CLOCK_MONOTONIC, the clock of the kernel's timestamps.
-Json connectionsJson(const AgentView &v, const std::vector<ConnEntry> &conns,
-                     uint64_t now_ns);
+Json connectionsJson(const AgentView& v, const std::vector<ConnEntry>& conns, uint64_t now_ns);
 
-// One row per enrolled pod of this node: its identity and certificate (never
-// the key).
-Json certsJson(const AgentView &v, int64_t now_unix);
+// One row per enrolled pod of this node: its identity and certificate (never the key).
+Json certsJson(const AgentView& v, int64_t now_unix);
 
-std::string endpointString(const IpAddr &ip, int port);
+std::string endpointString(const IpAddr& ip, int port);
 
-} // namespace meshlet
+}  // namespace meshlet

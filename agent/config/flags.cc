@@ -11,106 +11,87 @@ namespace meshlet {
 
 Result<int64_t> parseDurationSeconds(std::string_view text) {
   std::string quoted = "\"" + std::string(text) + "\"";
-  if (text.empty())
-    return Error("empty duration");
+  if (text.empty()) return Error("empty duration");
   int64_t total = 0;
   size_t i = 0;
   while (i < text.size()) {
     size_t start = i;
-    while (i < text.size() && text[i] >= '0' && text[i] <= '9')
-      ++i;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
     if (i == start || i == text.size() || i - start > 9)
       return Error(quoted + " is not a duration like 24h, 90m, 1h30m or 45s");
     int64_t n = std::stoll(std::string(text.substr(start, i - start)));
     switch (text[i++]) {
-    case 'h':
-      total += n * 3600;
-      break;
-    case 'm':
-      total += n * 60;
-      break;
-    case 's':
-      total += n;
-      break;
-    default:
-      return Error(quoted + " is not a duration like 24h, 90m, 1h30m or 45s");
+      case 'h':
+        total += n * 3600;
+        break;
+      case 'm':
+        total += n * 60;
+        break;
+      case 's':
+        total += n;
+        break;
+      default:
+        return Error(quoted + " is not a duration like 24h, 90m, 1h30m or 45s");
     }
   }
   return total;
 }
 
-Result<AgentFlags> parseAgentFlags(int argc, char **argv) {
+Result<AgentFlags> parseAgentFlags(int argc, char** argv) {
   AgentFlags f;
-  if (const char *n = std::getenv("NODE_NAME"); n && *n) {
+  if (const char* n = std::getenv("NODE_NAME"); n && *n) {
     f.node_name = n;
   } else {
     char host[256] = {};
     gethostname(host, sizeof(host) - 1);
     f.node_name = host;
   }
-  CLI::App app{"meshletd: the meshlet node agent (eBPF service load balancing "
-               "and splicing)",
+  CLI::App app{"meshletd: the meshlet node agent (eBPF service load balancing and splicing)",
                "meshletd"};
   app.add_option("--config-dir", f.config_dir,
-                 "directory of Kubernetes YAML (Service, EndpointSlice, Pod, "
-                 "Namespace), watched");
-  app.add_option("--node-name", f.node_name,
-                 "this node's name (default: $NODE_NAME or hostname)");
-  app.add_option("--cgroup", f.cgroup,
-                 "cgroup v2 directory to attach at (default: the root of "
-                 "the cgroup v2 mount)");
-  app.add_option("--bpffs", f.bpffs,
-                 "bpffs directory for pinned maps and links")
+                 "directory of Kubernetes YAML (Service, EndpointSlice, Pod, Namespace), watched");
+  app.add_option("--node-name", f.node_name, "this node's name (default: $NODE_NAME or hostname)");
+  app.add_option("--cgroup", f.cgroup, "cgroup v2 directory to attach at (default: the root of "
+                                      "the cgroup v2 mount)");
+  app.add_option("--bpffs", f.bpffs, "bpffs directory for pinned maps and links")
       ->capture_default_str();
-  app.add_option("--admin-socket", f.admin_socket,
-                 "unix socket of the admin API")
+  app.add_option("--admin-socket", f.admin_socket, "unix socket of the admin API")
       ->capture_default_str();
-  app.add_option("--metrics-addr", f.metrics_addr,
-                 "HOST:PORT for Prometheus /metrics")
+  app.add_option("--metrics-addr", f.metrics_addr, "HOST:PORT for Prometheus /metrics")
       ->capture_default_str();
-  app.add_option("--cni-socket", f.cni_socket,
-                 "unix socket the CNI plugin talks to")
+  app.add_option("--cni-socket", f.cni_socket, "unix socket the CNI plugin talks to")
       ->capture_default_str();
-  app.add_option(
-         "--state-dir", f.state_dir,
-         "where enrollment state is kept across restarts (CNI-enrolled pods)")
+  app.add_option("--state-dir", f.state_dir,
+                 "where enrollment state is kept across restarts (CNI-enrolled pods)")
       ->capture_default_str();
   app.add_option("--log-level", f.log_level, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
       ->capture_default_str();
-  app.add_option(
-         "--trust-domain", f.trust_domain,
-         "SPIFFE trust domain of workload identities (spiffe://TD/ns/NS/sa/SA)")
+  app.add_option("--trust-domain", f.trust_domain,
+                 "SPIFFE trust domain of workload identities (spiffe://TD/ns/NS/sa/SA)")
       ->capture_default_str();
-  app.add_option(
-         "--ca-dir", f.ca_dir,
-         "CA directory: ca-cert.pem, ca-key.pem, optional trust-bundle.pem "
-         "(written by "
-         "`meshlet ca init`); without it no workload certificates are issued")
+  app.add_option("--ca-dir", f.ca_dir,
+                 "CA directory: ca-cert.pem, ca-key.pem, optional trust-bundle.pem (written by "
+                 "`meshlet ca init`); without it no workload certificates are issued")
       ->capture_default_str();
   std::string svid_ttl = "24h";
   app.add_option("--svid-ttl", svid_ttl,
-                 "lifetime of workload certificates, renewed at half-life (at "
-                 "least 2m)")
+                 "lifetime of workload certificates, renewed at half-life (at least 2m)")
       ->capture_default_str();
-  app.add_flag(
-      "--uninstall", f.uninstall,
-      "detach the programs and remove every pinned map and link, then exit");
+  app.add_flag("--uninstall", f.uninstall,
+               "detach the programs and remove every pinned map and link, then exit");
   try {
     app.parse(argc, argv);
-  } catch (const CLI::CallForHelp &) {
+  } catch (const CLI::CallForHelp&) {
     return Error(app.help(), 0);
-  } catch (const CLI::ParseError &e) {
-    return Error(std::string("meshletd: ") + e.what() +
-                     "\nRun with --help for more information.",
+  } catch (const CLI::ParseError& e) {
+    return Error(std::string("meshletd: ") + e.what() + "\nRun with --help for more information.",
                  2);
   }
   if (auto ttl = parseDurationSeconds(svid_ttl); !ttl.ok()) {
     return Error("meshletd: --svid-ttl: " + ttl.error().message(), 2);
   } else if (*ttl < 120) {
-    return Error("meshletd: --svid-ttl must be at least 2m, got \"" + svid_ttl +
-                     "\"",
-                 2);
+    return Error("meshletd: --svid-ttl must be at least 2m, got \"" + svid_ttl + "\"", 2);
   } else {
     f.svid_ttl_seconds = *ttl;
   }
@@ -118,20 +99,16 @@ Result<AgentFlags> parseAgentFlags(int argc, char **argv) {
     return Error("meshletd: --trust-domain: " + st.error().message(), 2);
   }
   if (!f.uninstall && f.config_dir.empty()) {
-    return Error("meshletd: --config-dir is required (the file source is the "
-                 "only source yet)",
+    return Error("meshletd: --config-dir is required (the file source is the only source yet)",
                  2);
   }
   {
     auto colon = f.metrics_addr.rfind(':');
-    std::string port =
-        colon == std::string::npos ? "" : f.metrics_addr.substr(colon + 1);
+    std::string port = colon == std::string::npos ? "" : f.metrics_addr.substr(colon + 1);
     bool numeric = !port.empty() && port.size() <= 5 &&
                    port.find_first_not_of("0123456789") == std::string::npos;
-    if (colon == std::string::npos || colon == 0 || !numeric ||
-        std::stoi(port) > 65535) {
-      return Error("meshletd: --metrics-addr must be HOST:PORT with a port "
-                   "0-65535, got \"" +
+    if (colon == std::string::npos || colon == 0 || !numeric || std::stoi(port) > 65535) {
+      return Error("meshletd: --metrics-addr must be HOST:PORT with a port 0-65535, got \"" +
                        f.metrics_addr + "\"",
                    2);
     }
@@ -139,4 +116,4 @@ Result<AgentFlags> parseAgentFlags(int argc, char **argv) {
   return f;
 }
 
-} // namespace meshlet
+}  // namespace meshlet

@@ -9,10 +9,9 @@
 namespace meshlet {
 
 struct AgentFlags {
-  std::string config_dir; // file source directory (the embedded default)
-  std::string node_name;  // this node, as pods' spec.nodeName and
-                          // EndpointSlices' nodeName say
-  std::string cgroup; // cgroup v2 directory to attach at; detected when empty
+  std::string config_dir;  // file source directory (the embedded default)
+  std::string node_name;   // this node, as pods' spec.nodeName and EndpointSlices' nodeName say
+  std::string cgroup;      // cgroup v2 directory to attach at; detected when empty
   std::string bpffs = "/sys/fs/bpf/meshlet";
   std::string admin_socket = "/var/run/meshlet/admin.sock";
   std::string metrics_addr = "0.0.0.0:15020";
@@ -26,11 +25,11 @@ struct AgentFlags {
   bool uninstall = false;
 };
 
-// Parses argv; on --help or a usage error returns an Error whose message is the
-// text to print (code 0 for help, 2 for usage errors).
-Result<AgentFlags> parseAgentFlags(int argc, char **argv);
+// Parses argv; on --help or a usage error returns an Error whose message is the text to print
+// (code 0 for help, 2 for usage errors).
+Result<AgentFlags> parseAgentFlags(int argc, char** argv);
 
 // "24h", "90m", "1h30m", "45s" → seconds.
 Result<int64_t> parseDurationSeconds(std::string_view text);
 
-} // namespace meshlet
+}  // namespace meshlet

@@ -23,7 +23,7 @@ struct IdentityOptions {
 };
 
 class WorkloadCerts {
-public:
+ public:
   explicit WorkloadCerts(IdentityOptions opts) : opts_(std::move(opts)) {}
 
   // (Re)loads the CA directory when its files changed (a rotated Secret). After
@@ -31,36 +31,33 @@ public:
   // An error keeps the last good CA.
   Status reloadCa();
   bool hasCa() const { return ca_ != nullptr; }
-  const tls::CertificateAuthority *ca() const { return ca_.get(); }
-  const std::string &caError() const { return ca_error_; }
+  const tls::CertificateAuthority* ca() const { return ca_.get(); }
+  const std::string& caError() const { return ca_error_; }
 
   struct Outcome {
     int issued = 0, renewed = 0, removed = 0;
-    std::vector<std::string>
-        errors; // one per identity that could not be issued
+    std::vector<std::string> errors;  // one per identity that could not be issued
   };
   // Makes the set of SVIDs match `identities` (SPIFFE ids) at time `now`.
-  Outcome reconcile(const std::set<std::string> &identities, int64_t now);
+  Outcome reconcile(const std::set<std::string>& identities, int64_t now);
 
-  std::shared_ptr<const tls::Svid> find(const std::string &spiffe_id) const;
-  const std::map<std::string, std::shared_ptr<const tls::Svid>> &all() const {
-    return svids_;
-  }
-  const IdentityOptions &options() const { return opts_; }
+  std::shared_ptr<const tls::Svid> find(const std::string& spiffe_id) const;
+  const std::map<std::string, std::shared_ptr<const tls::Svid>>& all() const { return svids_; }
+  const IdentityOptions& options() const { return opts_; }
 
   // When an SVID issued at not_before and expiring at not_after is renewed: at
   // half-life.
-  static int64_t renewAt(const tls::CertInfo &info) {
+  static int64_t renewAt(const tls::CertInfo& info) {
     return info.not_before + (info.not_after - info.not_before) / 2;
   }
 
-private:
+ private:
   IdentityOptions opts_;
   std::unique_ptr<tls::CertificateAuthority> ca_;
-  std::string ca_signature_; // of the files the CA was loaded from
+  std::string ca_signature_;  // of the files the CA was loaded from
   std::string ca_error_;
-  std::string signing_serial_; // of the root the current SVIDs chain to
+  std::string signing_serial_;  // of the root the current SVIDs chain to
   std::map<std::string, std::shared_ptr<const tls::Svid>> svids_;
 };
 
-} // namespace meshlet
+}  // namespace meshlet

@@ -73,11 +73,11 @@ class Agent {
   std::map<std::string, std::string> cookie_src_; // "ns/name" -> "path:inode" it was read from
   std::map<std::string, std::string> cookie_err_; // "ns/name" -> last error logged
   AgentStatusInfo status_;
-  uint64_t collections_ = 0;
+  uint64_t collections_ = 0;  // metrics passes; per-service kernel counters every 5th
   std::unique_ptr<WorkloadCerts> certs_;
   std::string ca_logged_;                              // last CA message logged
   std::map<std::string, std::string> issue_errors_;    // SPIFFE id -> last issuance error
-  std::shared_ptr<const IdentityView> identity_view_;  // rebuilt by reconcileIdentities  // metrics passes; per-service kernel counters every 5th
+  std::shared_ptr<const IdentityView> identity_view_;  // rebuilt by reconcileIdentities
 
   // Published for the admin thread.
   std::mutex view_mu_;

@@ -13,27 +13,25 @@
 // rotated by first distributing the new root in every node's bundle, then
 // switching the signing root.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <memory>
 
 #include "agent/common/status.h"
 
 namespace meshlet::tls {
 
-inline constexpr const char *kCaCertFile = "ca-cert.pem";
-inline constexpr const char *kCaKeyFile = "ca-key.pem";
-inline constexpr const char *kTrustBundleFile = "trust-bundle.pem";
+inline constexpr const char* kCaCertFile = "ca-cert.pem";
+inline constexpr const char* kCaKeyFile = "ca-key.pem";
+inline constexpr const char* kTrustBundleFile = "trust-bundle.pem";
 
 // What a person (or `meshlet certs`) sees of a certificate.
 struct CertInfo {
-  std::string
-      subject; // the SPIFFE id for an SVID, the distinguished name otherwise
-  std::string issuer;     // distinguished name of the issuer
-  std::string serial;     // hex
-  int64_t not_before = 0; // unix seconds
+  std::string subject;     // the SPIFFE id for an SVID, the distinguished name otherwise
+  std::string issuer;      // distinguished name of the issuer
+  std::string serial;      // hex
+  int64_t not_before = 0;  // unix seconds
   int64_t not_after = 0;
   bool is_ca = false;
 };
@@ -42,16 +40,14 @@ struct CertInfo {
 // trusted root.
 struct Svid {
   std::string spiffe_id;
-  std::string key_pem;  // PKCS#8
-  std::string cert_pem; // the leaf
-  std::string
-      chain_pem; // the signing root (the leaf's issuer chain, leaf excluded)
-  CertInfo info; // of the leaf
+  std::string key_pem;    // PKCS#8
+  std::string cert_pem;   // the leaf
+  std::string chain_pem;  // the signing root (the leaf's issuer chain, leaf excluded)
+  CertInfo info;          // of the leaf
 };
 
 // "spiffe://TD/ns/NS/sa/SA".
-std::string spiffeId(std::string_view trust_domain, std::string_view ns,
-                     std::string_view sa);
+std::string spiffeId(std::string_view trust_domain, std::string_view ns, std::string_view sa);
 // A trust domain is a DNS-like name: lowercase letters, digits, '.', '-', '_',
 // at most 255.
 Status checkTrustDomain(std::string_view trust_domain);
@@ -65,41 +61,39 @@ struct CaInitOptions {
   std::string dir;
   std::string trust_domain = "cluster.local";
   int64_t validity_seconds = 10ll * 365 * 24 * 3600;
-  bool force = false; // replace an existing CA (the old root should go into
-                      // trust-bundle.pem)
+  bool force = false;  // replace an existing CA (the old root should go into
+                       // trust-bundle.pem)
 };
 // Writes a new root certificate and key into opts.dir (created 0700 when
 // missing; the key is written 0600). Refuses to overwrite an existing CA unless
 // opts.force.
-Result<CertInfo> initCa(const CaInitOptions &opts, int64_t now);
+Result<CertInfo> initCa(const CaInitOptions& opts, int64_t now);
 
 class CertificateAuthority {
-public:
+ public:
   ~CertificateAuthority();
-  CertificateAuthority(CertificateAuthority &&) noexcept;
-  CertificateAuthority &operator=(CertificateAuthority &&) noexcept;
+  CertificateAuthority(CertificateAuthority&&) noexcept;
+  CertificateAuthority& operator=(CertificateAuthority&&) noexcept;
 
   // Loads the CA directory. The signing certificate must be a CA whose key
   // matches ca-key.pem.
-  static Result<CertificateAuthority> load(const std::string &dir,
-                                           std::string trust_domain);
+  static Result<CertificateAuthority> load(const std::string& dir, std::string trust_domain);
 
   // A fresh key and a leaf certificate for `spiffe_id` (which must be in this
   // trust domain), valid from a minute before `now` for `ttl_seconds`, never
   // beyond the root's own expiry.
-  Result<Svid> issue(const std::string &spiffe_id, int64_t ttl_seconds,
-                     int64_t now) const;
+  Result<Svid> issue(const std::string& spiffe_id, int64_t ttl_seconds, int64_t now) const;
 
   // Every trusted root (the signing root first), PEM.
-  const std::string &trustBundlePem() const { return bundle_pem_; }
-  const std::vector<CertInfo> &trustedRoots() const { return roots_info_; }
-  const CertInfo &signingRoot() const { return roots_info_.front(); }
-  const std::string &trustDomain() const { return trust_domain_; }
+  const std::string& trustBundlePem() const { return bundle_pem_; }
+  const std::vector<CertInfo>& trustedRoots() const { return roots_info_; }
+  const CertInfo& signingRoot() const { return roots_info_.front(); }
+  const std::string& trustDomain() const { return trust_domain_; }
 
-private:
+ private:
   CertificateAuthority();
-  struct Keys; // the signing certificate and key (OpenSSL objects, kept inside
-               // agent/tls)
+  struct Keys;  // the signing certificate and key (OpenSSL objects, kept inside
+                // agent/tls)
   std::unique_ptr<Keys> keys_;
   std::string cert_pem_;
   std::string bundle_pem_;
@@ -111,11 +105,10 @@ private:
 // roots (PEM) at time `now`, and returns the leaf's SPIFFE id. The leaf must
 // carry exactly one URI SAN, a workload id in `trust_domain`, and must not be a
 // CA.
-Result<std::string> verifySvid(const std::string &chain_pem,
-                               const std::string &roots_pem,
+Result<std::string> verifySvid(const std::string& chain_pem, const std::string& roots_pem,
                                std::string_view trust_domain, int64_t now);
 
 // The certificates of a PEM text, in order.
-Result<std::vector<CertInfo>> describePem(const std::string &pem);
+Result<std::vector<CertInfo>> describePem(const std::string& pem);
 
-} // namespace meshlet::tls
+}  // namespace meshlet::tls

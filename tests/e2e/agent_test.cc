@@ -1,5 +1,5 @@
-// End-to-end: pods in network namespaces, the real meshletd and meshlet
-// binaries, real connections, a real Prometheus scrape checked by promtool.
+// End-to-end: pods in network namespaces, the real meshletd and meshlet binaries, real
+// connections, a real Prometheus scrape checked by promtool.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -13,8 +13,8 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <map>
 #include <nlohmann/json.hpp>
+#include <map>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -35,29 +35,27 @@ using testing::count;
 using testing::run;
 using testing::waitFor;
 
-void writeFile(const std::string &path, const std::string &text) {
+void writeFile(const std::string& path, const std::string& text) {
   std::string tmp = path + ".tmp";
   {
     std::ofstream f(tmp);
     f << text;
   }
-  fs::rename(tmp, path); // the agent never sees half a file
+  fs::rename(tmp, path);  // the agent never sees half a file
 }
 
-std::string podYaml(const TestPod &p, const std::string &app, bool ready) {
+std::string podYaml(const TestPod& p, const std::string& app, bool ready) {
   return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + p.name +
          "\n  namespace: shop\n  labels: {app: " + app +
          "}\n  annotations:\n    meshlet.io/netns: " + p.netns_path +
          "\nspec:\n  nodeName: e2e-node\n  serviceAccountName: " + app +
-         "\n  containers:\n  - name: app\n    image: app\n    ports: [{name: "
-         "http, containerPort: "
+         "\n  containers:\n  - name: app\n    image: app\n    ports: [{name: http, containerPort: "
          "8080}]\nstatus:\n  phase: Running\n  podIP: " +
-         p.ip4 + "\n  podIPs: [{ip: " + p.ip4 +
-         "}]\n  conditions: [{type: Ready, status: \"" +
+         p.ip4 + "\n  podIPs: [{ip: " + p.ip4 + "}]\n  conditions: [{type: Ready, status: \"" +
          (ready ? "True" : "False") + "\"}]\n";
 }
 
-const char *kServices = R"(apiVersion: v1
+const char* kServices = R"(apiVersion: v1
 kind: Namespace
 metadata:
   name: shop
@@ -81,97 +79,80 @@ spec:
 )";
 
 class AgentE2E : public ::testing::Test {
-protected:
+ protected:
   static void SetUpTestSuite() {
     reason_ = testing::kernelTestsUnavailable();
-    if (reason_.empty() && run("command -v promtool").code != 0)
-      reason_ = "promtool missing";
-    if (!reason_.empty())
-      return;
+    if (reason_.empty() && run("command -v promtool").code != 0) reason_ = "promtool missing";
+    if (!reason_.empty()) return;
     sb_ = new Sandbox();
     sb_->addPod("client");
     sb_->addPod("web-1");
     sb_->addPod("web-2");
-    for (const char *n : {"web-1", "web-2"}) {
+    for (const char* n : {"web-1", "web-2"}) {
       std::string name = n;
-      sb_->spawnInPod(sb_->pod(name), [name] {
-        return testing::serveTcp(AF_INET, 8080, name);
-      });
+      sb_->spawnInPod(sb_->pod(name), [name] { return testing::serveTcp(AF_INET, 8080, name); });
     }
     dir_ = "/tmp/meshlet-test-e2e-" + sb_->id();
     fs::create_directories(dir_ + "/config");
     writeBaseConfig();
     // The built-in CA, made the way a user makes it.
-    auto ca =
-        run(std::string(MESHLET_CLI_BIN) + " ca init --dir " + dir_ + "/ca");
-    if (ca.code != 0)
-      ADD_FAILURE() << "meshlet ca init failed: " << ca.out;
+    auto ca = run(std::string(MESHLET_CLI_BIN) + " ca init --dir " + dir_ + "/ca");
+    if (ca.code != 0) ADD_FAILURE() << "meshlet ca init failed: " << ca.out;
   }
   static void TearDownTestSuite() {
     stopAgent();
-    if (sb_)
-      run(std::string(MESHLETD_BIN) + " --uninstall --bpffs " + sb_->bpffs());
+    if (sb_) run(std::string(MESHLETD_BIN) + " --uninstall --bpffs " + sb_->bpffs());
     delete sb_;
     sb_ = nullptr;
-    if (!dir_.empty())
-      fs::remove_all(dir_);
+    if (!dir_.empty()) fs::remove_all(dir_);
   }
   void SetUp() override {
-    if (!reason_.empty())
-      GTEST_SKIP() << "end-to-end tests cannot run here: " << reason_;
-    if (agent_pid_ <= 0)
-      startAgent();
+    if (!reason_.empty()) GTEST_SKIP() << "end-to-end tests cannot run here: " << reason_;
+    if (agent_pid_ <= 0) startAgent();
     ASSERT_GT(agent_pid_, 0);
   }
 
   static void writeBaseConfig(bool web2_ready = true) {
     writeFile(dir_ + "/config/00-services.yaml", kServices);
-    writeFile(dir_ + "/config/10-pods.yaml",
-              podYaml(sb_->pod("client"), "client", true) + "---\n" +
-                  podYaml(sb_->pod("web-1"), "web", true) + "---\n" +
-                  podYaml(sb_->pod("web-2"), "web", web2_ready));
+    writeFile(dir_ + "/config/10-pods.yaml", podYaml(sb_->pod("client"), "client", true) + "---\n" +
+                                                 podYaml(sb_->pod("web-1"), "web", true) + "---\n" +
+                                                 podYaml(sb_->pod("web-2"), "web", web2_ready));
   }
   static std::string sock() { return dir_ + "/admin.sock"; }
-  static std::string cli(const std::string &args) {
-    return std::string(MESHLET_CLI_BIN) + " --admin-socket " + sock() +
-           " --bpffs " + sb_->bpffs() + " " + args;
+  static std::string cli(const std::string& args) {
+    return std::string(MESHLET_CLI_BIN) + " --admin-socket " + sock() + " --bpffs " + sb_->bpffs() +
+           " " + args;
   }
-  static Json jsonRows(const std::string &args) {
+  static Json jsonRows(const std::string& args) {
     auto r = run(cli(args));
     auto j = Json::parse(r.out, nullptr, false);
     return r.code == 0 && j.is_array() ? j : Json::array();
   }
   static Json status() {
     auto r = run(cli("status -o json"));
-    if (r.code != 0)
-      return Json::object();
+    if (r.code != 0) return Json::object();
     auto j = Json::parse(r.out, nullptr, false);
-    return j.is_array() && !j.empty() && j[0].is_object() ? j[0]
-                                                          : Json::object();
+    return j.is_array() && !j.empty() && j[0].is_object() ? j[0] : Json::object();
   }
   static void startAgent() {
-    agent_pid_ = testing::spawnAgent(MESHLETD_BIN, dir_, sb_->cgroup(),
-                                     sb_->bpffs(), {"--svid-ttl", "10m"});
-    bool up =
-        waitFor([] { return status().value("generation", 0) >= 1; }, 10000);
+    agent_pid_ = testing::spawnAgent(MESHLETD_BIN, dir_, sb_->cgroup(), sb_->bpffs(),
+                                     {"--svid-ttl", "10m"});
+    bool up = waitFor([] { return status().value("generation", 0) >= 1; }, 10000);
     if (!up) {
-      ADD_FAILURE() << "agent did not come up; log:\n"
-                    << run("cat " + dir_ + "/meshletd.log").out;
+      ADD_FAILURE() << "agent did not come up; log:\n" << run("cat " + dir_ + "/meshletd.log").out;
     }
   }
   static void stopAgent() { testing::stopAgent(agent_pid_); }
-  // The backend names that answered `n` connections to the service from the
-  // client pod.
-  static std::string connectMany(const std::string &ip, int n) {
+  // The backend names that answered `n` connections to the service from the client pod.
+  static std::string connectMany(const std::string& ip, int n) {
     return sb_->runInPod(sb_->pod("client"), [ip, n] {
       std::string s;
-      for (int i = 0; i < n; ++i)
-        s += testing::tcpConnect(ip, 80).greeting + " ";
+      for (int i = 0; i < n; ++i) s += testing::tcpConnect(ip, 80).greeting + " ";
       return s;
     });
   }
 
-  static inline Sandbox *sb_ = nullptr;
+  static inline Sandbox* sb_ = nullptr;
   static inline std::string dir_;
   static inline std::string reason_;
   static inline pid_t agent_pid_ = -1;
@@ -185,11 +166,9 @@ TEST_F(AgentE2E, IssuesWorkloadCertificatesFromTheBuiltInCa) {
   ASSERT_TRUE(waitFor(
       [&] {
         certs = jsonRows("certs -o json");
-        if (certs.size() != 3)
-          return false;
-        for (const auto &c : certs) {
-          if (c["state"] != "valid")
-            return false;
+        if (certs.size() != 3) return false;
+        for (const auto& c : certs) {
+          if (c["state"] != "valid") return false;
         }
         return true;
       },
@@ -197,20 +176,16 @@ TEST_F(AgentE2E, IssuesWorkloadCertificatesFromTheBuiltInCa) {
       << certs.dump(2);
   std::map<std::string, std::string> identity;
   std::map<std::string, std::string> serial;
-  for (const auto &c : certs) {
+  for (const auto& c : certs) {
     identity[c["workload"]] = c["identity"];
     serial[c["identity"]] = c["serial"];
     EXPECT_EQ(c["issuer"], "CN=meshlet root CA,O=cluster.local");
-    EXPECT_NE(c["trust_chain"].get<std::string>().find("meshlet root CA"),
-              std::string::npos);
+    EXPECT_NE(c["trust_chain"].get<std::string>().find("meshlet root CA"), std::string::npos);
     EXPECT_FALSE(c["serial"].get<std::string>().empty());
   }
-  EXPECT_EQ(identity[sb_->pod("client").name],
-            "spiffe://cluster.local/ns/shop/sa/client");
-  EXPECT_EQ(identity[sb_->pod("web-1").name],
-            "spiffe://cluster.local/ns/shop/sa/web");
-  EXPECT_EQ(identity[sb_->pod("web-2").name],
-            "spiffe://cluster.local/ns/shop/sa/web");
+  EXPECT_EQ(identity[sb_->pod("client").name], "spiffe://cluster.local/ns/shop/sa/client");
+  EXPECT_EQ(identity[sb_->pod("web-1").name], "spiffe://cluster.local/ns/shop/sa/web");
+  EXPECT_EQ(identity[sb_->pod("web-2").name], "spiffe://cluster.local/ns/shop/sa/web");
   // Two identities, so two certificates: pods of one service account share
   // theirs.
   Json st = status();
@@ -225,25 +200,20 @@ TEST_F(AgentE2E, IssuesWorkloadCertificatesFromTheBuiltInCa) {
 TEST_F(AgentE2E, CaRotationRenewsCertificatesAndABrokenCaKeepsTheLastGood) {
   auto serials = [] {
     std::set<std::string> s;
-    for (const auto &c : jsonRows("certs -o json"))
-      s.insert(c.value("serial", ""));
+    for (const auto& c : jsonRows("certs -o json")) s.insert(c.value("serial", ""));
     return s;
   };
-  ASSERT_TRUE(waitFor(
-      [&] { return serials().size() == 2 && !serials().count(""); }, 5000));
+  ASSERT_TRUE(waitFor([&] { return serials().size() == 2 && !serials().count(""); }, 5000));
   auto before = serials();
   std::string key = run("cat " + dir_ + "/ca/ca-key.pem").out;
-  auto r = run(std::string(MESHLET_CLI_BIN) + " ca init --force --dir " + dir_ +
-               "/ca");
+  auto r = run(std::string(MESHLET_CLI_BIN) + " ca init --force --dir " + dir_ + "/ca");
   ASSERT_EQ(r.code, 0) << r.out;
   ASSERT_TRUE(waitFor(
       [&] {
         auto now = serials();
-        if (now.size() != 2)
-          return false;
-        for (const auto &s : now) {
-          if (before.count(s) || s.empty())
-            return false;
+        if (now.size() != 2) return false;
+        for (const auto& s : now) {
+          if (before.count(s) || s.empty()) return false;
         }
         return true;
       },
@@ -254,15 +224,13 @@ TEST_F(AgentE2E, CaRotationRenewsCertificatesAndABrokenCaKeepsTheLastGood) {
   writeFile(dir_ + "/ca/ca-key.pem", "not a key\n");
   ASSERT_TRUE(waitFor(
       [] {
-        return status().value("ca", "").find(
-                   "reload failed, the last good CA stays") !=
+        return status().value("ca", "").find("reload failed, the last good CA stays") !=
                std::string::npos;
       },
       5000))
       << status().dump(2);
   EXPECT_EQ(serials(), renewed);
-  EXPECT_NE(run("cat " + dir_ + "/meshletd.log").out.find("CA reload failed"),
-            std::string::npos);
+  EXPECT_NE(run("cat " + dir_ + "/meshletd.log").out.find("CA reload failed"), std::string::npos);
 }
 
 TEST_F(AgentE2E, BalancesServiceTrafficAcrossReadyPods) {
@@ -274,7 +242,7 @@ TEST_F(AgentE2E, BalancesServiceTrafficAcrossReadyPods) {
   auto services = Json::parse(run(cli("services -o json")).out, nullptr, false);
   ASSERT_TRUE(services.is_array());
   bool found = false;
-  for (const auto &s : services) {
+  for (const auto& s : services) {
     if (s["name"] == "web") {
       found = true;
       EXPECT_EQ(s["cluster_ip"], "198.19.0.10");
@@ -282,16 +250,14 @@ TEST_F(AgentE2E, BalancesServiceTrafficAcrossReadyPods) {
     }
   }
   EXPECT_TRUE(found) << services.dump();
-  auto eps =
-      Json::parse(run(cli("endpoints shop/web -o json")).out, nullptr, false);
+  auto eps = Json::parse(run(cli("endpoints shop/web -o json")).out, nullptr, false);
   ASSERT_TRUE(eps.is_array());
   EXPECT_EQ(eps.size(), 2u) << eps.dump();
 }
 
 TEST_F(AgentE2E, ServiceWithoutReadyEndpointRefusesAtOnce) {
-  auto r = testing::decode(sb_->runInPod(sb_->pod("client"), [] {
-    return testing::encode(testing::tcpConnect("198.19.0.30", 80));
-  }));
+  auto r = testing::decode(sb_->runInPod(
+      sb_->pod("client"), [] { return testing::encode(testing::tcpConnect("198.19.0.30", 80)); }));
   EXPECT_EQ(r.err, ECONNREFUSED);
   EXPECT_LT(r.connect_ms, 100);
 }
@@ -307,14 +273,11 @@ TEST_F(AgentE2E, OpenConnectionIsShownSplicedWithItsService) {
     a.sin_port = htons(80);
     inet_pton(AF_INET, "198.19.0.10", &a.sin_addr);
     int s = socket(AF_INET, SOCK_STREAM, 0);
-    if (connect(s, reinterpret_cast<sockaddr *>(&a), sizeof(a)) != 0)
-      return 1;
+    if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return 1;
     char buf[64];
-    if (write(s, "hello", 5) != 5 || read(s, buf, sizeof(buf)) <= 0)
-      return 2;
+    if (write(s, "hello", 5) != 5 || read(s, buf, sizeof(buf)) <= 0) return 2;
     char c;
-    if (read(fds[0], &c, 1) < 0)
-      return 3; // wait until the test is done looking
+    if (read(fds[0], &c, 1) < 0) return 3;  // wait until the test is done looking
     close(s);
     return 0;
   });
@@ -322,22 +285,18 @@ TEST_F(AgentE2E, OpenConnectionIsShownSplicedWithItsService) {
   Json conns;
   bool seen = waitFor(
       [&] {
-        conns =
-            Json::parse(run(cli("connections -o json")).out, nullptr, false);
-        if (!conns.is_array())
-          return false;
-        for (const auto &c : conns) {
-          if (c["direction"] == "outbound" && c["service"] == "shop/web" &&
-              c["state"] == "open")
+        conns = Json::parse(run(cli("connections -o json")).out, nullptr, false);
+        if (!conns.is_array()) return false;
+        for (const auto& c : conns) {
+          if (c["direction"] == "outbound" && c["service"] == "shop/web" && c["state"] == "open")
             return true;
         }
         return false;
       },
       3000);
   ASSERT_TRUE(seen) << conns.dump(2);
-  for (const auto &c : conns) {
-    if (c["direction"] == "outbound" && c["service"] == "shop/web" &&
-        c["state"] == "open") {
+  for (const auto& c : conns) {
+    if (c["direction"] == "outbound" && c["service"] == "shop/web" && c["state"] == "open") {
       EXPECT_EQ(c["path"], "spliced");
       EXPECT_EQ(c["service_address"], "198.19.0.10:80");
       EXPECT_EQ(c["workload"], "shop/client");
@@ -363,25 +322,21 @@ TEST_F(AgentE2E, ConfigChangeTakesEffectWithinOneSecond) {
         return count(out, "web-1") == 10;
       },
       3000);
-  double ms = std::chrono::duration<double, std::milli>(
-                  std::chrono::steady_clock::now() - t0)
-                  .count();
+  double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_TRUE(only_web1);
   EXPECT_LT(ms, 1000) << "took " << ms << " ms";
   writeBaseConfig(true);
-  EXPECT_TRUE(waitFor(
-      [] { return count(connectMany("198.19.0.10", 20), "web-2") > 0; }, 3000));
+  EXPECT_TRUE(waitFor([] { return count(connectMany("198.19.0.10", 20), "web-2") > 0; }, 3000));
 }
 
-// An endpoint that stops being ready takes no new connections, but the
-// connections it already has keep working (the rewrite happened at their
-// connect()).
+// An endpoint that stops being ready takes no new connections, but the connections it already
+// has keep working (the rewrite happened at their connect()).
 TEST_F(AgentE2E, EndpointLeavingKeepsItsExistingConnections) {
   int to_child[2], from_child[2];
   ASSERT_EQ(pipe(to_child), 0);
   ASSERT_EQ(pipe(from_child), 0);
-  // In the client pod: connect until web-2 answers, report, then echo once more
-  // on command.
+  // In the client pod: connect until web-2 answers, report, then echo once more on command.
   pid_t holder = sb_->spawnInPod(sb_->pod("client"), [to_child, from_child] {
     close(to_child[1]);
     close(from_child[0]);
@@ -391,27 +346,21 @@ TEST_F(AgentE2E, EndpointLeavingKeepsItsExistingConnections) {
       a.sin_port = htons(80);
       inet_pton(AF_INET, "198.19.0.10", &a.sin_addr);
       int s = socket(AF_INET, SOCK_STREAM, 0);
-      if (connect(s, reinterpret_cast<sockaddr *>(&a), sizeof(a)) != 0)
-        return 1;
+      if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return 1;
       char greet[5] = {};
-      if (read(s, greet, 5) != 5)
-        return 2;
+      if (read(s, greet, 5) != 5) return 2;
       if (std::string(greet, 5) != "web-2") {
         close(s);
         continue;
       }
-      if (write(from_child[1], "held", 4) != 4)
-        return 3;
+      if (write(from_child[1], "held", 4) != 4) return 3;
       char c;
-      if (read(to_child[0], &c, 1) != 1)
-        return 4; // the endpoint has left by now
+      if (read(to_child[0], &c, 1) != 1) return 4;  // the endpoint has left by now
       char buf[16] = {};
-      if (write(s, "still-here", 10) != 10)
-        return 5;
+      if (write(s, "still-here", 10) != 10) return 5;
       ssize_t n = read(s, buf, sizeof(buf));
       std::string reply(buf, n > 0 ? n : 0);
-      if (write(from_child[1], reply.data(), reply.size()) < 0)
-        return 6;
+      if (write(from_child[1], reply.data(), reply.size()) < 0) return 6;
       close(s);
       return 0;
     }
@@ -423,16 +372,13 @@ TEST_F(AgentE2E, EndpointLeavingKeepsItsExistingConnections) {
   ASSERT_EQ(read(from_child[0], held, 4), 4);
   uint64_t gen = status().value("generation", 0);
   writeBaseConfig(/*web2_ready=*/false);
-  ASSERT_TRUE(
-      waitFor([&] { return status().value("generation", 0u) > gen; }, 3000));
+  ASSERT_TRUE(waitFor([&] { return status().value("generation", 0u) > gen; }, 3000));
   std::string out = connectMany("198.19.0.10", 10);
-  EXPECT_EQ(count(out, "web-1"), 10)
-      << out; // new connections avoid the leaving endpoint
+  EXPECT_EQ(count(out, "web-1"), 10) << out;  // new connections avoid the leaving endpoint
   ASSERT_EQ(write(to_child[1], "x", 1), 1);
   char buf[32] = {};
   ssize_t n = read(from_child[0], buf, sizeof(buf));
-  EXPECT_EQ(std::string(buf, n > 0 ? n : 0),
-            "still-here"); // the old one still echoes
+  EXPECT_EQ(std::string(buf, n > 0 ? n : 0), "still-here");  // the old one still echoes
   int st = 0;
   waitpid(holder, &st, 0);
   EXPECT_EQ(WEXITSTATUS(st), 0);
@@ -443,18 +389,14 @@ TEST_F(AgentE2E, EndpointLeavingKeepsItsExistingConnections) {
 
 TEST_F(AgentE2E, BadConfigIsRejectedWholeAndTheLastGoodStateStays) {
   uint64_t gen = status().value("generation", 0);
-  // One good change and one bad file in the same directory: nothing of it may
-  // apply.
-  writeFile(
-      dir_ + "/config/20-new.yaml",
-      "apiVersion: v1\nkind: Service\nmetadata: {name: new, namespace: shop}\n"
-      "spec: {clusterIP: 198.19.0.40, ports: [{port: 80}]}\n---\n"
-      "apiVersion: v1\nkind: Service\nmetadata: {name: broken, namespace: "
-      "shop}\n"
-      "spec: {clusterIP: 198.19.0.41, ports: [{port: 70000}]}\n");
+  // One good change and one bad file in the same directory: nothing of it may apply.
+  writeFile(dir_ + "/config/20-new.yaml",
+            "apiVersion: v1\nkind: Service\nmetadata: {name: new, namespace: shop}\n"
+            "spec: {clusterIP: 198.19.0.40, ports: [{port: 80}]}\n---\n"
+            "apiVersion: v1\nkind: Service\nmetadata: {name: broken, namespace: shop}\n"
+            "spec: {clusterIP: 198.19.0.41, ports: [{port: 70000}]}\n");
   Json st;
-  ASSERT_TRUE(waitFor(
-      [&] { return (st = status()).value("config_ok", true) == false; }, 3000));
+  ASSERT_TRUE(waitFor([&] { return (st = status()).value("config_ok", true) == false; }, 3000));
   std::string err = st.value("last_error", "");
   EXPECT_NE(err.find("20-new.yaml"), std::string::npos) << err;
   EXPECT_NE(err.find("document 2"), std::string::npos) << err;
@@ -462,14 +404,12 @@ TEST_F(AgentE2E, BadConfigIsRejectedWholeAndTheLastGoodStateStays) {
   EXPECT_NE(err.find("spec.ports[0].port"), std::string::npos) << err;
   EXPECT_EQ(st.value("generation", 0u), gen);
   auto services = run(cli("services -o json")).out;
-  EXPECT_EQ(services.find("198.19.0.40"), std::string::npos)
-      << "half-applied: " << services;
+  EXPECT_EQ(services.find("198.19.0.40"), std::string::npos) << "half-applied: " << services;
   std::string out = connectMany("198.19.0.10", 10);
   EXPECT_EQ(count(out, "web-1") + count(out, "web-2"), 10) << out;
   // The status table says so too.
   auto table = run(cli("status"));
-  EXPECT_NE(table.out.find("70000 is out of range"), std::string::npos)
-      << table.out;
+  EXPECT_NE(table.out.find("70000 is out of range"), std::string::npos) << table.out;
   fs::remove(dir_ + "/config/20-new.yaml");
   ASSERT_TRUE(waitFor([] { return status().value("config_ok", false); }, 3000));
 }
@@ -483,31 +423,27 @@ TEST_F(AgentE2E, MetricsPassPromtoolAndCountSplicedConnections) {
   ASSERT_TRUE(waitFor(
       [&] {
         body = run("curl -s " + url).out;
-        return body.find("istio_tcp_connections_closed_total") !=
-               std::string::npos;
+        return body.find("istio_tcp_connections_closed_total") != std::string::npos;
       },
       4000))
       << body;
   auto check = run("curl -s " + url + " | promtool check metrics");
   EXPECT_EQ(check.code, 0) << check.out;
-  for (const char *name :
+  for (const char* name :
        {"istio_tcp_connections_opened_total", "istio_tcp_sent_bytes_total",
         "istio_tcp_received_bytes_total", "meshlet_config_generation",
-        "meshlet_spliced_connections_total", "meshlet_map_entries",
-        "meshlet_map_capacity", "meshlet_config_rejected_total",
-        "meshlet_config_last_sync_duration_seconds"}) {
+        "meshlet_spliced_connections_total", "meshlet_map_entries", "meshlet_map_capacity",
+        "meshlet_config_rejected_total", "meshlet_config_last_sync_duration_seconds"}) {
     EXPECT_NE(body.find(name), std::string::npos) << name;
   }
   EXPECT_NE(body.find("reporter=\"source\""), std::string::npos);
   EXPECT_NE(body.find("reporter=\"destination\""), std::string::npos);
-  EXPECT_NE(body.find("destination_service=\"web.shop.svc.cluster.local\""),
-            std::string::npos);
+  EXPECT_NE(body.find("destination_service=\"web.shop.svc.cluster.local\""), std::string::npos);
   EXPECT_NE(body.find("source_workload=\"client\""), std::string::npos);
 }
 
-// The agent restarts in the middle of a long transfer: the transfer completes
-// intact, new connections are balanced while no agent runs, and the new agent
-// adopts the datapath.
+// The agent restarts in the middle of a long transfer: the transfer completes intact, new
+// connections are balanced while no agent runs, and the new agent adopts the datapath.
 TEST_F(AgentE2E, RestartDuringLongTransferLosesNothing) {
   std::string result_file = dir_ + "/transfer.result";
   fs::remove(result_file);
@@ -518,23 +454,20 @@ TEST_F(AgentE2E, RestartDuringLongTransferLosesNothing) {
     inet_pton(AF_INET, "198.19.0.10", &a.sin_addr);
     int s = socket(AF_INET, SOCK_STREAM, 0);
     std::string verdict;
-    if (connect(s, reinterpret_cast<sockaddr *>(&a), sizeof(a)) != 0) {
+    if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
       verdict = "connect failed";
     } else {
       char greet[5];
-      if (read(s, greet, 5) != 5)
-        verdict = "no greeting";
-      const size_t chunk = 256 << 10, chunks = 160; // 40 MiB over ~3 s
+      if (read(s, greet, 5) != 5) verdict = "no greeting";
+      const size_t chunk = 256 << 10, chunks = 160;  // 40 MiB over ~3 s
       std::thread writer([&] {
         std::string buf(chunk, 0);
         for (size_t c = 0; c < chunks; ++c) {
-          for (size_t i = 0; i < chunk; ++i)
-            buf[i] = static_cast<char>((c * 7 + i * 13) & 0xff);
+          for (size_t i = 0; i < chunk; ++i) buf[i] = static_cast<char>((c * 7 + i * 13) & 0xff);
           size_t off = 0;
           while (off < chunk) {
             ssize_t n = write(s, buf.data() + off, chunk - off);
-            if (n <= 0)
-              return;
+            if (n <= 0) return;
             off += n;
           }
           std::this_thread::sleep_for(std::chrono::milliseconds(18));
@@ -548,14 +481,11 @@ TEST_F(AgentE2E, RestartDuringLongTransferLosesNothing) {
       while ((n = read(s, buf, sizeof(buf))) > 0) {
         for (ssize_t i = 0; i < n; ++i, ++got) {
           size_t c = got / chunk, off = got % chunk;
-          if (buf[i] != static_cast<char>((c * 7 + off * 13) & 0xff))
-            ok = false;
+          if (buf[i] != static_cast<char>((c * 7 + off * 13) & 0xff)) ok = false;
         }
       }
       writer.join();
-      verdict = ok && got == chunk * chunks
-                    ? "intact"
-                    : "broken after " + std::to_string(got);
+      verdict = ok && got == chunk * chunks ? "intact" : "broken after " + std::to_string(got);
     }
     std::ofstream(result_file) << verdict;
     return 0;
@@ -563,16 +493,14 @@ TEST_F(AgentE2E, RestartDuringLongTransferLosesNothing) {
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   auto ids_before = run(cli("services -o json")).out;
   stopAgent();
-  // No agent: new connections are still balanced by the pinned programs and
-  // maps.
+  // No agent: new connections are still balanced by the pinned programs and maps.
   std::string out = connectMany("198.19.0.10", 30);
   EXPECT_EQ(count(out, "web-1") + count(out, "web-2"), 30) << out;
   EXPECT_GT(count(out, "web-1"), 0);
   EXPECT_GT(count(out, "web-2"), 0);
   auto down = run(cli("status"));
   EXPECT_NE(down.code, 0);
-  EXPECT_NE(down.out.find("cannot reach meshletd"), std::string::npos)
-      << down.out;
+  EXPECT_NE(down.out.find("cannot reach meshletd"), std::string::npos) << down.out;
   EXPECT_EQ(std::count(down.out.begin(), down.out.end(), '\n'), 1) << down.out;
   auto maps = run(cli("bpf maps -o json"));
   EXPECT_EQ(maps.code, 0) << maps.out;
@@ -580,20 +508,17 @@ TEST_F(AgentE2E, RestartDuringLongTransferLosesNothing) {
 
   startAgent();
   EXPECT_TRUE(status().value("adopted", false));
-  EXPECT_EQ(run(cli("services -o json")).out, ids_before)
-      << "service ids changed on restart";
+  EXPECT_EQ(run(cli("services -o json")).out, ids_before) << "service ids changed on restart";
   int st = 0;
   waitpid(xfer, &st, 0);
   std::ifstream f(result_file);
-  std::string verdict((std::istreambuf_iterator<char>(f)),
-                      std::istreambuf_iterator<char>());
+  std::string verdict((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   EXPECT_EQ(verdict, "intact");
 }
 
 TEST_F(AgentE2E, UninstallRemovesEverything) {
   stopAgent();
-  auto r =
-      run(std::string(MESHLETD_BIN) + " --uninstall --bpffs " + sb_->bpffs());
+  auto r = run(std::string(MESHLETD_BIN) + " --uninstall --bpffs " + sb_->bpffs());
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_FALSE(fs::exists(sb_->bpffs()));
   auto attached = run("bpftool cgroup show " + sb_->cgroup());
@@ -603,8 +528,8 @@ TEST_F(AgentE2E, UninstallRemovesEverything) {
     return testing::encode(testing::tcpConnect("198.19.0.10", 80, 300));
   }));
   EXPECT_NE(c.err, 0);
-  startAgent(); // leave the suite as we found it
+  startAgent();  // leave the suite as we found it
 }
 
-} // namespace
-} // namespace meshlet
+}  // namespace
+}  // namespace meshlet

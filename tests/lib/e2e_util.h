@@ -16,72 +16,58 @@ namespace meshlet::testing {
 
 struct Cmd {
   int code = -1;
-  std::string out; // stdout and stderr together
+  std::string out;  // stdout and stderr together
 };
 
 // Runs a shell command and captures its output.
-inline Cmd run(const std::string &cmd) {
+inline Cmd run(const std::string& cmd) {
   Cmd c;
-  FILE *p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p)
-    return c;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return c;
   char buf[4096];
   size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
-    c.out.append(buf, n);
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) c.out.append(buf, n);
   int rc = pclose(p);
   c.code = WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
   return c;
 }
 
-// Polls pred every 50 ms until it holds or timeout_ms passes; returns its last
-// value.
-inline bool waitFor(const std::function<bool()> &pred, int timeout_ms) {
-  auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+// Polls pred every 50 ms until it holds or timeout_ms passes; returns its last value.
+inline bool waitFor(const std::function<bool()>& pred, int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (std::chrono::steady_clock::now() < deadline) {
-    if (pred())
-      return true;
+    if (pred()) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return pred();
 }
 
-// Starts `meshletd` for a test: everything it makes (sockets, state, log, CA)
-// lives under `dir`, it attaches at the sandbox's cgroup and pins under its
-// bpffs dir; `extra` flags are appended. Returns the agent's PID.
-inline pid_t spawnAgent(const std::string &bin, const std::string &dir,
-                        const std::string &cgroup, const std::string &bpffs,
-                        const std::vector<std::string> &extra = {}) {
-  std::vector<std::string> args = {bin,
-                                   "--config-dir",
-                                   dir + "/config",
-                                   "--node-name",
-                                   "e2e-node",
-                                   "--cgroup",
-                                   cgroup,
-                                   "--bpffs",
-                                   bpffs,
-                                   "--admin-socket",
-                                   dir + "/admin.sock",
-                                   "--metrics-addr",
-                                   "127.0.0.1:0",
-                                   "--cni-socket",
-                                   dir + "/cni.sock",
-                                   "--state-dir",
-                                   dir + "/state",
-                                   "--ca-dir",
-                                   dir + "/ca"};
+// Starts `meshletd` for a test: everything it makes (sockets, state, log, CA) lives under
+// `dir`, it attaches at the sandbox's cgroup and pins under its bpffs dir; `extra` flags are
+// appended. Returns the agent's PID.
+inline pid_t spawnAgent(const std::string& bin, const std::string& dir, const std::string& cgroup,
+                        const std::string& bpffs, const std::vector<std::string>& extra = {}) {
+  // clang-format off
+  std::vector<std::string> args = {
+      bin,
+      "--config-dir", dir + "/config",
+      "--node-name", "e2e-node",
+      "--cgroup", cgroup,
+      "--bpffs", bpffs,
+      "--admin-socket", dir + "/admin.sock",
+      "--metrics-addr", "127.0.0.1:0",
+      "--cni-socket", dir + "/cni.sock",
+      "--state-dir", dir + "/state",
+      "--ca-dir", dir + "/ca"};
+  // clang-format on
   args.insert(args.end(), extra.begin(), extra.end());
   pid_t pid = fork();
   if (pid == 0) {
-    int fd = open((dir + "/meshletd.log").c_str(),
-                  O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int fd = open((dir + "/meshletd.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
-    std::vector<char *> argv;
-    for (auto &a : args)
-      argv.push_back(a.data());
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     execv(bin.c_str(), argv.data());
     _exit(127);
@@ -90,20 +76,17 @@ inline pid_t spawnAgent(const std::string &bin, const std::string &dir,
 }
 
 // SIGTERM (the agent leaves its datapath pinned) and reap; pid becomes -1.
-inline void stopAgent(pid_t &pid) {
-  if (pid <= 0)
-    return;
+inline void stopAgent(pid_t& pid) {
+  if (pid <= 0) return;
   kill(pid, SIGTERM);
   waitpid(pid, nullptr, 0);
   pid = -1;
 }
 
-inline int count(const std::string &hay, const std::string &needle) {
+inline int count(const std::string& hay, const std::string& needle) {
   int c = 0;
-  for (size_t p = hay.find(needle); p != std::string::npos;
-       p = hay.find(needle, p + 1))
-    ++c;
+  for (size_t p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + 1)) ++c;
   return c;
 }
 
-} // namespace meshlet::testing
+}  // namespace meshlet::testing

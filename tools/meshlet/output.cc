@@ -5,12 +5,9 @@
 
 namespace meshlet::cli {
 
-int printRows(const nlohmann::ordered_json &rows, const GlobalOptions &opts) {
+int printRows(const nlohmann::ordered_json& rows, const GlobalOptions& opts) {
   if (opts.output == "json") {
-    std::cout << (rows.is_array() ? rows
-                                  : nlohmann::ordered_json::array({rows}))
-                     .dump(2)
-              << "\n";
+    std::cout << (rows.is_array() ? rows : nlohmann::ordered_json::array({rows})).dump(2) << "\n";
   } else {
     std::cout << renderTable(rows);
   }
@@ -18,8 +15,7 @@ int printRows(const nlohmann::ordered_json &rows, const GlobalOptions &opts) {
   return 0;
 }
 
-int printObject(const nlohmann::ordered_json &object,
-                const GlobalOptions &opts) {
+int printObject(const nlohmann::ordered_json& object, const GlobalOptions& opts) {
   if (opts.output == "json") {
     std::cout << nlohmann::ordered_json::array({object}).dump(2) << "\n";
   } else {
@@ -29,9 +25,9 @@ int printObject(const nlohmann::ordered_json &object,
   return 0;
 }
 
-int fail(const Error &error) {
+int fail(const Error& error) {
   std::cerr << "meshlet: " << error.message() << "\n";
   return 1;
 }
 
-} // namespace meshlet::cli
+}  // namespace meshlet::cli

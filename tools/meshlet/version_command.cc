@@ -4,7 +4,7 @@
 
 namespace meshlet::cli {
 
-void addVersionCommand(CLI::App &app, Action &action) {
+void addVersionCommand(CLI::App& app, Action& action) {
   app.add_subcommand("version", "Print the CLI version")->callback([&action] {
     action = [] {
       std::cout << "meshlet " << kVersion << "\n";
@@ -13,4 +13,4 @@ void addVersionCommand(CLI::App &app, Action &action) {
   });
 }
 
-} // namespace meshlet::cli
+}  // namespace meshlet::cli

@@ -15,9 +15,8 @@ namespace {
 // Runs parseAgentFlags on {"meshletd", args...} with a mutable argv.
 Result<AgentFlags> parse(std::vector<std::string> args) {
   args.insert(args.begin(), "meshletd");
-  std::vector<char *> argv;
-  for (auto &a : args)
-    argv.push_back(a.data());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   return parseAgentFlags(static_cast<int>(args.size()), argv.data());
 }
@@ -30,10 +29,9 @@ std::string hostName() {
 
 // Sets or unsets NODE_NAME for one test and restores the previous value.
 class AgentFlagsTest : public ::testing::Test {
-protected:
+ protected:
   void SetUp() override {
-    if (const char *v = std::getenv("NODE_NAME"))
-      saved_ = v;
+    if (const char* v = std::getenv("NODE_NAME")) saved_ = v;
     unsetenv("NODE_NAME");
   }
   void TearDown() override {
@@ -57,15 +55,14 @@ TEST_F(AgentFlagsTest, Defaults) {
   EXPECT_EQ(f->log_level, "info");
   EXPECT_EQ(f->cgroup, "");
   EXPECT_FALSE(f->uninstall);
-  EXPECT_EQ(f->node_name, hostName()); // NODE_NAME unset
+  EXPECT_EQ(f->node_name, hostName());  // NODE_NAME unset
 }
 
 TEST_F(AgentFlagsTest, EveryFlag) {
-  auto f =
-      parse({"--config-dir", "/srv/cfg", "--node-name", "node-b", "--cgroup",
-             "/sys/fs/cgroup/meshlet", "--bpffs", "/sys/fs/bpf/other",
-             "--admin-socket", "/tmp/meshlet-test-flags.sock", "--metrics-addr",
-             "127.0.0.1:9100", "--log-level", "debug"});
+  auto f = parse({"--config-dir", "/srv/cfg", "--node-name", "node-b", "--cgroup",
+                  "/sys/fs/cgroup/meshlet", "--bpffs", "/sys/fs/bpf/other", "--admin-socket",
+                  "/tmp/meshlet-test-flags.sock", "--metrics-addr", "127.0.0.1:9100",
+                  "--log-level", "debug"});
   ASSERT_TRUE(f.ok()) << f.error().message();
   EXPECT_EQ(f->config_dir, "/srv/cfg");
   EXPECT_EQ(f->node_name, "node-b");
@@ -87,7 +84,7 @@ TEST_F(AgentFlagsTest, EqualsSyntax) {
 }
 
 TEST_F(AgentFlagsTest, EveryLogLevelAccepted) {
-  for (const char *level : {"debug", "info", "warn", "error"}) {
+  for (const char* level : {"debug", "info", "warn", "error"}) {
     auto f = parse({"--config-dir", "/c", "--log-level", level});
     ASSERT_TRUE(f.ok()) << level << ": " << f.error().message();
     EXPECT_EQ(f->log_level, level);
@@ -109,22 +106,18 @@ TEST_F(AgentFlagsTest, ConfigDirRequiredUnlessUninstall) {
 }
 
 TEST_F(AgentFlagsTest, HelpIsCodeZeroWithUsage) {
-  for (const char *flag : {"--help", "-h"}) {
+  for (const char* flag : {"--help", "-h"}) {
     auto f = parse({flag});
     ASSERT_FALSE(f.ok()) << flag;
     EXPECT_EQ(f.error().code(), 0) << flag;
-    const std::string &text = f.error().message();
+    const std::string& text = f.error().message();
     EXPECT_NE(text.find("meshletd"), std::string::npos) << text;
-    for (const char *option :
-         {"--config-dir", "--node-name", "--cgroup", "--bpffs",
-          "--admin-socket", "--metrics-addr", "--log-level", "--uninstall"}) {
-      EXPECT_NE(text.find(option), std::string::npos)
-          << option << " missing from:\n"
-          << text;
+    for (const char* option : {"--config-dir", "--node-name", "--cgroup", "--bpffs",
+                               "--admin-socket", "--metrics-addr", "--log-level", "--uninstall"}) {
+      EXPECT_NE(text.find(option), std::string::npos) << option << " missing from:\n" << text;
     }
     // Defaults are shown.
-    EXPECT_NE(text.find("/var/run/meshlet/admin.sock"), std::string::npos)
-        << text;
+    EXPECT_NE(text.find("/var/run/meshlet/admin.sock"), std::string::npos) << text;
   }
 }
 
@@ -132,10 +125,8 @@ TEST_F(AgentFlagsTest, UnknownFlagIsUsageError) {
   auto f = parse({"--config-dir", "/c", "--frobnicate"});
   ASSERT_FALSE(f.ok());
   EXPECT_EQ(f.error().code(), 2);
-  EXPECT_NE(f.error().message().find("--help"), std::string::npos)
-      << f.error().message();
-  EXPECT_NE(f.error().message().find("frobnicate"), std::string::npos)
-      << f.error().message();
+  EXPECT_NE(f.error().message().find("--help"), std::string::npos) << f.error().message();
+  EXPECT_NE(f.error().message().find("frobnicate"), std::string::npos) << f.error().message();
 
   auto positional = parse({"--config-dir", "/c", "stray"});
   ASSERT_FALSE(positional.ok());
@@ -152,15 +143,12 @@ TEST_F(AgentFlagsTest, BadMetricsAddrIsUsageError) {
   auto f = parse({"--config-dir", "/c", "--metrics-addr", "15020"});
   ASSERT_FALSE(f.ok());
   EXPECT_EQ(f.error().code(), 2);
-  EXPECT_NE(f.error().message().find("HOST:PORT"), std::string::npos)
-      << f.error().message();
-  EXPECT_NE(f.error().message().find("\"15020\""), std::string::npos)
-      << f.error().message();
+  EXPECT_NE(f.error().message().find("HOST:PORT"), std::string::npos) << f.error().message();
+  EXPECT_NE(f.error().message().find("\"15020\""), std::string::npos) << f.error().message();
 }
 
 TEST_F(AgentFlagsTest, MetricsAddrWithoutNumericPortIsUsageError) {
-  for (const char *addr :
-       {"127.0.0.1:", "127.0.0.1:http", "127.0.0.1:70000", ":"}) {
+  for (const char* addr : {"127.0.0.1:", "127.0.0.1:http", "127.0.0.1:70000", ":"}) {
     auto f = parse({"--config-dir", "/c", "--metrics-addr", addr});
     EXPECT_FALSE(f.ok()) << addr;
     if (!f.ok()) {
@@ -170,7 +158,7 @@ TEST_F(AgentFlagsTest, MetricsAddrWithoutNumericPortIsUsageError) {
 }
 
 TEST_F(AgentFlagsTest, BadLogLevelIsUsageError) {
-  for (const char *level : {"verbose", "INFO", ""}) {
+  for (const char* level : {"verbose", "INFO", ""}) {
     auto f = parse({"--config-dir", "/c", "--log-level", level});
     ASSERT_FALSE(f.ok()) << level;
     EXPECT_EQ(f.error().code(), 2) << level;
@@ -203,18 +191,17 @@ TEST_F(AgentFlagsTest, IdentityFlags) {
   EXPECT_EQ(d->trust_domain, "cluster.local");
   EXPECT_EQ(d->ca_dir, "/etc/meshlet/ca");
   EXPECT_EQ(d->svid_ttl_seconds, 24 * 3600);
-  auto f = parse({"--config-dir", "/c", "--trust-domain", "example.org",
-                  "--ca-dir", "/srv/ca", "--svid-ttl", "1h30m"});
+  auto f = parse({"--config-dir", "/c", "--trust-domain", "example.org", "--ca-dir", "/srv/ca",
+                  "--svid-ttl", "1h30m"});
   ASSERT_TRUE(f.ok()) << f.error().message();
   EXPECT_EQ(f->trust_domain, "example.org");
   EXPECT_EQ(f->ca_dir, "/srv/ca");
   EXPECT_EQ(f->svid_ttl_seconds, 5400);
-  for (const char *bad : {"90", "1d", "1h-", "", "1m"}) {
+  for (const char* bad : {"90", "1d", "1h-", "", "1m"}) {
     auto r = parse({"--config-dir", "/c", "--svid-ttl", bad});
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().code(), 2);
-    EXPECT_NE(r.error().message().find("--svid-ttl"), std::string::npos)
-        << r.error().message();
+    EXPECT_NE(r.error().message().find("--svid-ttl"), std::string::npos) << r.error().message();
   }
   auto td = parse({"--config-dir", "/c", "--trust-domain", "Bad Domain"});
   ASSERT_FALSE(td.ok());
@@ -232,5 +219,5 @@ TEST(DurationFlag, Parses) {
   EXPECT_FALSE(parseDurationSeconds("9999999999h").ok());
 }
 
-} // namespace
-} // namespace meshlet
+}  // namespace
+}  // namespace meshlet

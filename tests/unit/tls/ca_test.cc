@@ -18,33 +18,30 @@ namespace {
 
 using meshlet::testing::TempDir;
 
-constexpr const char *kTd = "cluster.local";
+constexpr const char* kTd = "cluster.local";
 const int64_t kNow = static_cast<int64_t>(time(nullptr));
 
 // Runs a shell command; returns its exit status and fills `out` with
 // stdout+stderr.
-int run(const std::string &cmd, std::string *out = nullptr) {
-  FILE *p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p)
-    return -1;
+int run(const std::string& cmd, std::string* out = nullptr) {
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return -1;
   std::string text;
   char buf[4096];
   size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
-    text.append(buf, n);
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) text.append(buf, n);
   int rc = pclose(p);
-  if (out)
-    *out = text;
+  if (out) *out = text;
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
-mode_t modeOf(const std::string &path) {
+mode_t modeOf(const std::string& path) {
   struct stat st {};
   EXPECT_EQ(stat(path.c_str(), &st), 0) << path;
   return st.st_mode & 0777;
 }
 
-CertificateAuthority makeCa(const TempDir &dir, const std::string &td = kTd) {
+CertificateAuthority makeCa(const TempDir& dir, const std::string& td = kTd) {
   CaInitOptions opts;
   opts.dir = dir.path();
   opts.trust_domain = td;
@@ -66,25 +63,19 @@ TEST(CaInit, WritesRootAndKeyWithTheRightModes) {
   EXPECT_EQ(modeOf(opts.dir + "/ca-key.pem"), 0600u);
   EXPECT_EQ(modeOf(opts.dir + "/ca-cert.pem"), 0644u);
   EXPECT_EQ(modeOf(opts.dir), 0700u);
-  EXPECT_NEAR(info->not_after - info->not_before, 10ll * 365 * 24 * 3600 + 60,
-              2);
+  EXPECT_NEAR(info->not_after - info->not_before, 10ll * 365 * 24 * 3600 + 60, 2);
 
   // openssl agrees: a self-signed CA with an EC P-256 key that matches.
   std::string out;
-  ASSERT_EQ(run("openssl verify -CAfile " + opts.dir + "/ca-cert.pem " +
-                    opts.dir + "/ca-cert.pem",
-                &out),
-            0)
-      << out;
   ASSERT_EQ(
-      run("openssl x509 -noout -text -in " + opts.dir + "/ca-cert.pem", &out),
-      0);
+      run("openssl verify -CAfile " + opts.dir + "/ca-cert.pem " + opts.dir + "/ca-cert.pem", &out),
+      0)
+      << out;
+  ASSERT_EQ(run("openssl x509 -noout -text -in " + opts.dir + "/ca-cert.pem", &out), 0);
   EXPECT_NE(out.find("CA:TRUE"), std::string::npos) << out;
   EXPECT_NE(out.find("prime256v1"), std::string::npos) << out;
   EXPECT_NE(out.find("URI:spiffe://cluster.local"), std::string::npos) << out;
-  ASSERT_EQ(
-      run("openssl pkey -noout -text -in " + opts.dir + "/ca-key.pem", &out), 0)
-      << out;
+  ASSERT_EQ(run("openssl pkey -noout -text -in " + opts.dir + "/ca-key.pem", &out), 0) << out;
   EXPECT_NE(out.find("P-256"), std::string::npos) << out;
 }
 
@@ -96,8 +87,7 @@ TEST(CaInit, RefusesToOverwriteUnlessForced) {
   std::string before = dir.read("ca-cert.pem");
   auto again = initCa(opts, kNow);
   ASSERT_FALSE(again.ok());
-  EXPECT_NE(again.error().message().find("already holds a CA"),
-            std::string::npos);
+  EXPECT_NE(again.error().message().find("already holds a CA"), std::string::npos);
   EXPECT_EQ(dir.read("ca-cert.pem"), before);
   opts.force = true;
   ASSERT_TRUE(initCa(opts, kNow).ok());
@@ -111,8 +101,7 @@ TEST(CaInit, RejectsBadOptions) {
   opts.trust_domain = "Cluster.Local";
   auto r = initCa(opts, kNow);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().message().find("lowercase"), std::string::npos)
-      << r.error().message();
+  EXPECT_NE(r.error().message().find("lowercase"), std::string::npos) << r.error().message();
   opts.trust_domain = kTd;
   opts.validity_seconds = 60;
   EXPECT_FALSE(initCa(opts, kNow).ok());
@@ -141,27 +130,23 @@ TEST(Svid, IssuedCertificateIsAValidSpiffeSvid) {
   dir.write("leaf.pem", svid->cert_pem);
   dir.write("leaf-key.pem", svid->key_pem);
   std::string out;
-  ASSERT_EQ(run("openssl verify -purpose sslclient -CAfile " +
-                    dir.file("ca-cert.pem") + " " + dir.file("leaf.pem"),
+  ASSERT_EQ(run("openssl verify -purpose sslclient -CAfile " + dir.file("ca-cert.pem") + " " +
+                    dir.file("leaf.pem"),
                 &out),
             0)
       << out;
-  ASSERT_EQ(run("openssl verify -purpose sslserver -CAfile " +
-                    dir.file("ca-cert.pem") + " " + dir.file("leaf.pem"),
+  ASSERT_EQ(run("openssl verify -purpose sslserver -CAfile " + dir.file("ca-cert.pem") + " " +
+                    dir.file("leaf.pem"),
                 &out),
             0)
       << out;
-  ASSERT_EQ(run("openssl x509 -noout -text -in " + dir.file("leaf.pem"), &out),
-            0);
+  ASSERT_EQ(run("openssl x509 -noout -text -in " + dir.file("leaf.pem"), &out), 0);
   EXPECT_NE(out.find("URI:" + id), std::string::npos) << out;
   EXPECT_NE(out.find("CA:FALSE"), std::string::npos) << out;
-  EXPECT_NE(out.find("X509v3 Subject Alternative Name: critical"),
-            std::string::npos)
-      << out;
+  EXPECT_NE(out.find("X509v3 Subject Alternative Name: critical"), std::string::npos) << out;
   // The key belongs to the certificate.
   std::string a, b;
-  ASSERT_EQ(run("openssl x509 -noout -pubkey -in " + dir.file("leaf.pem"), &a),
-            0);
+  ASSERT_EQ(run("openssl x509 -noout -pubkey -in " + dir.file("leaf.pem"), &a), 0);
   ASSERT_EQ(run("openssl pkey -pubout -in " + dir.file("leaf-key.pem"), &b), 0);
   EXPECT_EQ(a, b);
 }
@@ -198,8 +183,7 @@ TEST(Svid, IssueRejectsBadIdsAndLifetimes) {
   EXPECT_FALSE(ca.issue("spiffe://other.domain/ns/a/sa/b", 3600, kNow).ok());
   EXPECT_FALSE(ca.issue("https://cluster.local/ns/a/sa/b", 3600, kNow).ok());
   EXPECT_FALSE(ca.issue("spiffe://cluster.local/ns/a", 3600, kNow).ok());
-  EXPECT_FALSE(
-      ca.issue("spiffe://cluster.local/ns/a/sa/b/extra", 3600, kNow).ok());
+  EXPECT_FALSE(ca.issue("spiffe://cluster.local/ns/a/sa/b/extra", 3600, kNow).ok());
   EXPECT_FALSE(ca.issue("spiffe://cluster.local/ns//sa/b", 3600, kNow).ok());
   EXPECT_FALSE(ca.issue(spiffeId(kTd, "a", "b"), 10, kNow).ok());
 }
@@ -210,9 +194,9 @@ TEST(Svid, ParseSpiffeId) {
   EXPECT_EQ(p->trust_domain, "example.org");
   EXPECT_EQ(p->ns, "shop");
   EXPECT_EQ(p->sa, "web-1");
-  for (const char *bad : {"", "spiffe://", "spiffe://td",
-                          "spiffe://TD/ns/a/sa/b", "spiffe://td/sa/b/ns/a",
-                          "spiffe://td/ns/a/sa/b c", "spiffe://td/ns/a/sa/"}) {
+  for (const char* bad :
+       {"", "spiffe://", "spiffe://td", "spiffe://TD/ns/a/sa/b", "spiffe://td/sa/b/ns/a",
+        "spiffe://td/ns/a/sa/b c", "spiffe://td/ns/a/sa/"}) {
     EXPECT_FALSE(parseSpiffeId(bad).ok()) << bad;
   }
 }
@@ -225,51 +209,41 @@ TEST(Verify, RejectsWhatIsNotAValidSvidHere) {
   auto svid = ca.issue(spiffeId(kTd, "a", "b"), 3600, kNow);
   ASSERT_TRUE(svid.ok());
 
-  auto expect_rejected = [](const Result<std::string> &r,
-                            const std::string &why) {
+  auto expect_rejected = [](const Result<std::string>& r, const std::string& why) {
     ASSERT_FALSE(r.ok()) << "accepted: " << *r;
-    EXPECT_NE(r.error().message().find(why), std::string::npos)
-        << r.error().message();
+    EXPECT_NE(r.error().message().find(why), std::string::npos) << r.error().message();
   };
   // Signed by a root we do not trust.
   expect_rejected(verifySvid(svid->cert_pem, other.trustBundlePem(), kTd, kNow),
                   "unable to get local issuer certificate");
   // Expired, and not yet valid.
-  expect_rejected(
-      verifySvid(svid->cert_pem, ca.trustBundlePem(), kTd, kNow + 3601),
-      "expired");
-  expect_rejected(
-      verifySvid(svid->cert_pem, ca.trustBundlePem(), kTd, kNow - 3600),
-      "not yet valid");
+  expect_rejected(verifySvid(svid->cert_pem, ca.trustBundlePem(), kTd, kNow + 3601), "expired");
+  expect_rejected(verifySvid(svid->cert_pem, ca.trustBundlePem(), kTd, kNow - 3600),
+                  "not yet valid");
   // A CA certificate presented as a workload's.
-  expect_rejected(
-      verifySvid(ca.trustBundlePem(), ca.trustBundlePem(), kTd, kNow), "CA");
+  expect_rejected(verifySvid(ca.trustBundlePem(), ca.trustBundlePem(), kTd, kNow), "CA");
   // Another trust domain's workload, even with its root trusted.
   auto alien = foreign.issue(spiffeId("example.org", "a", "b"), 3600, kNow);
   ASSERT_TRUE(alien.ok());
-  expect_rejected(verifySvid(alien->cert_pem,
-                             ca.trustBundlePem() + foreign.trustBundlePem(),
-                             kTd, kNow),
-                  "not in trust domain");
-  // Garbage.
   expect_rejected(
-      verifySvid("not a certificate", ca.trustBundlePem(), kTd, kNow),
-      "no PEM");
+      verifySvid(alien->cert_pem, ca.trustBundlePem() + foreign.trustBundlePem(), kTd, kNow),
+      "not in trust domain");
+  // Garbage.
+  expect_rejected(verifySvid("not a certificate", ca.trustBundlePem(), kTd, kNow), "no PEM");
 }
 
 TEST(Load, ReportsEveryBrokenCaDirectory) {
   TempDir good("meshlet-ca"), other("meshlet-ca");
   makeCa(good);
   makeCa(other);
-  auto expect_error = [](const TempDir &d, const std::string &why) {
+  auto expect_error = [](const TempDir& d, const std::string& why) {
     auto r = CertificateAuthority::load(d.path(), kTd);
     ASSERT_FALSE(r.ok());
-    EXPECT_NE(r.error().message().find(why), std::string::npos)
-        << r.error().message();
+    EXPECT_NE(r.error().message().find(why), std::string::npos) << r.error().message();
   };
   {
     TempDir d("meshlet-ca");
-    expect_error(d, "ca-cert.pem"); // nothing there
+    expect_error(d, "ca-cert.pem");  // nothing there
   }
   {
     TempDir d("meshlet-ca");
@@ -279,16 +253,14 @@ TEST(Load, ReportsEveryBrokenCaDirectory) {
   }
   {
     TempDir d("meshlet-ca");
-    d.write("ca-cert.pem",
-            good.read("ca-cert.pem") + other.read("ca-cert.pem"));
+    d.write("ca-cert.pem", good.read("ca-cert.pem") + other.read("ca-cert.pem"));
     d.write("ca-key.pem", good.read("ca-key.pem"));
     expect_error(d, "holds 2 certificates");
   }
   {
     TempDir d("meshlet-ca");
     d.write("ca-cert.pem", good.read("ca-cert.pem"));
-    d.write("ca-key.pem",
-            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
+    d.write("ca-key.pem", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
     expect_error(d, "not a PEM private key");
   }
   {
@@ -328,9 +300,7 @@ TEST(Load, TrustBundleCarriesTheOldRootThroughARotation) {
   auto without = CertificateAuthority::load(dir.path(), kTd);
   ASSERT_TRUE(without.ok());
   EXPECT_EQ(without->trustedRoots().size(), 1u);
-  EXPECT_FALSE(
-      verifySvid(old_svid->cert_pem, without->trustBundlePem(), kTd, kNow)
-          .ok());
+  EXPECT_FALSE(verifySvid(old_svid->cert_pem, without->trustBundlePem(), kTd, kNow).ok());
 
   // The bundle may repeat the signing root; it is counted once.
   dir.write("trust-bundle.pem", old_root + dir.read("ca-cert.pem"));
@@ -338,16 +308,14 @@ TEST(Load, TrustBundleCarriesTheOldRootThroughARotation) {
   ASSERT_TRUE(with.ok()) << with.error().message();
   ASSERT_EQ(with->trustedRoots().size(), 2u);
   EXPECT_NE(with->trustedRoots()[0].serial, with->trustedRoots()[1].serial);
-  EXPECT_TRUE(
-      verifySvid(old_svid->cert_pem, with->trustBundlePem(), kTd, kNow).ok());
+  EXPECT_TRUE(verifySvid(old_svid->cert_pem, with->trustBundlePem(), kTd, kNow).ok());
   auto new_svid = with->issue(spiffeId(kTd, "a", "b"), 3600, kNow);
   ASSERT_TRUE(new_svid.ok());
-  EXPECT_TRUE(
-      verifySvid(new_svid->cert_pem, with->trustBundlePem(), kTd, kNow).ok());
+  EXPECT_TRUE(verifySvid(new_svid->cert_pem, with->trustBundlePem(), kTd, kNow).ok());
   auto described = describePem(with->trustBundlePem());
   ASSERT_TRUE(described.ok());
   EXPECT_EQ(described->size(), 2u);
 }
 
-} // namespace
-} // namespace meshlet::tls
+}  // namespace
+}  // namespace meshlet::tls

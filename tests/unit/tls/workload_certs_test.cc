@@ -18,7 +18,7 @@ constexpr int64_t kT0 = 1'900'000'000;
 const std::string kWeb = "spiffe://cluster.local/ns/shop/sa/web";
 const std::string kDb = "spiffe://cluster.local/ns/shop/sa/db";
 
-void initCa(const TempDir &dir, bool force = false) {
+void initCa(const TempDir& dir, bool force = false) {
   tls::CaInitOptions o;
   o.dir = dir.path();
   o.force = force;
@@ -26,7 +26,7 @@ void initCa(const TempDir &dir, bool force = false) {
   ASSERT_TRUE(r.ok()) << r.error().message();
 }
 
-WorkloadCerts certsFor(const TempDir &dir, int64_t ttl = 3600) {
+WorkloadCerts certsFor(const TempDir& dir, int64_t ttl = 3600) {
   IdentityOptions o;
   o.ca_dir = dir.path();
   o.svid_ttl_seconds = ttl;
@@ -50,7 +50,7 @@ TEST(WorkloadCerts, IssuesOnePerIdentityAndDropsUnused) {
   EXPECT_EQ(out.renewed, 0);
   EXPECT_EQ(out.removed, 1);
   EXPECT_EQ(c.find(kDb), nullptr);
-  EXPECT_EQ(c.find(kWeb), web); // untouched before half-life
+  EXPECT_EQ(c.find(kWeb), web);  // untouched before half-life
 }
 
 TEST(WorkloadCerts, RenewsAtHalfLifeAndOldCopiesStayUsable) {
@@ -68,9 +68,8 @@ TEST(WorkloadCerts, RenewsAtHalfLifeAndOldCopiesStayUsable) {
   EXPECT_NE(second->info.serial, first->info.serial);
   // Whoever still holds the first (an open connection) holds a valid
   // certificate.
-  EXPECT_TRUE(tls::verifySvid(first->cert_pem, c.ca()->trustBundlePem(),
-                              "cluster.local", kT0 + 1770)
-                  .ok());
+  EXPECT_TRUE(
+      tls::verifySvid(first->cert_pem, c.ca()->trustBundlePem(), "cluster.local", kT0 + 1770).ok());
 }
 
 TEST(WorkloadCerts, NoCaMeansNoCertificatesAndAClearError) {
@@ -111,10 +110,10 @@ TEST(WorkloadCerts, NewSigningRootRenewsEverythingBadCaKeepsTheLastGood) {
   EXPECT_NE(c.ca()->signingRoot().serial, old_root);
   auto out = c.reconcile({kWeb, kDb}, kT0 + 5);
   EXPECT_EQ(out.renewed, 2);
-  EXPECT_TRUE(tls::verifySvid(c.find(kWeb)->cert_pem, c.ca()->trustBundlePem(),
-                              "cluster.local", kT0 + 5)
-                  .ok());
+  EXPECT_TRUE(
+      tls::verifySvid(c.find(kWeb)->cert_pem, c.ca()->trustBundlePem(), "cluster.local", kT0 + 5)
+          .ok());
 }
 
-} // namespace
-} // namespace meshlet
+}  // namespace
+}  // namespace meshlet
