@@ -45,8 +45,7 @@ class WorkloadCerts {
   const std::map<std::string, std::shared_ptr<const tls::Svid>>& all() const { return svids_; }
   const IdentityOptions& options() const { return opts_; }
 
-  // When an SVID issued at not_before and expiring at not_after is renewed: at
-  // half-life.
+  // When an SVID issued at not_before and expiring at not_after is renewed: at half-life.
   static int64_t renewAt(const tls::CertInfo& info) {
     return info.not_before + (info.not_after - info.not_before) / 2;
   }

@@ -1,5 +1,4 @@
-// The agent's side of workload identity: which SVIDs this node needs, and their
-// renewal.
+// The agent's side of workload identity: which SVIDs this node needs, and their renewal.
 #include <chrono>
 #include <set>
 

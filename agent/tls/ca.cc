@@ -1,5 +1,4 @@
-// The certificate authority and SPIFFE SVIDs: key generation, signing,
-// verification.
+// The certificate authority and SPIFFE SVIDs: key generation, signing, verification.
 #include "agent/tls/ca.h"
 
 #include <fcntl.h>
@@ -22,8 +21,7 @@ namespace {
 constexpr size_t kMaxPemBytes = 1 << 20;
 constexpr int64_t kBackdateSeconds = 60;  // tolerate a little clock skew between nodes
 
-// A stack that only borrows its certificates (sk_X509_free is a macro, hence
-// the function).
+// A stack that only borrows its certificates (sk_X509_free is a macro, hence the function).
 void freeX509Stack(STACK_OF(X509) * s) { sk_X509_free(s); }
 using X509Stack = OsslPtr<STACK_OF(X509), freeX509Stack>;
 
@@ -54,8 +52,7 @@ Result<PkeyPtr> newP256Key() {
   return key;
 }
 
-// Every certificate of a PEM text; an error when there is none or one is
-// malformed.
+// Every certificate of a PEM text; an error when there is none or one is malformed.
 Result<std::vector<X509Ptr>> readCerts(const std::string& pem, const std::string& what) {
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   if (!bio) return opensslError(what);
@@ -99,8 +96,7 @@ Result<std::string> readSmallFile(const std::string& path) {
   }
 }
 
-// Writes `text` to `path` with `mode`, atomically (a temporary file renamed
-// over it).
+// Writes `text` to `path` with `mode`, atomically (a temporary file renamed over it).
 Status writeFileAtomic(const std::string& path, const std::string& text, mode_t mode) {
   std::string tmp = path + ".tmp";
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
@@ -117,8 +113,7 @@ Status writeFileAtomic(const std::string& path, const std::string& text, mode_t 
     }
     off += static_cast<size_t>(n);
   }
-  // The umask may have narrowed the mode; a key must be exactly 0600, a
-  // certificate 0644.
+  // The umask may have narrowed the mode; a key must be exactly 0600, a certificate 0644.
   if (fchmod(fd, mode) != 0 || fsync(fd) != 0) {
     int err = errno;
     close(fd);
@@ -182,8 +177,7 @@ CertInfo describe(X509* cert) {
   return info;
 }
 
-// A random positive 127-bit serial, as RFC 5280 asks (unique, at most 20
-// octets).
+// A random positive 127-bit serial, as RFC 5280 asks (unique, at most 20 octets).
 Status setRandomSerial(X509* cert) {
   unsigned char bytes[16];
   if (RAND_bytes(bytes, sizeof(bytes)) != 1) return opensslError("generating a serial number");
@@ -197,8 +191,7 @@ Status setRandomSerial(X509* cert) {
   return Status::Ok();
 }
 
-// An extension in openssl.cnf syntax ("critical,CA:TRUE"), with `issuer` for
-// key identifiers.
+// An extension in openssl.cnf syntax ("critical,CA:TRUE"), with `issuer` for key identifiers.
 Status addExtension(X509* cert, X509* issuer, int nid, const std::string& value) {
   X509V3_CTX ctx;
   X509V3_set_ctx_nodb(&ctx);
@@ -324,8 +317,7 @@ Result<CertInfo> initCa(const CaInitOptions& opts, int64_t now) {
   if (!cpem.ok()) return cpem.error();
   auto kpem = keyPem(key->get());
   if (!kpem.ok()) return kpem.error();
-  // The key first: a certificate without its key is useless, a key alone is
-  // harmless.
+  // The key first: a certificate without its key is useless, a key alone is harmless.
   MESHLET_TLS_TRY(writeFileAtomic(key_path, *kpem, 0600));
   MESHLET_TLS_TRY(writeFileAtomic(cert_path, *cpem, 0644));
   return describe(cert.get());
@@ -420,8 +412,7 @@ Result<Svid> CertificateAuthority::issue(const std::string& spiffe_id, int64_t t
   MESHLET_TLS_TRY(setRandomSerial(cert.get()));
   MESHLET_TLS_TRY(
       setValidity(cert.get(), now - kBackdateSeconds, std::min(now + ttl_seconds, root_expiry)));
-  // An SVID's identity is its URI SAN; the subject stays empty, so the SAN is
-  // critical.
+  // An SVID's identity is its URI SAN; the subject stays empty, so the SAN is critical.
   if (X509_set_issuer_name(cert.get(), X509_get_subject_name(keys_->cert.get())) != 1 ||
       X509_set_pubkey(cert.get(), key->get()) != 1)
     return opensslError("setting the certificate's issuer and key");

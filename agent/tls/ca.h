@@ -1,17 +1,13 @@
 #pragma once
-// Workload identity: SPIFFE X.509 SVIDs
-// (spiffe://<trust-domain>/ns/<namespace>/sa/<account>) signed by the node's
-// certificate authority, and their verification. ECDSA P-256 everywhere.
+// Workload identity: SPIFFE X.509 SVIDs (spiffe://<trust-domain>/ns/<namespace>/sa/<account>)
+// signed by the node's certificate authority, and their verification. ECDSA P-256 everywhere.
 //
-// The CA directory (the embedded default's built-in CA, or a Kubernetes Secret
-// mounted there):
+// The CA directory (the embedded default's built-in CA, or a Kubernetes Secret mounted there):
 //   ca-cert.pem       the root that signs (self-signed, CA:TRUE)
 //   ca-key.pem        its private key (mode 0600)
-//   trust-bundle.pem  optional: more roots to trust, e.g. the next root during
-//   a rotation
-// Every root in the bundle is trusted when verifying a peer, so a root can be
-// rotated by first distributing the new root in every node's bundle, then
-// switching the signing root.
+//   trust-bundle.pem  optional: more roots to trust, e.g. the next root during a rotation
+// Every root in the bundle is trusted when verifying a peer, so a root can be rotated by first
+// distributing the new root in every node's bundle, then switching the signing root.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -36,8 +32,7 @@ struct CertInfo {
   bool is_ca = false;
 };
 
-// A workload's identity document: key, leaf certificate and the chain up to a
-// trusted root.
+// A workload's identity document: key, leaf certificate and the chain up to a trusted root.
 struct Svid {
   std::string spiffe_id;
   std::string key_pem;    // PKCS#8
@@ -48,8 +43,7 @@ struct Svid {
 
 // "spiffe://TD/ns/NS/sa/SA".
 std::string spiffeId(std::string_view trust_domain, std::string_view ns, std::string_view sa);
-// A trust domain is a DNS-like name: lowercase letters, digits, '.', '-', '_',
-// at most 255.
+// A trust domain is a DNS-like name: lowercase letters, digits, '.', '-', '_', at most 255.
 Status checkTrustDomain(std::string_view trust_domain);
 // Splits a workload SPIFFE id; an error says what is wrong with it.
 struct SpiffeParts {
@@ -65,8 +59,7 @@ struct CaInitOptions {
                        // trust-bundle.pem)
 };
 // Writes a new root certificate and key into opts.dir (created 0700 when
-// missing; the key is written 0600). Refuses to overwrite an existing CA unless
-// opts.force.
+// missing; the key is written 0600). Refuses to overwrite an existing CA unless opts.force.
 Result<CertInfo> initCa(const CaInitOptions& opts, int64_t now);
 
 class CertificateAuthority {
@@ -75,8 +68,7 @@ class CertificateAuthority {
   CertificateAuthority(CertificateAuthority&&) noexcept;
   CertificateAuthority& operator=(CertificateAuthority&&) noexcept;
 
-  // Loads the CA directory. The signing certificate must be a CA whose key
-  // matches ca-key.pem.
+  // Loads the CA directory. The signing certificate must be a CA whose key matches ca-key.pem.
   static Result<CertificateAuthority> load(const std::string& dir, std::string trust_domain);
 
   // A fresh key and a leaf certificate for `spiffe_id` (which must be in this
@@ -103,8 +95,7 @@ class CertificateAuthority {
 
 // Verifies a peer's certificate chain (leaf first, PEM) against the trusted
 // roots (PEM) at time `now`, and returns the leaf's SPIFFE id. The leaf must
-// carry exactly one URI SAN, a workload id in `trust_domain`, and must not be a
-// CA.
+// carry exactly one URI SAN, a workload id in `trust_domain`, and must not be a CA.
 Result<std::string> verifySvid(const std::string& chain_pem, const std::string& roots_pem,
                                std::string_view trust_domain, int64_t now);
 

@@ -21,8 +21,7 @@ using meshlet::testing::TempDir;
 constexpr const char* kTd = "cluster.local";
 const int64_t kNow = static_cast<int64_t>(time(nullptr));
 
-// Runs a shell command; returns its exit status and fills `out` with
-// stdout+stderr.
+// Runs a shell command; returns its exit status and fills `out` with stdout+stderr.
 int run(const std::string& cmd, std::string* out = nullptr) {
   FILE* p = popen((cmd + " 2>&1").c_str(), "r");
   if (!p) return -1;
@@ -125,8 +124,7 @@ TEST(Svid, IssuedCertificateIsAValidSpiffeSvid) {
   ASSERT_TRUE(verified.ok()) << verified.error().message();
   EXPECT_EQ(*verified, id);
 
-  // openssl: chains to the root, is a TLS client and server certificate,
-  // carries the id.
+  // openssl: chains to the root, is a TLS client and server certificate, carries the id.
   dir.write("leaf.pem", svid->cert_pem);
   dir.write("leaf-key.pem", svid->key_pem);
   std::string out;

@@ -1,5 +1,4 @@
-// WorkloadCerts: which SVIDs exist, when they are renewed, and what happens
-// when the CA changes.
+// WorkloadCerts: which SVIDs exist, when they are renewed, and what happens when the CA changes.
 #include "agent/identity/workload_certs.h"
 
 #include <gtest/gtest.h>
@@ -66,8 +65,7 @@ TEST(WorkloadCerts, RenewsAtHalfLifeAndOldCopiesStayUsable) {
   EXPECT_EQ(c.reconcile({kWeb}, kT0 + 1770).renewed, 1);
   auto second = c.find(kWeb);
   EXPECT_NE(second->info.serial, first->info.serial);
-  // Whoever still holds the first (an open connection) holds a valid
-  // certificate.
+  // Whoever still holds the first (an open connection) holds a valid certificate.
   EXPECT_TRUE(
       tls::verifySvid(first->cert_pem, c.ca()->trustBundlePem(), "cluster.local", kT0 + 1770).ok());
 }
@@ -80,8 +78,7 @@ TEST(WorkloadCerts, NoCaMeansNoCertificatesAndAClearError) {
   EXPECT_NE(c.caError().find("ca-cert.pem"), std::string::npos) << c.caError();
   EXPECT_FALSE(c.hasCa());
   EXPECT_EQ(c.reconcile({kWeb}, kT0).issued, 0);
-  // The CA appears later (meshlet ca init, a mounted Secret): picked up on the
-  // next reload.
+  // The CA appears later (meshlet ca init, a mounted Secret): picked up on the next reload.
   initCa(dir);
   ASSERT_TRUE(c.reloadCa().ok());
   EXPECT_EQ(c.reconcile({kWeb}, kT0).issued, 1);
