@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "agent/tls/ossl.h"
+#include "agent/tls/x509_util.h"
 
 namespace meshlet::tls {
 namespace {
@@ -24,20 +25,6 @@ constexpr int64_t kBackdateSeconds = 60;  // tolerate a little clock skew betwee
 // A stack that only borrows its certificates (sk_X509_free is a macro, hence the function).
 void freeX509Stack(STACK_OF(X509) * s) { sk_X509_free(s); }
 using X509Stack = OsslPtr<STACK_OF(X509), freeX509Stack>;
-
-Result<std::string> bioText(BIO* bio) {
-  char* data = nullptr;
-  long n = BIO_get_mem_data(bio, &data);
-  if (n < 0) return opensslError("reading a memory BIO");
-  return std::string(data, static_cast<size_t>(n));
-}
-
-Result<std::string> certPem(X509* cert) {
-  BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio || PEM_write_bio_X509(bio.get(), cert) != 1)
-    return opensslError("encoding a certificate");
-  return bioText(bio.get());
-}
 
 Result<std::string> keyPem(EVP_PKEY* key) {
   BioPtr bio(BIO_new(BIO_s_mem()));
@@ -50,28 +37,6 @@ Result<PkeyPtr> newP256Key() {
   PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
   if (!key) return opensslError("generating an ECDSA P-256 key");
   return key;
-}
-
-// Every certificate of a PEM text; an error when there is none or one is malformed.
-Result<std::vector<X509Ptr>> readCerts(const std::string& pem, const std::string& what) {
-  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  if (!bio) return opensslError(what);
-  std::vector<X509Ptr> out;
-  while (true) {
-    X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-    if (!cert) {
-      unsigned long e = ERR_peek_last_error();
-      if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
-        ERR_clear_error();  // the end of the text
-        break;
-      }
-      return opensslError(what + ": certificate " + std::to_string(out.size() + 1) +
-                          " is malformed");
-    }
-    out.push_back(std::move(cert));
-  }
-  if (out.empty()) return Error(what + ": no PEM certificate in it");
-  return out;
 }
 
 Result<std::string> readSmallFile(const std::string& path) {
@@ -140,21 +105,6 @@ std::string nameText(const X509_NAME* name) {
   if (!bio || X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253) < 0) return "";
   auto text = bioText(bio.get());
   return text.ok() ? *text : "";
-}
-
-std::vector<std::string> uriSans(X509* cert) {
-  std::vector<std::string> out;
-  GeneralNamesPtr names(
-      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
-  if (!names) return out;
-  for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
-    const GENERAL_NAME* n = sk_GENERAL_NAME_value(names.get(), i);
-    if (n->type != GEN_URI) continue;
-    const ASN1_IA5STRING* uri = n->d.uniformResourceIdentifier;
-    out.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(uri)),
-                     static_cast<size_t>(ASN1_STRING_length(uri)));
-  }
-  return out;
 }
 
 CertInfo describe(X509* cert) {
@@ -466,19 +416,7 @@ Result<std::string> verifySvid(const std::string& chain_pem, const std::string& 
     ERR_clear_error();
     return Error(std::string("peer certificate rejected: ") + X509_verify_cert_error_string(err));
   }
-  if (X509_check_ca(leaf) > 0) return Error("peer certificate rejected: it is a CA certificate");
-  auto uris = uriSans(leaf);
-  if (uris.size() != 1) {
-    return Error("peer certificate rejected: it has " + std::to_string(uris.size()) +
-                 " URI SANs, an SVID has exactly one");
-  }
-  auto parts = parseSpiffeId(uris[0]);
-  if (!parts.ok()) return parts.error().wrap("peer certificate rejected");
-  if (parts->trust_domain != trust_domain) {
-    return Error("peer certificate rejected: " + uris[0] + " is not in trust domain " +
-                 std::string(trust_domain));
-  }
-  return uris[0];
+  return workloadIdOf(leaf, trust_domain);
 }
 
 Result<std::vector<CertInfo>> describePem(const std::string& pem) {
