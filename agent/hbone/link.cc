@@ -94,6 +94,7 @@ void Link::process() {
     return;
   }
   flush();
+  if (on_progress && !closed_) on_progress();
 }
 
 void Link::flush() {

@@ -40,6 +40,9 @@ class Link {
   // The link is dead (handshake refused, protocol error, the peer went away). Called once; the
   // owner destroys the link afterwards (not from inside this callback: use loop.defer).
   std::function<void(const std::string& why)> on_closed;
+  // Bytes arrived and were processed (window updates among them): relays paused on a full
+  // send queue may read again.
+  std::function<void()> on_progress;
 
  private:
   Link(proxy::EventLoop& loop, int fd) : loop_(loop), fd_(fd) {}
