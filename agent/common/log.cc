@@ -35,6 +35,12 @@ std::string nowRfc3339() {
   return buf;
 }
 
+int64_t nowUnix() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 std::string unixToRfc3339(int64_t unix_seconds) {
   auto secs = static_cast<std::time_t>(unix_seconds);
   std::tm tm{};

@@ -15,6 +15,8 @@ inline void logError(const std::string& m) { logLine(LogLevel::kError, m); }
 
 // RFC 3339 UTC timestamp with milliseconds, for logs and the admin API.
 std::string nowRfc3339();
+// Seconds since the epoch, now.
+int64_t nowUnix();
 // The same format for a unix time in seconds ("2026-11-27T21:00:00Z").
 std::string unixToRfc3339(int64_t unix_seconds);
 

@@ -15,12 +15,6 @@ namespace fs = std::filesystem;
 namespace meshlet {
 namespace {
 
-int64_t nowUnix() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 uint64_t monotonicNs() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);

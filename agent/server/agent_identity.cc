@@ -1,5 +1,4 @@
 // The agent's side of workload identity: which SVIDs this node needs, and their renewal.
-#include <chrono>
 #include <set>
 
 #include "agent/common/log.h"
@@ -7,15 +6,6 @@
 #include "agent/tls/ca.h"
 
 namespace meshlet {
-namespace {
-
-int64_t nowUnixSeconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
 
 void Agent::reconcileIdentities() {
   if (!certs_) {
@@ -48,7 +38,7 @@ void Agent::reconcileIdentities() {
         wanted.insert(tls::spiffeId(flags_.trust_domain, p.ns, p.service_account));
     }
   }
-  auto out = certs_->reconcile(wanted, nowUnixSeconds());
+  auto out = certs_->reconcile(wanted, nowUnix());
   if (out.issued || out.renewed || out.removed) {
     logInfo("workload certificates: " + std::to_string(out.issued) + " issued, " +
             std::to_string(out.renewed) + " renewed, " + std::to_string(out.removed) +
