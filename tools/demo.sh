@@ -47,9 +47,11 @@ mkdir -p "$RUN"
 step "meshletd --config-dir examples/demo (attached at $(cgroup2_root)/$P, pins under $BPFFS)"
 pods_node_up "$P"
 cp -r examples/demo "$RUN/config"
+"${CLI[@]}" ca init --dir "$RUN/ca" >/dev/null  # the built-in CA that signs workload certificates
 "$MESHLETD" --config-dir "$RUN/config" --node-name demo-node --cgroup "$(cgroup2_root)/$P" \
   --bpffs "$BPFFS" --admin-socket "$SOCK" --metrics-addr "$METRICS" \
-  --cni-socket "$RUN/cni.sock" --state-dir "$RUN/state" >"$RUN/meshletd.log" 2>&1 &
+  --cni-socket "$RUN/cni.sock" --state-dir "$RUN/state" --ca-dir "$RUN/ca" \
+  >"$RUN/meshletd.log" 2>&1 &
 AGENT_PID=$!
 for _ in $(seq 50); do "${CLI[@]}" status >/dev/null 2>&1 && break; sleep 0.1; done
 
@@ -106,6 +108,9 @@ step "meshlet endpoints"
 "${CLI[@]}" endpoints
 step "meshlet workloads"
 "${CLI[@]}" workloads
+step "meshlet certs: a SPIFFE certificate per service account, from the CA made by meshlet ca init"
+sleep 1  # certificates are checked once a second
+"${CLI[@]}" certs
 
 step "curl http://198.19.0.10/ six times from the client pod: balanced in the kernel at connect()"
 for _ in 1 2 3 4 5 6; do pods_exec "$P" client curl -s --max-time 2 http://198.19.0.10/; done

@@ -3,6 +3,9 @@
 #include <cstring>
 #include <map>
 
+#include "agent/common/log.h"
+#include "agent/tls/ca.h"
+
 namespace meshlet {
 namespace {
 
@@ -64,6 +67,14 @@ Json statusJson(const AgentView& v, int64_t now_unix) {
   for (const auto& m : v.maps) {
     maps.push_back({{"name", m.name}, {"entries", m.entries}, {"capacity", m.capacity}});
   }
+  std::string ca;
+  if (v.identity && v.identity->has_ca && v.identity->ca_error.empty()) {
+    ca = "loaded from " + v.identity->ca_dir;
+  } else if (v.identity && v.identity->has_ca) {
+    ca = "reload failed, the last good CA stays: " + v.identity->ca_error;
+  } else if (v.identity) {
+    ca = "none, no workload certificates: " + v.identity->ca_error;
+  }
   Json out{{"node_name", s.node_name},
            {"config_dir", s.config_dir},
            {"generation", s.generation},
@@ -79,6 +90,9 @@ Json statusJson(const AgentView& v, int64_t now_unix) {
            {"services", v.desired ? v.desired->service_info.size() : 0},
            {"enrolled_pods", v.desired ? v.desired->pod_info.size() : 0},
            {"spliced_connections", v.spliced_connections},
+           {"trust_domain", v.identity ? v.identity->trust_domain : ""},
+           {"ca", ca},
+           {"workload_certificates", v.identity ? v.identity->svids.size() : 0},
            {"maps", maps},
            {"source", s.source}};
   if (s.source == "kube") out["kubernetes"] = kubeStatusJson(s);
@@ -237,6 +251,41 @@ Json connectionsJson(const AgentView& v, const std::vector<ConnEntry>& conns, ui
          {"rtt_us", val.srtt_us},
          {"retransmits", val.total_retrans},
          {"age_s", end > val.start_ns ? (end - val.start_ns) / 1000000000ull : 0}});
+  }
+  return out;
+}
+
+Json certsJson(const AgentView& v, int64_t now_unix) {
+  Json out = Json::array();
+  if (!v.desired || !v.identity) return out;
+  const IdentityView& id = *v.identity;
+  std::string chain;
+  for (const auto& r : id.roots) chain += (chain.empty() ? "" : ", ") + r.subject + " #" + r.serial;
+  for (const auto& [pid, p] : v.desired->pod_info) {
+    if (p.netns_cookie == 0) continue;
+    std::string spiffe = tls::spiffeId(id.trust_domain, p.ns, p.service_account);
+    auto it = id.svids.find(spiffe);
+    const tls::Svid* svid = it == id.svids.end() ? nullptr : it->second.get();
+    std::string state;
+    if (svid) {
+      state = now_unix >= svid->info.not_after                 ? "expired"
+              : now_unix >= WorkloadCerts::renewAt(svid->info) ? "renewing"
+                                                               : "valid";
+    } else if (auto e = id.issue_errors.find(spiffe); e != id.issue_errors.end()) {
+      state = "not issued: " + e->second;
+    } else {
+      state = "not issued: " + (id.ca_error.empty() ? std::string("pending") : id.ca_error);
+    }
+    out.push_back({{"namespace", p.ns},
+                   {"workload", p.name},
+                   {"identity", spiffe},
+                   {"state", state},
+                   {"serial", svid ? svid->info.serial : ""},
+                   {"not_before", svid ? unixToRfc3339(svid->info.not_before) : ""},
+                   {"not_after", svid ? unixToRfc3339(svid->info.not_after) : ""},
+                   {"renews_at", svid ? unixToRfc3339(WorkloadCerts::renewAt(svid->info)) : ""},
+                   {"issuer", svid ? svid->info.issuer : ""},
+                   {"trust_chain", chain}});
   }
   return out;
 }

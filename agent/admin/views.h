@@ -2,6 +2,7 @@
 // What the admin API shows: pure functions from the agent's current view to the JSON arrays
 // of docs/ADMIN_API.md (field names = the CLI's table headers in snake_case).
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -9,6 +10,7 @@
 
 #include "agent/datapath/datapath.h"
 #include "agent/sources/kube_status.h"
+#include "agent/identity/workload_certs.h"
 #include "agent/state/types.h"
 #include "agent/translate/translate.h"
 
@@ -31,6 +33,17 @@ struct AgentStatusInfo {
   KubeSourceStatus kube;        // when source is "kube"
 };
 
+// Workload identity as the agent's loop last saw it (the SVIDs are shared, immutable).
+struct IdentityView {
+  std::string trust_domain;
+  std::string ca_dir;
+  std::string ca_error;  // why the CA could not be (re)loaded; empty when fine
+  bool has_ca = false;
+  std::vector<tls::CertInfo> roots;
+  std::map<std::string, std::shared_ptr<const tls::Svid>> svids;  // by SPIFFE id
+  std::map<std::string, std::string> issue_errors;                // SPIFFE id -> last error
+};
+
 // One consistent picture, replaced whole by the agent's loop and read by the admin thread.
 struct AgentView {
   SnapshotPtr snapshot;  // the last good configuration (may be null before the first)
@@ -38,6 +51,7 @@ struct AgentView {
   AgentStatusInfo status;
   std::vector<MapUsage> maps;
   uint64_t spliced_connections = 0;
+  std::shared_ptr<const IdentityView> identity;
 };
 
 using Json = nlohmann::ordered_json;
@@ -49,6 +63,9 @@ Json servicesJson(const AgentView& v);
 Json endpointsJson(const AgentView& v, const std::string& filter);
 // now_ns: CLOCK_MONOTONIC, the clock of the kernel's timestamps.
 Json connectionsJson(const AgentView& v, const std::vector<ConnEntry>& conns, uint64_t now_ns);
+
+// One row per enrolled pod of this node: its identity and certificate (never the key).
+Json certsJson(const AgentView& v, int64_t now_unix);
 
 std::string endpointString(const IpAddr& ip, int port);
 

@@ -35,6 +35,22 @@ std::string nowRfc3339() {
   return buf;
 }
 
+int64_t nowUnix() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string unixToRfc3339(int64_t unix_seconds) {
+  auto secs = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return buf;
+}
+
 void logLine(LogLevel level, const std::string& message) {
   if (level < g_level) return;
   std::lock_guard<std::mutex> lock(g_mu);

@@ -5,6 +5,8 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 
+#include "agent/tls/ca.h"
+
 namespace meshlet {
 namespace {
 
@@ -18,6 +20,34 @@ bool validHostPort(const std::string& addr) {
 }
 
 }  // namespace
+
+Result<int64_t> parseDurationSeconds(std::string_view text) {
+  std::string quoted = "\"" + std::string(text) + "\"";
+  if (text.empty()) return Error("empty duration");
+  int64_t total = 0;
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t start = i;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+    if (i == start || i == text.size() || i - start > 9)
+      return Error(quoted + " is not a duration like 24h, 90m, 1h30m or 45s");
+    int64_t n = std::stoll(std::string(text.substr(start, i - start)));
+    switch (text[i++]) {
+      case 'h':
+        total += n * 3600;
+        break;
+      case 'm':
+        total += n * 60;
+        break;
+      case 's':
+        total += n;
+        break;
+      default:
+        return Error(quoted + " is not a duration like 24h, 90m, 1h30m or 45s");
+    }
+  }
+  return total;
+}
 
 Result<AgentFlags> parseAgentFlags(int argc, char** argv) {
   AgentFlags f;
@@ -55,6 +85,17 @@ Result<AgentFlags> parseAgentFlags(int argc, char** argv) {
   app.add_option("--log-level", f.log_level, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
       ->capture_default_str();
+  app.add_option("--trust-domain", f.trust_domain,
+                 "SPIFFE trust domain of workload identities (spiffe://TD/ns/NS/sa/SA)")
+      ->capture_default_str();
+  app.add_option("--ca-dir", f.ca_dir,
+                 "CA directory: ca-cert.pem, ca-key.pem, optional trust-bundle.pem (written by "
+                 "`meshlet ca init`); without it no workload certificates are issued")
+      ->capture_default_str();
+  std::string svid_ttl = "24h";
+  app.add_option("--svid-ttl", svid_ttl,
+                 "lifetime of workload certificates, renewed at half-life (at least 2m)")
+      ->capture_default_str();
   app.add_flag("--uninstall", f.uninstall,
                "detach the programs and remove every pinned map and link, then exit");
   try {
@@ -64,6 +105,16 @@ Result<AgentFlags> parseAgentFlags(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return Error(std::string("meshletd: ") + e.what() + "\nRun with --help for more information.",
                  2);
+  }
+  if (auto ttl = parseDurationSeconds(svid_ttl); !ttl.ok()) {
+    return Error("meshletd: --svid-ttl: " + ttl.error().message(), 2);
+  } else if (*ttl < 120) {
+    return Error("meshletd: --svid-ttl must be at least 2m, got \"" + svid_ttl + "\"", 2);
+  } else {
+    f.svid_ttl_seconds = *ttl;
+  }
+  if (auto st = tls::checkTrustDomain(f.trust_domain); !st) {
+    return Error("meshletd: --trust-domain: " + st.error().message(), 2);
   }
   if (!f.config_dir.empty() && !f.kubeconfig.empty()) {
     return Error("meshletd: --config-dir and --kubeconfig cannot be used together (one source)",

@@ -1,6 +1,8 @@
 #pragma once
 // meshletd's command line.
+#include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "agent/common/status.h"
 
@@ -19,11 +21,18 @@ struct AgentFlags {
   std::string cni_socket = "/var/run/meshlet/cni.sock";
   std::string state_dir = "/var/run/meshlet/state";
   std::string log_level = "info";
+  // Workload identity (SPIFFE SVIDs issued by the node's CA).
+  std::string trust_domain = "cluster.local";
+  std::string ca_dir = "/etc/meshlet/ca";
+  int64_t svid_ttl_seconds = 24 * 3600;
   bool uninstall = false;
 };
 
 // Parses argv; on --help or a usage error returns an Error whose message is the text to print
 // (code 0 for help, 2 for usage errors).
 Result<AgentFlags> parseAgentFlags(int argc, char** argv);
+
+// "24h", "90m", "1h30m", "45s" → seconds.
+Result<int64_t> parseDurationSeconds(std::string_view text);
 
 }  // namespace meshlet

@@ -15,12 +15,6 @@ namespace fs = std::filesystem;
 namespace meshlet {
 namespace {
 
-int64_t nowUnix() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 uint64_t monotonicNs() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -287,6 +281,7 @@ void Agent::publish() {
   v->status = status_;
   v->maps = dp_->mapUsage();
   v->spliced_connections = dp_->globalCounters()[MESHLET_G_SPLICED];
+  v->identity = identity_view_;
   metrics_.setMaps(v->maps);
   std::lock_guard<std::mutex> lock(view_mu_);
   view_ = std::move(v);
@@ -317,6 +312,7 @@ AdminResponse Agent::handle(const AdminRequest& req) {
     }
     return {200, out.dump()};
   }
+  if (req.path == "/v1/certs") return {200, certsJson(*v, nowUnix()).dump()};
   if (req.path == "/v1/connections") {
     auto conns = dp_->readConns();
     if (!conns.ok()) return {500, Json{{"error", conns.error().message()}}.dump()};
@@ -324,7 +320,7 @@ AdminResponse Agent::handle(const AdminRequest& req) {
   }
   return {404, Json{{"error", "unknown path " + req.path +
                                   " (try /v1/status, /v1/workloads, /v1/services, "
-                                  "/v1/endpoints, /v1/connections)"}}
+                                  "/v1/endpoints, /v1/connections, /v1/certs)"}}
                    .dump()};
 }
 
@@ -334,6 +330,7 @@ int Agent::run() {
     return 1;
   }
   dp_->refreshKernelCounts();
+  reconcileIdentities();
   publish();
   auto next_collect = std::chrono::steady_clock::now();
   while (!stop_) {
@@ -347,6 +344,7 @@ int Agent::run() {
       // Walking the kernel-written maps costs a syscall per entry: once a second, not per
       // loop turn (publish() runs every 200 ms and after each CNI request).
       dp_->refreshKernelCounts();
+      reconcileIdentities();
       next_collect = now + std::chrono::seconds(1);
     }
     reconcileCniPods();

@@ -16,6 +16,7 @@
 #include "agent/admin/views.h"
 #include "agent/config/flags.h"
 #include "agent/datapath/datapath.h"
+#include "agent/identity/workload_certs.h"
 #include "agent/telemetry/metrics.h"
 #include "agent/sources/cni_store.h"
 #include "agent/sources/kube_source.h"
@@ -49,6 +50,9 @@ class Agent {
   cni::Response cniCheck(const cni::Request& req);
   void restoreCniPods();
   void reconcileCniPods();
+  // Identity (agent_identity.cc): reload the CA when its files change, issue and renew the
+  // SVIDs of this node's enrolled pods.
+  void reconcileIdentities();
   void publish();
   void recordError(const std::string& message);
   AdminResponse handle(const AdminRequest& req);
@@ -74,6 +78,10 @@ class Agent {
   std::map<std::string, std::string> cookie_err_; // "ns/name" -> last error logged
   AgentStatusInfo status_;
   uint64_t collections_ = 0;  // metrics passes; per-service kernel counters every 5th
+  std::unique_ptr<WorkloadCerts> certs_;
+  std::string ca_logged_;                              // last CA message logged
+  std::map<std::string, std::string> issue_errors_;    // SPIFFE id -> last issuance error
+  std::shared_ptr<const IdentityView> identity_view_;  // rebuilt by reconcileIdentities
 
   // Published for the admin thread.
   std::mutex view_mu_;

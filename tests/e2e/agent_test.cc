@@ -14,6 +14,8 @@
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -93,6 +95,9 @@ class AgentE2E : public ::testing::Test {
     dir_ = "/tmp/meshlet-test-e2e-" + sb_->id();
     fs::create_directories(dir_ + "/config");
     writeBaseConfig();
+    // The built-in CA, made the way a user makes it.
+    auto ca = run(std::string(MESHLET_CLI_BIN) + " ca init --dir " + dir_ + "/ca");
+    if (ca.code != 0) ADD_FAILURE() << "meshlet ca init failed: " << ca.out;
   }
   static void TearDownTestSuite() {
     stopAgent();
@@ -118,6 +123,11 @@ class AgentE2E : public ::testing::Test {
     return std::string(MESHLET_CLI_BIN) + " --admin-socket " + sock() + " --bpffs " + sb_->bpffs() +
            " " + args;
   }
+  static Json jsonRows(const std::string& args) {
+    auto r = run(cli(args));
+    auto j = Json::parse(r.out, nullptr, false);
+    return r.code == 0 && j.is_array() ? j : Json::array();
+  }
   static Json status() {
     auto r = run(cli("status -o json"));
     if (r.code != 0) return Json::object();
@@ -125,7 +135,8 @@ class AgentE2E : public ::testing::Test {
     return j.is_array() && !j.empty() && j[0].is_object() ? j[0] : Json::object();
   }
   static void startAgent() {
-    agent_pid_ = testing::spawnAgent(MESHLETD_BIN, dir_, sb_->cgroup(), sb_->bpffs());
+    agent_pid_ = testing::spawnAgent(MESHLETD_BIN, dir_, sb_->cgroup(), sb_->bpffs(),
+                                     {"--svid-ttl", "10m"});
     bool up = waitFor([] { return status().value("generation", 0) >= 1; }, 10000);
     if (!up) {
       ADD_FAILURE() << "agent did not come up; log:\n" << run("cat " + dir_ + "/meshletd.log").out;
@@ -146,6 +157,81 @@ class AgentE2E : public ::testing::Test {
   static inline std::string reason_;
   static inline pid_t agent_pid_ = -1;
 };
+
+// Every enrolled pod of the node gets a certificate for its service account's
+// SPIFFE id, from the CA `meshlet ca init` wrote; `meshlet certs` and `meshlet
+// status` show it.
+TEST_F(AgentE2E, IssuesWorkloadCertificatesFromTheBuiltInCa) {
+  Json certs;
+  ASSERT_TRUE(waitFor(
+      [&] {
+        certs = jsonRows("certs -o json");
+        if (certs.size() != 3) return false;
+        for (const auto& c : certs) {
+          if (c["state"] != "valid") return false;
+        }
+        return true;
+      },
+      5000))
+      << certs.dump(2);
+  std::map<std::string, std::string> identity;
+  std::map<std::string, std::string> serial;
+  for (const auto& c : certs) {
+    identity[c["workload"]] = c["identity"];
+    serial[c["identity"]] = c["serial"];
+    EXPECT_EQ(c["issuer"], "CN=meshlet root CA,O=cluster.local");
+    EXPECT_NE(c["trust_chain"].get<std::string>().find("meshlet root CA"), std::string::npos);
+    EXPECT_FALSE(c["serial"].get<std::string>().empty());
+  }
+  EXPECT_EQ(identity[sb_->pod("client").name], "spiffe://cluster.local/ns/shop/sa/client");
+  EXPECT_EQ(identity[sb_->pod("web-1").name], "spiffe://cluster.local/ns/shop/sa/web");
+  EXPECT_EQ(identity[sb_->pod("web-2").name], "spiffe://cluster.local/ns/shop/sa/web");
+  // Two identities, so two certificates: pods of one service account share
+  // theirs.
+  Json st = status();
+  EXPECT_EQ(st.value("workload_certificates", 0), 2) << st.dump(2);
+  EXPECT_EQ(st.value("trust_domain", ""), "cluster.local");
+  EXPECT_EQ(st.value("ca", ""), "loaded from " + dir_ + "/ca");
+  EXPECT_EQ(serial.size(), 2u);
+}
+
+// A rotated root (a new CA written over the old one) renews every certificate
+// within seconds; a broken CA file keeps the last good CA and the certificates.
+TEST_F(AgentE2E, CaRotationRenewsCertificatesAndABrokenCaKeepsTheLastGood) {
+  auto serials = [] {
+    std::set<std::string> s;
+    for (const auto& c : jsonRows("certs -o json")) s.insert(c.value("serial", ""));
+    return s;
+  };
+  ASSERT_TRUE(waitFor([&] { return serials().size() == 2 && !serials().count(""); }, 5000));
+  auto before = serials();
+  std::string key = run("cat " + dir_ + "/ca/ca-key.pem").out;
+  auto r = run(std::string(MESHLET_CLI_BIN) + " ca init --force --dir " + dir_ + "/ca");
+  ASSERT_EQ(r.code, 0) << r.out;
+  ASSERT_TRUE(waitFor(
+      [&] {
+        auto now = serials();
+        if (now.size() != 2) return false;
+        for (const auto& s : now) {
+          if (before.count(s) || s.empty()) return false;
+        }
+        return true;
+      },
+      5000))
+      << run(cli("certs")).out;
+
+  auto renewed = serials();
+  writeFile(dir_ + "/ca/ca-key.pem", "not a key\n");
+  ASSERT_TRUE(waitFor(
+      [] {
+        return status().value("ca", "").find("reload failed, the last good CA stays") !=
+               std::string::npos;
+      },
+      5000))
+      << status().dump(2);
+  EXPECT_EQ(serials(), renewed);
+  EXPECT_NE(run("cat " + dir_ + "/meshletd.log").out.find("CA reload failed"), std::string::npos);
+}
 
 TEST_F(AgentE2E, BalancesServiceTrafficAcrossReadyPods) {
   std::string out = connectMany("198.19.0.10", 60);

@@ -10,6 +10,7 @@
 #include <functional>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace meshlet::testing {
 
@@ -41,21 +42,35 @@ inline bool waitFor(const std::function<bool()>& pred, int timeout_ms) {
   return pred();
 }
 
-// Starts `meshletd` for a test: everything it makes (sockets, state, log) lives under `dir`,
-// it attaches at the sandbox's cgroup and pins under its bpffs dir. Returns the agent's PID.
+// Starts `meshletd` for a test: everything it makes (sockets, state, log, CA) lives under
+// `dir`, it attaches at the sandbox's cgroup and pins under its bpffs dir; `extra` flags are
+// appended. Returns the agent's PID.
 inline pid_t spawnAgent(const std::string& bin, const std::string& dir, const std::string& cgroup,
-                        const std::string& bpffs) {
+                        const std::string& bpffs, const std::vector<std::string>& extra = {}) {
+  // clang-format off
+  std::vector<std::string> args = {
+      bin,
+      "--config-dir", dir + "/config",
+      "--node-name", "e2e-node",
+      "--cgroup", cgroup,
+      "--bpffs", bpffs,
+      "--admin-socket", dir + "/admin.sock",
+      "--metrics-addr", "127.0.0.1:0",
+      "--readiness-addr", "127.0.0.1:0",
+      "--cni-socket", dir + "/cni.sock",
+      "--state-dir", dir + "/state",
+      "--ca-dir", dir + "/ca"};
+  // clang-format on
+  args.insert(args.end(), extra.begin(), extra.end());
   pid_t pid = fork();
   if (pid == 0) {
     int fd = open((dir + "/meshletd.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
-    execl(bin.c_str(), bin.c_str(), "--config-dir", (dir + "/config").c_str(), "--node-name",
-          "e2e-node", "--cgroup", cgroup.c_str(), "--bpffs", bpffs.c_str(), "--admin-socket",
-          (dir + "/admin.sock").c_str(), "--metrics-addr", "127.0.0.1:0", "--readiness-addr",
-          "127.0.0.1:0", "--cni-socket", (dir + "/cni.sock").c_str(), "--state-dir",
-          (dir + "/state").c_str(),
-          static_cast<char*>(nullptr));
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(bin.c_str(), argv.data());
     _exit(127);
   }
   return pid;

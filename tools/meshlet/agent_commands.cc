@@ -33,6 +33,10 @@ void addAgentCommands(CLI::App& app, const GlobalOptions& opts, Action& action) 
                  "/v1/workloads");
   addListCommand(app, opts, action, "services", "Services and their load-balancing state",
                  "/v1/services");
+  addListCommand(app, opts, action, "certs",
+                 "Workload certificates of this node: identity, serial, "
+                 "expiry, trust chain",
+                 "/v1/certs");
   addListCommand(app, opts, action, "connections",
                  "Connections seen by the datapath: path, bytes, RTT", "/v1/connections");
 

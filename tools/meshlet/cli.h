@@ -26,6 +26,8 @@ using Action = std::function<int()>;
 void addAgentCommands(CLI::App& app, const GlobalOptions& opts, Action& action);
 // bpf maps, bpf progs (pinned objects, no agent needed).
 void addBpfCommands(CLI::App& app, const GlobalOptions& opts, Action& action);
+// ca init (the built-in CA's files).
+void addCaCommands(CLI::App& app, const GlobalOptions& opts, Action& action);
 // version.
 void addVersionCommand(CLI::App& app, Action& action);
 

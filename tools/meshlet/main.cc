@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   Action action;
   addAgentCommands(app, opts, action);
   addBpfCommands(app, opts, action);
+  addCaCommands(app, opts, action);
   addVersionCommand(app, action);
 
   try {

@@ -185,5 +185,39 @@ TEST_F(AgentFlagsTest, EmptyNodeNameEnvFallsBackToHostname) {
   EXPECT_FALSE(f->node_name.empty());
 }
 
+TEST_F(AgentFlagsTest, IdentityFlags) {
+  auto d = parse({"--config-dir", "/c"});
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->trust_domain, "cluster.local");
+  EXPECT_EQ(d->ca_dir, "/etc/meshlet/ca");
+  EXPECT_EQ(d->svid_ttl_seconds, 24 * 3600);
+  auto f = parse({"--config-dir", "/c", "--trust-domain", "example.org", "--ca-dir", "/srv/ca",
+                  "--svid-ttl", "1h30m"});
+  ASSERT_TRUE(f.ok()) << f.error().message();
+  EXPECT_EQ(f->trust_domain, "example.org");
+  EXPECT_EQ(f->ca_dir, "/srv/ca");
+  EXPECT_EQ(f->svid_ttl_seconds, 5400);
+  for (const char* bad : {"90", "1d", "1h-", "", "1m"}) {
+    auto r = parse({"--config-dir", "/c", "--svid-ttl", bad});
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.error().code(), 2);
+    EXPECT_NE(r.error().message().find("--svid-ttl"), std::string::npos) << r.error().message();
+  }
+  auto td = parse({"--config-dir", "/c", "--trust-domain", "Bad Domain"});
+  ASSERT_FALSE(td.ok());
+  EXPECT_NE(td.error().message().find("--trust-domain"), std::string::npos);
+}
+
+TEST(DurationFlag, Parses) {
+  EXPECT_EQ(*parseDurationSeconds("24h"), 86400);
+  EXPECT_EQ(*parseDurationSeconds("2m"), 120);
+  EXPECT_EQ(*parseDurationSeconds("45s"), 45);
+  EXPECT_EQ(*parseDurationSeconds("1h2m3s"), 3723);
+  EXPECT_FALSE(parseDurationSeconds("h").ok());
+  EXPECT_FALSE(parseDurationSeconds("10").ok());
+  EXPECT_FALSE(parseDurationSeconds("10x").ok());
+  EXPECT_FALSE(parseDurationSeconds("9999999999h").ok());
+}
+
 }  // namespace
 }  // namespace meshlet

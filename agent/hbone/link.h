@@ -1,0 +1,65 @@
+#pragma once
+// One HBONE connection on a socket: TCP, then mTLS (TLS 1.3, ALPN h2, SVIDs on both sides),
+// then HTTP/2 with one CONNECT stream per tunnelled connection. Driven by the proxy's event
+// loop; the streams are used through h2(), followed by flush().
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "agent/common/status.h"
+#include "agent/hbone/h2conn.h"
+#include "agent/proxy/event_loop.h"
+#include "agent/tls/mtls.h"
+
+namespace meshlet::hbone {
+
+class Link {
+ public:
+  ~Link();  // leaves the loop and closes the socket
+  Link(const Link&) = delete;
+  Link& operator=(const Link&) = delete;
+
+  // Takes over `fd`: a connected (or connecting) non-blocking TCP socket. The TLS role follows
+  // the context's. `expected_peer`: the SPIFFE id the server must present ("" = any).
+  static Result<std::unique_ptr<Link>> make(proxy::EventLoop& loop, int fd,
+                                            std::shared_ptr<const tls::MtlsContext> tls,
+                                            std::string expected_peer, Events events,
+                                            Limits limits = {});
+
+  H2Conn& h2() { return *h2_; }
+  // Sends what HTTP/2 has to say (through TLS) to the socket. Call after using h2().
+  void flush();
+  bool established() const { return tls_->established(); }
+  const std::string& peerId() const { return tls_->peerId(); }
+  bool closed() const { return closed_; }
+  // Ciphertext waiting for the socket to take it.
+  size_t pendingBytes() const { return out_.size(); }
+
+  // The mTLS handshake completed and the peer is who it must be.
+  std::function<void()> on_established;
+  // The link is dead (handshake refused, protocol error, the peer went away). Called once; the
+  // owner destroys the link afterwards (not from inside this callback: use loop.defer).
+  std::function<void(const std::string& why)> on_closed;
+  // Bytes arrived and were processed (window updates among them): relays paused on a full
+  // send queue may read again.
+  std::function<void()> on_progress;
+
+ private:
+  Link(proxy::EventLoop& loop, int fd) : loop_(loop), fd_(fd) {}
+  void onEvents(uint32_t events);
+  void process();
+  void fail(const std::string& why);
+
+  proxy::EventLoop& loop_;
+  int fd_;
+  std::unique_ptr<tls::MtlsSession> tls_;
+  std::unique_ptr<H2Conn> h2_;
+  std::string plain_out_;  // HTTP/2 bytes waiting for the handshake to finish
+  std::string out_;        // ciphertext waiting for the socket
+  bool was_established_ = false;
+  bool want_write_ = false;
+  bool started_ = false;  // the loop delivered the first event (the TLS handshake began)
+  bool closed_ = false;
+};
+
+}  // namespace meshlet::hbone

@@ -1,0 +1,62 @@
+#pragma once
+// Joins a plain TCP socket (the app's connection, or the connection to the destination app) and
+// one HBONE stream: bytes both ways, half-closes both ways, and backpressure both ways — the
+// socket is not read while the stream's send queue is full, and received bytes are only
+// acknowledged to the peer (HTTP/2 window) once the socket took them.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "agent/hbone/link.h"
+#include "agent/proxy/event_loop.h"
+
+namespace meshlet::hbone {
+
+class Relay {
+ public:
+  // Takes over `fd` (non-blocking, connected or connecting).
+  Relay(proxy::EventLoop& loop, int fd, Link& link, int32_t stream);
+  ~Relay();
+  Relay(const Relay&) = delete;
+  Relay& operator=(const Relay&) = delete;
+
+  Status start();
+  // The link's events for this stream.
+  void onData(std::string_view data);
+  void onEnd();
+  void onClose(uint32_t error_code);
+  // The link made progress (window updates arrived): read the socket again if it was paused.
+  void onLinkProgress();
+
+  int32_t stream() const { return stream_; }
+  uint64_t bytesUp() const { return up_; }      // socket → stream
+  uint64_t bytesDown() const { return down_; }  // stream → socket
+  // Both directions are finished and the socket was closed; the owner may destroy it.
+  std::function<void()> on_done;
+
+  static constexpr size_t kHighWater = 256 * 1024;
+
+ private:
+  void onEvents(uint32_t events);
+  void readSocket();
+  void writeSocket();
+  void updateInterest();
+  void maybeDone();
+
+  proxy::EventLoop& loop_;
+  int fd_;
+  Link& link_;
+  int32_t stream_;
+  std::string to_socket_;
+  bool socket_eof_ = false;  // the app finished its direction
+  bool peer_end_ = false;    // the stream's far side finished
+  bool stream_closed_ = false;
+  bool shut_wr_ = false;
+  bool failed_ = false;
+  bool done_ = false;
+  uint32_t interest_ = 0;
+  uint64_t up_ = 0, down_ = 0;
+};
+
+}  // namespace meshlet::hbone

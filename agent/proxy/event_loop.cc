@@ -1,0 +1,66 @@
+#include "agent/proxy/event_loop.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace meshlet::proxy {
+
+Result<std::unique_ptr<EventLoop>> EventLoop::make() {
+  std::unique_ptr<EventLoop> loop(new EventLoop());
+  loop->epfd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (loop->epfd_ < 0) return Error::fromErrno("epoll_create1", errno);
+  return loop;
+}
+
+EventLoop::~EventLoop() {
+  if (epfd_ >= 0) close(epfd_);
+}
+
+Status EventLoop::add(int fd, uint32_t events, Handler handler) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.fd = fd;
+  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) return Error::fromErrno("epoll add", errno);
+  handlers_[fd] = std::make_shared<Handler>(std::move(handler));
+  return Status::Ok();
+}
+
+Status EventLoop::modify(int fd, uint32_t events) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.fd = fd;
+  if (epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) != 0) return Error::fromErrno("epoll mod", errno);
+  return Status::Ok();
+}
+
+void EventLoop::remove(int fd) {
+  if (handlers_.erase(fd)) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+}
+
+Status EventLoop::runOnce(int timeout_ms) {
+  epoll_event events[64];
+  int n = epoll_wait(epfd_, events, 64, timeout_ms);
+  if (n < 0 && errno != EINTR) return Error::fromErrno("epoll_wait", errno);
+  for (int i = 0; i < n; ++i) {
+    // Looked up per event: an earlier handler may have removed (or replaced) this fd.
+    auto it = handlers_.find(events[i].data.fd);
+    if (it == handlers_.end()) continue;
+    std::shared_ptr<Handler> h = it->second;  // alive even if the handler removes itself
+    (*h)(events[i].events);
+  }
+  auto work = std::move(deferred_);
+  deferred_.clear();
+  for (auto& fn : work) fn();
+  return Status::Ok();
+}
+
+Status setNonBlocking(int fd) {
+  int flags = fcntl(fd, F_GETFL, 0);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0)
+    return Error::fromErrno("O_NONBLOCK", errno);
+  return Status::Ok();
+}
+
+}  // namespace meshlet::proxy

@@ -1,0 +1,46 @@
+#pragma once
+// The proxy's event loop: epoll over non-blocking fds, one thread, handlers as callbacks. A
+// handler may add or remove any fd, its own included, while it runs.
+#include <sys/epoll.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "agent/common/status.h"
+
+namespace meshlet::proxy {
+
+class EventLoop {
+ public:
+  using Handler = std::function<void(uint32_t events)>;  // EPOLLIN / EPOLLOUT / EPOLLERR ...
+
+  static Result<std::unique_ptr<EventLoop>> make();
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  Status add(int fd, uint32_t events, Handler handler);
+  Status modify(int fd, uint32_t events);
+  // Forgets fd (does not close it).
+  void remove(int fd);
+  // Runs `fn` after the handlers of the current wakeup (for teardown that must not happen
+  // inside a handler of the object being torn down).
+  void defer(std::function<void()> fn) { deferred_.push_back(std::move(fn)); }
+  // Waits up to timeout_ms for events and dispatches them; then runs deferred work.
+  Status runOnce(int timeout_ms);
+  size_t size() const { return handlers_.size(); }
+
+ private:
+  EventLoop() = default;
+  int epfd_ = -1;
+  std::map<int, std::shared_ptr<Handler>> handlers_;
+  std::vector<std::function<void()>> deferred_;
+};
+
+// Sets O_NONBLOCK.
+Status setNonBlocking(int fd);
+
+}  // namespace meshlet::proxy
