@@ -233,7 +233,7 @@ generation() { status_json | jq -r '.generation // -1' 2>/dev/null || echo -1; }
 
 start_agent() {  # start_agent CONFIG_DIR LOGNAME
   "$MESHLETD" --config-dir "$1" --node-name "$NODE" --cgroup "$CG_MESH" --bpffs "$BPFFS" \
-    --admin-socket "$SOCK" --metrics-addr "127.0.0.1:$METRICS_PORT" \
+    --admin-socket "$SOCK" --metrics-addr "127.0.0.1:$METRICS_PORT" --readiness-addr 127.0.0.1:0 \
     --cni-socket "$RUN/cni.sock" --state-dir "$RUN/state" >"$RUN/$2.log" 2>&1 &
   AGENT_PID=$!
   echo "$AGENT_PID" >"$RUN/meshletd.pid"

@@ -17,6 +17,7 @@ RUN=/run/$P
 BPFFS=/sys/fs/bpf/$P
 SOCK=$RUN/admin.sock
 METRICS=127.0.0.1:15020
+READY=127.0.0.1:15021
 MESHLETD=$ROOT/build/agent/meshletd
 CLI=("$ROOT/build/tools/meshlet/meshlet" --admin-socket "$SOCK" --bpffs "$BPFFS")
 AGENT_PID=""
@@ -49,11 +50,12 @@ pods_node_up "$P"
 cp -r examples/demo "$RUN/config"
 "${CLI[@]}" ca init --dir "$RUN/ca" >/dev/null  # the built-in CA that signs workload certificates
 "$MESHLETD" --config-dir "$RUN/config" --node-name demo-node --cgroup "$(cgroup2_root)/$P" \
-  --bpffs "$BPFFS" --admin-socket "$SOCK" --metrics-addr "$METRICS" \
+  --bpffs "$BPFFS" --admin-socket "$SOCK" --metrics-addr "$METRICS" --readiness-addr "$READY" \
   --cni-socket "$RUN/cni.sock" --state-dir "$RUN/state" --ca-dir "$RUN/ca" \
   >"$RUN/meshletd.log" 2>&1 &
 AGENT_PID=$!
-for _ in $(seq 50); do "${CLI[@]}" status >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 50); do curl -sf "http://$READY/healthz/ready" >/dev/null && break; sleep 0.1; done
+echo "  readiness: $(curl -s "http://$READY/healthz/ready")"
 
 step "meshlet-cni install: chained last in the node's conflist (bridge + host-local)"
 mkdir -p "$RUN/net.d" "$RUN/cni-bin"
