@@ -167,23 +167,13 @@ Status HealthServer::start(const std::string& addr) {
   }
   port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
                                             : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-  if (pipe2(wake_, O_CLOEXEC) != 0) return Error::fromErrno("pipe", errno);
-  thread_ = std::thread([this] { serve(); });
-  return Status::Ok();
+  return thread_.start([this] { serve(); });
 }
 
 void HealthServer::stop() {
-  if (wake_[1] >= 0) {
-    char c = 1;
-    if (write(wake_[1], &c, 1) < 0) {
-      // The thread also ends when the pipe is closed below.
-    }
-  }
-  if (thread_.joinable()) thread_.join();
-  for (int* fd : {&listen_fd_, &wake_[0], &wake_[1]}) {
-    if (*fd >= 0) ::close(*fd);
-    *fd = -1;
-  }
+  thread_.stop();
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+  listen_fd_ = -1;
 }
 
 void HealthServer::setState(bool ready, const std::string& reason) {
@@ -209,7 +199,7 @@ void HealthServer::serve() {
   };
   for (;;) {
     std::vector<pollfd> fds;
-    fds.push_back({wake_[0], POLLIN, 0});
+    fds.push_back({thread_.wakeFd(), POLLIN, 0});
     fds.push_back({listen_fd_, POLLIN, 0});
     auto now = Clock::now();
     int timeout_ms = -1;

@@ -9,10 +9,10 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <utility>
 
 #include "agent/common/status.h"
+#include "agent/common/stoppable_thread.h"
 
 namespace meshlet {
 
@@ -65,9 +65,8 @@ class HealthServer {
   void serve();
 
   int listen_fd_ = -1;
-  int wake_[2] = {-1, -1};
   int port_ = 0;
-  std::thread thread_;
+  StoppableThread thread_;
   std::atomic<bool> ready_{false};
   mutable std::mutex mu_;
   std::string reason_ = "the agent is starting";

@@ -36,23 +36,13 @@ Status UnixListener::start(const std::string& path, std::function<void(int)> on_
     sock_ino_ = st.st_ino;
   }
   if (listen(listen_fd_, 64) != 0) return Error::fromErrno("listen on " + path, errno);
-  if (pipe2(wake_, O_CLOEXEC) != 0) return Error::fromErrno("pipe", errno);
-  thread_ = std::thread([this] { serve(); });
-  return Status::Ok();
+  return thread_.start([this] { serve(); });
 }
 
 void UnixListener::stop() {
-  if (wake_[1] >= 0) {
-    char c = 1;
-    if (write(wake_[1], &c, 1) < 0) {
-      // The thread also stops when the pipe closes below.
-    }
-  }
-  if (thread_.joinable()) thread_.join();
-  for (int* fd : {&listen_fd_, &wake_[0], &wake_[1]}) {
-    if (*fd >= 0) ::close(*fd);
-    *fd = -1;
-  }
+  thread_.stop();
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+  listen_fd_ = -1;
   struct stat st {};
   // Another agent may have taken the path over since: leave its socket alone.
   if (!path_.empty() && stat(path_.c_str(), &st) == 0 && st.st_dev == sock_dev_ &&
@@ -64,7 +54,7 @@ void UnixListener::stop() {
 
 void UnixListener::serve() {
   for (;;) {
-    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
+    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {thread_.wakeFd(), POLLIN, 0}};
     if (poll(fds, 2, -1) < 0) {
       if (errno == EINTR) continue;
       return;

@@ -5,9 +5,9 @@
 
 #include <functional>
 #include <string>
-#include <thread>
 
 #include "agent/common/status.h"
+#include "agent/common/stoppable_thread.h"
 
 namespace meshlet {
 
@@ -30,10 +30,9 @@ class UnixListener {
   std::function<void(int)> on_client_;
   std::string path_;
   int listen_fd_ = -1;
-  int wake_[2] = {-1, -1};
   dev_t sock_dev_ = 0;
   ino_t sock_ino_ = 0;
-  std::thread thread_;
+  StoppableThread thread_;
 };
 
 }  // namespace meshlet

@@ -9,6 +9,7 @@
 #include <cerrno>
 
 #include "agent/tls/ossl.h"
+#include "agent/tls/x509_util.h"
 
 namespace meshlet::tls {
 
@@ -31,36 +32,26 @@ BioPtr memBio(const std::string& pem) {
 
 // Loads every certificate of a PEM bundle into `store`; an empty bundle is an error.
 Status addCertificates(X509_STORE* store, const std::string& pem) {
-  BioPtr bio = memBio(pem);
-  int n = 0;
-  while (true) {
-    X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-    if (!cert) break;
-    if (X509_STORE_add_cert(store, cert.get()) != 1) {
-      return opensslError("CA bundle: cannot add certificate " + std::to_string(n + 1));
+  auto certs = readCerts(pem, "CA bundle");
+  if (!certs.ok()) return certs.error();
+  for (size_t i = 0; i < certs->size(); ++i) {
+    if (X509_STORE_add_cert(store, (*certs)[i].get()) != 1) {
+      return opensslError("CA bundle: cannot add certificate " + std::to_string(i + 1));
     }
-    ++n;
   }
-  ERR_clear_error();  // the loop ends on "no start line"
-  if (n == 0) return Error("CA bundle: no PEM certificate found");
   return Status::Ok();
 }
 
 // Certificate chain (leaf first) and private key into `ctx`.
 Status useCertAndKey(SSL_CTX* ctx, const std::string& cert_pem, const std::string& key_pem) {
-  BioPtr bio = memBio(cert_pem);
-  X509Ptr leaf(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-  if (!leaf) return opensslError("certificate: no PEM certificate found");
-  if (SSL_CTX_use_certificate(ctx, leaf.get()) != 1) return opensslError("certificate");
-  while (true) {
-    X509* extra = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr);
-    if (!extra) break;
-    if (SSL_CTX_add0_chain_cert(ctx, extra) != 1) {
-      X509_free(extra);
+  auto chain = readCerts(cert_pem, "certificate");
+  if (!chain.ok()) return chain.error();
+  if (SSL_CTX_use_certificate(ctx, chain->front().get()) != 1) return opensslError("certificate");
+  for (size_t i = 1; i < chain->size(); ++i) {
+    if (SSL_CTX_add1_chain_cert(ctx, (*chain)[i].get()) != 1) {
       return opensslError("certificate chain");
     }
   }
-  ERR_clear_error();
   BioPtr kbio = memBio(key_pem);
   PkeyPtr key(PEM_read_bio_PrivateKey(kbio.get(), nullptr, nullptr, nullptr));
   if (!key) return opensslError("private key: no PEM private key found");

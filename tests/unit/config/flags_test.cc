@@ -1,4 +1,5 @@
 #include "agent/config/flags.h"
+#include "tests/unit/config/parse_flags.h"
 
 #include <unistd.h>
 
@@ -12,14 +13,7 @@
 namespace meshlet {
 namespace {
 
-// Runs parseAgentFlags on {"meshletd", args...} with a mutable argv.
-Result<AgentFlags> parse(std::vector<std::string> args) {
-  args.insert(args.begin(), "meshletd");
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  return parseAgentFlags(static_cast<int>(args.size()), argv.data());
-}
+using meshlet::testing::parseFlags;
 
 std::string hostName() {
   char host[256] = {};
@@ -46,7 +40,7 @@ class AgentFlagsTest : public ::testing::Test {
 };
 
 TEST_F(AgentFlagsTest, Defaults) {
-  auto f = parse({"--config-dir", "/etc/meshlet/config"});
+  auto f = parseFlags({"--config-dir", "/etc/meshlet/config"});
   ASSERT_TRUE(f.ok()) << f.error().message();
   EXPECT_EQ(f->config_dir, "/etc/meshlet/config");
   EXPECT_EQ(f->bpffs, "/sys/fs/bpf/meshlet");
@@ -59,7 +53,7 @@ TEST_F(AgentFlagsTest, Defaults) {
 }
 
 TEST_F(AgentFlagsTest, EveryFlag) {
-  auto f = parse({"--config-dir", "/srv/cfg", "--node-name", "node-b", "--cgroup",
+  auto f = parseFlags({"--config-dir", "/srv/cfg", "--node-name", "node-b", "--cgroup",
                   "/sys/fs/cgroup/meshlet", "--bpffs", "/sys/fs/bpf/other", "--admin-socket",
                   "/tmp/meshlet-test-flags.sock", "--metrics-addr", "127.0.0.1:9100",
                   "--log-level", "debug"});
@@ -75,7 +69,7 @@ TEST_F(AgentFlagsTest, EveryFlag) {
 }
 
 TEST_F(AgentFlagsTest, EqualsSyntax) {
-  auto f = parse({"--config-dir=/srv/cfg", "--metrics-addr=[2001:db8::1]:15020",
+  auto f = parseFlags({"--config-dir=/srv/cfg", "--metrics-addr=[2001:db8::1]:15020",
                   "--log-level=warn"});
   ASSERT_TRUE(f.ok()) << f.error().message();
   EXPECT_EQ(f->config_dir, "/srv/cfg");
@@ -85,20 +79,20 @@ TEST_F(AgentFlagsTest, EqualsSyntax) {
 
 TEST_F(AgentFlagsTest, EveryLogLevelAccepted) {
   for (const char* level : {"debug", "info", "warn", "error"}) {
-    auto f = parse({"--config-dir", "/c", "--log-level", level});
+    auto f = parseFlags({"--config-dir", "/c", "--log-level", level});
     ASSERT_TRUE(f.ok()) << level << ": " << f.error().message();
     EXPECT_EQ(f->log_level, level);
   }
 }
 
 TEST_F(AgentFlagsTest, ConfigDirRequiredUnlessUninstall) {
-  auto missing = parse({});
+  auto missing = parseFlags({});
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error().code(), 2);
   EXPECT_NE(missing.error().message().find("--config-dir"), std::string::npos)
       << missing.error().message();
 
-  auto uninstall = parse({"--uninstall", "--bpffs", "/sys/fs/bpf/x"});
+  auto uninstall = parseFlags({"--uninstall", "--bpffs", "/sys/fs/bpf/x"});
   ASSERT_TRUE(uninstall.ok()) << uninstall.error().message();
   EXPECT_TRUE(uninstall->uninstall);
   EXPECT_EQ(uninstall->config_dir, "");
@@ -107,7 +101,7 @@ TEST_F(AgentFlagsTest, ConfigDirRequiredUnlessUninstall) {
 
 TEST_F(AgentFlagsTest, HelpIsCodeZeroWithUsage) {
   for (const char* flag : {"--help", "-h"}) {
-    auto f = parse({flag});
+    auto f = parseFlags({flag});
     ASSERT_FALSE(f.ok()) << flag;
     EXPECT_EQ(f.error().code(), 0) << flag;
     const std::string& text = f.error().message();
@@ -122,25 +116,25 @@ TEST_F(AgentFlagsTest, HelpIsCodeZeroWithUsage) {
 }
 
 TEST_F(AgentFlagsTest, UnknownFlagIsUsageError) {
-  auto f = parse({"--config-dir", "/c", "--frobnicate"});
+  auto f = parseFlags({"--config-dir", "/c", "--frobnicate"});
   ASSERT_FALSE(f.ok());
   EXPECT_EQ(f.error().code(), 2);
   EXPECT_NE(f.error().message().find("--help"), std::string::npos) << f.error().message();
   EXPECT_NE(f.error().message().find("frobnicate"), std::string::npos) << f.error().message();
 
-  auto positional = parse({"--config-dir", "/c", "stray"});
+  auto positional = parseFlags({"--config-dir", "/c", "stray"});
   ASSERT_FALSE(positional.ok());
   EXPECT_EQ(positional.error().code(), 2);
 }
 
 TEST_F(AgentFlagsTest, MissingOptionValueIsUsageError) {
-  auto f = parse({"--config-dir"});
+  auto f = parseFlags({"--config-dir"});
   ASSERT_FALSE(f.ok());
   EXPECT_EQ(f.error().code(), 2);
 }
 
 TEST_F(AgentFlagsTest, BadMetricsAddrIsUsageError) {
-  auto f = parse({"--config-dir", "/c", "--metrics-addr", "15020"});
+  auto f = parseFlags({"--config-dir", "/c", "--metrics-addr", "15020"});
   ASSERT_FALSE(f.ok());
   EXPECT_EQ(f.error().code(), 2);
   EXPECT_NE(f.error().message().find("HOST:PORT"), std::string::npos) << f.error().message();
@@ -149,7 +143,7 @@ TEST_F(AgentFlagsTest, BadMetricsAddrIsUsageError) {
 
 TEST_F(AgentFlagsTest, MetricsAddrWithoutNumericPortIsUsageError) {
   for (const char* addr : {"127.0.0.1:", "127.0.0.1:http", "127.0.0.1:70000", ":"}) {
-    auto f = parse({"--config-dir", "/c", "--metrics-addr", addr});
+    auto f = parseFlags({"--config-dir", "/c", "--metrics-addr", addr});
     EXPECT_FALSE(f.ok()) << addr;
     if (!f.ok()) {
       EXPECT_EQ(f.error().code(), 2) << addr;
@@ -159,7 +153,7 @@ TEST_F(AgentFlagsTest, MetricsAddrWithoutNumericPortIsUsageError) {
 
 TEST_F(AgentFlagsTest, BadLogLevelIsUsageError) {
   for (const char* level : {"verbose", "INFO", ""}) {
-    auto f = parse({"--config-dir", "/c", "--log-level", level});
+    auto f = parseFlags({"--config-dir", "/c", "--log-level", level});
     ASSERT_FALSE(f.ok()) << level;
     EXPECT_EQ(f.error().code(), 2) << level;
   }
@@ -167,43 +161,43 @@ TEST_F(AgentFlagsTest, BadLogLevelIsUsageError) {
 
 TEST_F(AgentFlagsTest, NodeNameFromEnvironment) {
   setenv("NODE_NAME", "node-from-env", 1);
-  auto f = parse({"--config-dir", "/c"});
+  auto f = parseFlags({"--config-dir", "/c"});
   ASSERT_TRUE(f.ok()) << f.error().message();
   EXPECT_EQ(f->node_name, "node-from-env");
 
   // The flag overrides the environment.
-  auto g = parse({"--config-dir", "/c", "--node-name", "node-flag"});
+  auto g = parseFlags({"--config-dir", "/c", "--node-name", "node-flag"});
   ASSERT_TRUE(g.ok());
   EXPECT_EQ(g->node_name, "node-flag");
 }
 
 TEST_F(AgentFlagsTest, EmptyNodeNameEnvFallsBackToHostname) {
   setenv("NODE_NAME", "", 1);
-  auto f = parse({"--config-dir", "/c"});
+  auto f = parseFlags({"--config-dir", "/c"});
   ASSERT_TRUE(f.ok()) << f.error().message();
   EXPECT_EQ(f->node_name, hostName());
   EXPECT_FALSE(f->node_name.empty());
 }
 
 TEST_F(AgentFlagsTest, IdentityFlags) {
-  auto d = parse({"--config-dir", "/c"});
+  auto d = parseFlags({"--config-dir", "/c"});
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(d->trust_domain, "cluster.local");
   EXPECT_EQ(d->ca_dir, "/etc/meshlet/ca");
   EXPECT_EQ(d->svid_ttl_seconds, 24 * 3600);
-  auto f = parse({"--config-dir", "/c", "--trust-domain", "example.org", "--ca-dir", "/srv/ca",
+  auto f = parseFlags({"--config-dir", "/c", "--trust-domain", "example.org", "--ca-dir", "/srv/ca",
                   "--svid-ttl", "1h30m"});
   ASSERT_TRUE(f.ok()) << f.error().message();
   EXPECT_EQ(f->trust_domain, "example.org");
   EXPECT_EQ(f->ca_dir, "/srv/ca");
   EXPECT_EQ(f->svid_ttl_seconds, 5400);
   for (const char* bad : {"90", "1d", "1h-", "", "1m"}) {
-    auto r = parse({"--config-dir", "/c", "--svid-ttl", bad});
+    auto r = parseFlags({"--config-dir", "/c", "--svid-ttl", bad});
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().code(), 2);
     EXPECT_NE(r.error().message().find("--svid-ttl"), std::string::npos) << r.error().message();
   }
-  auto td = parse({"--config-dir", "/c", "--trust-domain", "Bad Domain"});
+  auto td = parseFlags({"--config-dir", "/c", "--trust-domain", "Bad Domain"});
   ASSERT_FALSE(td.ok());
   EXPECT_NE(td.error().message().find("--trust-domain"), std::string::npos);
 }

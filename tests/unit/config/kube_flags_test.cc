@@ -8,17 +8,12 @@
 #include <vector>
 
 #include "agent/config/flags.h"
+#include "tests/unit/config/parse_flags.h"
 
 namespace meshlet {
 namespace {
 
-Result<AgentFlags> parseArgs(std::vector<std::string> args) {
-  args.insert(args.begin(), "meshletd");
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  return parseAgentFlags(static_cast<int>(args.size()), argv.data());
-}
+using meshlet::testing::parseFlags;
 
 class KubeFlagsTest : public ::testing::Test {
  protected:
@@ -37,7 +32,7 @@ class KubeFlagsTest : public ::testing::Test {
 };
 
 TEST_F(KubeFlagsTest, KubeconfigSelectsTheKubeSource) {
-  auto f = parseArgs({"--kubeconfig", "/etc/kube/config"});
+  auto f = parseFlags({"--kubeconfig", "/etc/kube/config"});
   ASSERT_TRUE(f.ok()) << f.error().message();
   EXPECT_EQ(f->kubeconfig, "/etc/kube/config");
   EXPECT_TRUE(f->config_dir.empty());
@@ -45,7 +40,7 @@ TEST_F(KubeFlagsTest, KubeconfigSelectsTheKubeSource) {
 }
 
 TEST_F(KubeFlagsTest, ConfigDirAndKubeconfigTogetherIsAUsageError) {
-  auto f = parseArgs({"--config-dir", "/c", "--kubeconfig", "/k"});
+  auto f = parseFlags({"--config-dir", "/c", "--kubeconfig", "/k"});
   ASSERT_FALSE(f.ok());
   EXPECT_EQ(f.error().code(), 2);
   EXPECT_NE(f.error().message().find("cannot be used together"), std::string::npos);
@@ -53,17 +48,17 @@ TEST_F(KubeFlagsTest, ConfigDirAndKubeconfigTogetherIsAUsageError) {
 
 TEST_F(KubeFlagsTest, InClusterWhenNeitherFlagAndInAPod) {
   setenv("KUBERNETES_SERVICE_HOST", "198.18.0.1", 1);
-  auto f = parseArgs({});
+  auto f = parseFlags({});
   ASSERT_TRUE(f.ok()) << f.error().message();
   EXPECT_TRUE(f->in_cluster);
   // An explicit source wins over the environment.
-  f = parseArgs({"--config-dir", "/c"});
+  f = parseFlags({"--config-dir", "/c"});
   ASSERT_TRUE(f.ok());
   EXPECT_FALSE(f->in_cluster);
 }
 
 TEST_F(KubeFlagsTest, NoSourceOutsideAPodIsAUsageError) {
-  auto f = parseArgs({});
+  auto f = parseFlags({});
   ASSERT_FALSE(f.ok());
   EXPECT_EQ(f.error().code(), 2);
   EXPECT_NE(f.error().message().find("--config-dir"), std::string::npos);

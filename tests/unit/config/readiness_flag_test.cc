@@ -5,27 +5,22 @@
 #include <vector>
 
 #include "agent/config/flags.h"
+#include "tests/unit/config/parse_flags.h"
 
 namespace meshlet {
 namespace {
 
-Result<AgentFlags> parseArgs(std::vector<std::string> args) {
-  args.insert(args.begin(), "meshletd");
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  return parseAgentFlags(static_cast<int>(args.size()), argv.data());
-}
+using meshlet::testing::parseFlags;
 
 TEST(ReadinessAddrFlagTest, DefaultIsIstiosReadinessPort) {
-  auto f = parseArgs({"--config-dir", "/c"});
+  auto f = parseFlags({"--config-dir", "/c"});
   ASSERT_TRUE(f.ok()) << f.error().message();
   EXPECT_EQ(f->readiness_addr, "0.0.0.0:15021");
 }
 
 TEST(ReadinessAddrFlagTest, TakesHostPortIncludingPortZeroAndIpv6) {
   for (const char* addr : {"127.0.0.1:0", "[::1]:15021", "0.0.0.0:65535"}) {
-    auto f = parseArgs({"--config-dir", "/c", "--readiness-addr", addr});
+    auto f = parseFlags({"--config-dir", "/c", "--readiness-addr", addr});
     ASSERT_TRUE(f.ok()) << addr << ": " << f.error().message();
     EXPECT_EQ(f->readiness_addr, addr);
   }
@@ -33,7 +28,7 @@ TEST(ReadinessAddrFlagTest, TakesHostPortIncludingPortZeroAndIpv6) {
 
 TEST(ReadinessAddrFlagTest, BadValuesAreUsageErrors) {
   for (const char* addr : {"15021", "127.0.0.1:", "127.0.0.1:ready", "127.0.0.1:70000", ":15021"}) {
-    auto f = parseArgs({"--config-dir", "/c", "--readiness-addr", addr});
+    auto f = parseFlags({"--config-dir", "/c", "--readiness-addr", addr});
     ASSERT_FALSE(f.ok()) << addr;
     EXPECT_EQ(f.error().code(), 2) << addr;
     EXPECT_NE(f.error().message().find("--readiness-addr"), std::string::npos)
@@ -42,7 +37,7 @@ TEST(ReadinessAddrFlagTest, BadValuesAreUsageErrors) {
 }
 
 TEST(ReadinessAddrFlagTest, ListedInHelpWithItsDefault) {
-  auto f = parseArgs({"--help"});
+  auto f = parseFlags({"--help"});
   ASSERT_FALSE(f.ok());
   EXPECT_EQ(f.error().code(), 0);
   EXPECT_NE(f.error().message().find("--readiness-addr"), std::string::npos);
