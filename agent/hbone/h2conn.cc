@@ -11,6 +11,7 @@ struct Stream {
   std::string out;            // queued for the peer
   bool fin = false;           // finish() asked for END_STREAM after `out`
   bool open = false;          // client: 200 received; server: 200 sent
+  bool pending = false;       // server: the CONNECT waits for respond() (upstream connecting)
   bool deferred = false;      // the data provider is paused waiting for bytes
   bool has_provider = false;  // a body (the tunnel) was submitted for this stream
   std::string method, authority, status;
@@ -62,7 +63,8 @@ struct H2Conn::Impl {
     }
   }
 
-  // Answers a CONNECT (server side).
+  // Answers a CONNECT (server side): now, or later through respond() when on_request says
+  // kPending.
   void answer(int32_t id, Stream& s) {
     int status = 405;  // only CONNECT is served
     if (s.method == "CONNECT") {
@@ -70,6 +72,15 @@ struct H2Conn::Impl {
                : ev.on_request     ? ev.on_request(id, ConnectRequest{s.authority, s.headers})
                                    : 503;
     }
+    if (status == kPending) {
+      s.pending = true;
+      return;
+    }
+    submitAnswer(id, s, status);
+  }
+
+  void submitAnswer(int32_t id, Stream& s, int status) {
+    s.pending = false;
     std::string code = std::to_string(status);
     std::string name = ":status";
     nghttp2_nv nv[] = {header(name, code)};
@@ -140,7 +151,9 @@ struct H2Conn::Impl {
                (frame->hd.flags & NGHTTP2_FLAG_END_STREAM);
     if (end && me->ev.on_end) {
       auto again = me->streams.find(id);  // a callback above may have reset it
-      if (again != me->streams.end() && again->second.open) me->ev.on_end(id);
+      if (again != me->streams.end() && (again->second.open || again->second.pending)) {
+        me->ev.on_end(id);
+      }
     }
     return 0;
   }
@@ -149,7 +162,8 @@ struct H2Conn::Impl {
                     void* user_data) {
     Impl* me = self(user_data);
     auto it = me->streams.find(id);
-    if (it == me->streams.end() || !it->second.open) {
+    // A pending CONNECT's early bytes are kept for the upstream (its relay buffers them).
+    if (it == me->streams.end() || !(it->second.open || it->second.pending)) {
       // Not a tunnel (yet): nobody will consume these bytes, so give the window back now.
       nghttp2_session_consume(me->session, id, len);
       return 0;
@@ -222,6 +236,16 @@ Result<int32_t> H2Conn::connect(const std::string& authority, const Headers& hea
   s.has_provider = true;
   s.authority = authority;
   return id;
+}
+
+Status H2Conn::respond(int32_t stream, int status) {
+  auto it = impl_->streams.find(stream);
+  if (it == impl_->streams.end()) return Error("stream " + std::to_string(stream) + " is closed");
+  if (!it->second.pending) {
+    return Error("stream " + std::to_string(stream) + " was already answered");
+  }
+  impl_->submitAnswer(stream, it->second, status);
+  return Status::Ok();
 }
 
 Status H2Conn::send(int32_t stream, std::string_view data) {

@@ -29,9 +29,13 @@ struct ConnectRequest {
   Headers headers;        // every regular (non-pseudo) header, lowercase names
 };
 
+// on_request's answer when the status is not known yet (the upstream is still connecting):
+// the owner calls respond() later.
+inline constexpr int kPending = 0;
+
 struct Events {
   // Server: a CONNECT arrived; answer with an HTTP status (200 opens the tunnel; anything else
-  // refuses it and ends the stream).
+  // refuses it and ends the stream), or kPending and respond() later.
   std::function<int(int32_t stream, const ConnectRequest&)> on_request;
   // Client: the answer to connect(); 200 means the tunnel is up.
   std::function<void(int32_t stream, int status)> on_response;
@@ -60,6 +64,8 @@ class H2Conn {
 
   // Client: opens a CONNECT stream. Data sent before the 200 waits until it arrives.
   Result<int32_t> connect(const std::string& authority, const Headers& headers = {});
+  // Server: answers a CONNECT that on_request left pending.
+  Status respond(int32_t stream, int status);
   // Queues tunnel bytes for the peer.
   Status send(int32_t stream, std::string_view data);
   // Bytes of `stream` not yet handed to the peer (waiting for window or for the 200).

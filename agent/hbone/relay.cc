@@ -16,14 +16,30 @@ Relay::~Relay() {
   close(fd_);
 }
 
-Status Relay::start() {
+Status Relay::start(bool connecting) {
   if (auto st = proxy::setNonBlocking(fd_); !st) return st;
-  interest_ = EPOLLIN;
+  connecting_ = connecting;
+  interest_ = connecting ? static_cast<uint32_t>(EPOLLOUT) : static_cast<uint32_t>(EPOLLIN);
   return loop_.add(fd_, interest_, [this](uint32_t ev) { onEvents(ev); });
 }
 
 void Relay::onEvents(uint32_t events) {
   if (done_) return;
+  if (connecting_) {
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    connecting_ = false;
+    if (err != 0) {
+      failed_ = true;
+      to_socket_.clear();
+    }
+    if (on_connected) on_connected(err);
+    if (done_ || err != 0) {
+      updateInterest();
+      return;
+    }
+  }
   if (events & EPOLLOUT) writeSocket();
   if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) readSocket();
   link_.flush();
@@ -58,6 +74,7 @@ void Relay::readSocket() {
 }
 
 void Relay::writeSocket() {
+  if (connecting_) return;  // kept until the connection is up
   size_t written = 0;
   while (written < to_socket_.size()) {
     ssize_t n = send(fd_, to_socket_.data() + written, to_socket_.size() - written,
@@ -87,9 +104,11 @@ void Relay::writeSocket() {
 void Relay::updateInterest() {
   if (done_) return;
   uint32_t want = 0;
-  if (!socket_eof_ && !failed_ && !stream_closed_ && link_.h2().queued(stream_) < kHighWater)
+  if (connecting_) want = EPOLLOUT;
+  if (!connecting_ && !socket_eof_ && !failed_ && !stream_closed_ &&
+      link_.h2().queued(stream_) < kHighWater)
     want |= EPOLLIN;
-  if (!to_socket_.empty()) want |= EPOLLOUT;
+  if (!connecting_ && !to_socket_.empty()) want |= EPOLLOUT;
   if (want != interest_) {
     interest_ = want;
     loop_.modify(fd_, want);
@@ -123,7 +142,7 @@ void Relay::onClose(uint32_t error_code) {
 
 void Relay::onLinkProgress() {
   if (done_) return;
-  if ((interest_ & EPOLLIN) == 0 && !socket_eof_ && !failed_ && !stream_closed_ &&
+  if ((interest_ & EPOLLIN) == 0 && !connecting_ && !socket_eof_ && !failed_ && !stream_closed_ &&
       link_.h2().queued(stream_) < kHighWater) {
     readSocket();
     link_.flush();

@@ -21,7 +21,9 @@ class Relay {
   Relay(const Relay&) = delete;
   Relay& operator=(const Relay&) = delete;
 
-  Status start();
+  // `connecting`: fd is a non-blocking connect in progress; on_connected tells how it ended
+  // (0 or an errno), and nothing is written to or read from the socket before that.
+  Status start(bool connecting = false);
   // The link's events for this stream.
   void onData(std::string_view data);
   void onEnd();
@@ -34,6 +36,7 @@ class Relay {
   uint64_t bytesDown() const { return down_; }  // stream → socket
   // Both directions are finished and the socket was closed; the owner may destroy it.
   std::function<void()> on_done;
+  std::function<void(int error)> on_connected;
 
   static constexpr size_t kHighWater = 256 * 1024;
 
@@ -49,6 +52,7 @@ class Relay {
   Link& link_;
   int32_t stream_;
   std::string to_socket_;
+  bool connecting_ = false;
   bool socket_eof_ = false;  // the app finished its direction
   bool peer_end_ = false;    // the stream's far side finished
   bool stream_closed_ = false;

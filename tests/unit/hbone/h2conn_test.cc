@@ -148,6 +148,26 @@ TEST(H2Conn, RefusedConnectEndsTheStream) {
   EXPECT_EQ(p.client->openStreams(), 0u);
 }
 
+// The server may answer later (the upstream is still connecting): nothing is answered until
+// respond(), and the answer is sent once.
+TEST(H2Conn, PendingConnectIsAnsweredByRespond) {
+  Pair p;
+  p.answer = kPending;
+  auto id = p.client->connect("198.18.0.5:8080");
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(p.client->send(*id, "queued").ok());
+  p.flush();
+  EXPECT_EQ(p.authority[*id], "198.18.0.5:8080");
+  EXPECT_FALSE(p.status.count(*id));
+  EXPECT_TRUE(p.server_got[*id].empty());  // the client holds its bytes until the 200
+  ASSERT_TRUE(p.server->respond(*id, 200).ok());
+  EXPECT_FALSE(p.server->respond(*id, 200).ok());
+  p.flush();
+  EXPECT_EQ(p.status[*id], 200);
+  EXPECT_EQ(p.server_got[*id], "queued");
+  EXPECT_FALSE(p.server->respond(12345, 200).ok());
+}
+
 TEST(H2Conn, ResetIsSeenByThePeer) {
   Pair p;
   auto id = p.client->connect("198.18.0.5:8080");

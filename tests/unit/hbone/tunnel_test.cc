@@ -57,8 +57,11 @@ struct Side {
   std::map<int32_t, std::unique_ptr<Relay>> relays;
   std::string closed_why;
 
+  std::map<int32_t, int> status;  // CONNECT answers seen (client side)
+
   Events events() {
     Events ev;
+    ev.on_response = [this](int32_t id, int code) { status[id] = code; };
     ev.on_data = [this](int32_t id, std::string_view d) {
       if (auto it = relays.find(id); it != relays.end()) it->second->onData(d);
     };
@@ -70,9 +73,9 @@ struct Side {
     };
     return ev;
   }
-  void attach(proxy::EventLoop& loop, int fd, int32_t id) {
+  void attach(proxy::EventLoop& loop, int fd, int32_t id, bool connecting = false) {
     auto r = std::make_unique<Relay>(loop, fd, *link, id);
-    ASSERT_TRUE(r->start().ok());
+    ASSERT_TRUE(r->start(connecting).ok());
     r->on_done = [this, &loop, id] { loop.defer([this, id] { relays.erase(id); }); };
     relays[id] = std::move(r);
   }
@@ -124,13 +127,19 @@ struct Fixture {
                                 accept4(hbone_lfd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
                             if (fd < 0) return;
                             Events ev = inbound.events();
+                            // Answered once the upstream connect finished: 200, or 502 when it
+                            // failed (the app then sees its connection reset, not accepted-then-
+                            // dropped).
                             ev.on_request = [this](int32_t id, const ConnectRequest& r) {
                               seen_peer = inbound.link->peerId();
                               int port = std::stoi(r.authority.substr(r.authority.rfind(':') + 1));
                               int up = connectTo(port, true);
                               if (up < 0) return 503;
-                              inbound.attach(*loop, up, id);
-                              return 200;
+                              inbound.attach(*loop, up, id, /*connecting=*/true);
+                              inbound.relays[id]->on_connected = [this, id](int err) {
+                                ASSERT_TRUE(inbound.link->h2().respond(id, err ? 502 : 200).ok());
+                              };
+                              return kPending;
                             };
                             inbound.link = std::move(*Link::make(*loop, fd, sctx, "", ev));
                             inbound.wire();
@@ -275,6 +284,34 @@ TEST(HboneTunnel, SlowDestinationBacksUpToTheAppNotIntoTheAgent) {
   EXPECT_TRUE(ok);
   // One read past the high-water mark at most.
   EXPECT_LE(max_queued, Relay::kHighWater + 65536);
+}
+
+// Nothing listens at the destination: the CONNECT is answered 502 and the app's connection is
+// reset at once, instead of being accepted and then dropped.
+TEST(HboneTunnel, UnreachableDestinationResetsTheAppConnection) {
+  Fixture f;
+  int closed_port = 0;
+  close(listenOn(&closed_port, false));  // a port with nothing behind it
+  f.serveInbound();
+  f.serveOutbound(closed_port);
+  std::atomic<bool> finished{false};
+  ssize_t got = -2;
+  int err = 0;
+  std::thread a([&] {
+    int fd = connectTo(f.app_port, false);
+    send(fd, "hello", 5, MSG_NOSIGNAL);
+    char buf[16];
+    got = recv(fd, buf, sizeof(buf), 0);
+    err = errno;
+    close(fd);
+    finished = true;
+  });
+  f.runUntil(finished, 5000);
+  a.join();
+  ASSERT_TRUE(finished);
+  EXPECT_TRUE(got == 0 || (got < 0 && err == ECONNRESET)) << got << " " << err;
+  ASSERT_EQ(f.outbound.status.size(), 1u);
+  EXPECT_EQ(f.outbound.status.begin()->second, 502);
 }
 
 }  // namespace
