@@ -1,0 +1,22 @@
+#pragma once
+// Sockets inside a pod's network namespace, made from the agent's own: the in-pod listeners of
+// HBONE (127.0.0.1:15001 outbound capture, :15008 inbound) and connections to a pod's apps. A
+// socket keeps the namespace it was created in, so only its creation happens in the pod's
+// namespace, on a short-lived thread that setns()es (the agent's threads never move).
+#include <netinet/in.h>
+
+#include <string>
+
+#include "agent/common/ip.h"
+#include "agent/common/status.h"
+
+namespace meshlet::proxy {
+
+// A non-blocking, close-on-exec TCP socket of `family` in the network namespace at
+// `netns_path` (/var/run/netns/NAME or /proc/PID/ns/net).
+Result<int> tcpSocketInNetns(const std::string& netns_path, int family);
+
+// A listening socket on ip:port inside the namespace (SO_REUSEADDR; backlog 1024).
+Result<int> listenInNetns(const std::string& netns_path, const IpAddr& ip, int port);
+
+}  // namespace meshlet::proxy
