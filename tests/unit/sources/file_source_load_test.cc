@@ -9,31 +9,14 @@
 #include <string>
 
 #include "agent/sources/file_source.h"
+#include "tests/unit/support/temp_dir.h"
 
 namespace meshlet {
 namespace {
 
 namespace fs = std::filesystem;
 
-// A scratch directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "meshlet-file-source-XXXXXX").string();
-    path_ = mkdtemp(tmpl.data()) ? tmpl : "";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  void write(const std::string& name, const std::string& text) const {
-    std::ofstream(fs::path(path_) / name) << text;
-  }
-
- private:
-  std::string path_;
-};
+using meshlet::testing::TempDir;
 
 std::string service(const std::string& name, const std::string& ip,
                     const std::string& ns = "default") {
