@@ -1,0 +1,61 @@
+#pragma once
+// Istio authorization at L4: which AuthorizationPolicies apply to a destination workload and
+// what they decide for one connection. Pure, no I/O: the destination agent calls it for a
+// tunnelled connection; translation will compile the same decisions into the kernel for
+// same-node pairs.
+//
+// Evaluation order is Istio's: a matching DENY policy denies; else with no ALLOW policy for the
+// workload the connection is allowed; else it is allowed only when an ALLOW policy matches.
+// AUDIT policies never decide, they are reported.
+//
+// At L4 a rule's HTTP attributes (hosts, methods, paths, request principals, request headers,
+// request.auth.*) cannot be evaluated. Like Istio's ztunnel, meshlet fails safe: such a rule
+// never matches in an ALLOW (or AUDIT) policy, and in a DENY policy it is judged on its L4
+// parts alone (so it denies more, never less).
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agent/common/ip.h"
+#include "agent/state/types.h"
+
+namespace meshlet {
+
+struct L4Connection {
+  // The peer's identity without "spiffe://" ("cluster.local/ns/shop/sa/web"); empty for a
+  // plaintext (unauthenticated) peer.
+  std::string source_principal;
+  IpAddr source_ip;
+  IpAddr destination_ip;
+  int destination_port = 0;
+  // The destination workload.
+  std::string destination_namespace;
+  Labels destination_labels;
+};
+
+struct AuthzDecision {
+  enum class Reason : uint8_t {
+    kNoPolicy,        // no ALLOW policy applies and no DENY matched: allowed
+    kAllowMatched,    // an ALLOW policy matched: allowed
+    kDenyMatched,     // a DENY policy matched: denied
+    kNoAllowMatched,  // ALLOW policies apply, none matched: denied
+  };
+  bool allowed = true;
+  Reason reason = Reason::kNoPolicy;
+  std::string policy;                // "ns/name" of the deciding policy ("" if none)
+  std::vector<std::string> audited;  // "ns/name" of matching AUDIT policies
+};
+
+// The policies of `s` that apply to the destination workload (mesh-wide, its namespace's, and
+// those whose selector matches its labels), in namespace/name order.
+std::vector<const AuthorizationPolicy*> applicablePolicies(
+    const Snapshot& s, const std::string& ns, const Labels& labels,
+    std::string_view root_namespace = kIstioRootNamespace);
+
+AuthzDecision authorizeL4(const Snapshot& s, const L4Connection& c,
+                          std::string_view root_namespace = kIstioRootNamespace);
+
+// "allowed by ns/name", "denied by ns/name", "denied: no ALLOW policy matched", "allowed".
+std::string describe(const AuthzDecision& d);
+
+}  // namespace meshlet
