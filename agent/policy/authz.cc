@@ -192,6 +192,42 @@ AuthzDecision authorizeL4(const Snapshot& s, const L4Connection& c,
   return d;
 }
 
+MtlsDecision effectiveMtls(const Snapshot& s, const std::string& ns, const Labels& labels, int port,
+                           std::string_view root_namespace) {
+  const PeerAuthentication* workload = nullptr;
+  const PeerAuthentication* namespace_wide = nullptr;
+  const PeerAuthentication* mesh = nullptr;
+  auto first = [](const PeerAuthentication*& slot, const PeerAuthentication& p) {
+    if (!slot || std::tie(p.meta.ns, p.meta.name) < std::tie(slot->meta.ns, slot->meta.name)) {
+      slot = &p;
+    }
+  };
+  for (const auto& p : s.peer_authentications) {
+    if (p.selector) {
+      // A workload policy applies in its own namespace (in the root namespace: to none but
+      // the root namespace's workloads, as in Istio).
+      if (p.meta.ns == ns && selects(*p.selector, labels)) first(workload, p);
+    } else if (p.meta.ns == root_namespace) {
+      first(mesh, p);
+    } else if (p.meta.ns == ns) {
+      first(namespace_wide, p);
+    }
+  }
+  auto name = [](const PeerAuthentication* p) { return p->meta.ns + "/" + p->meta.name; };
+  if (workload) {
+    auto it = workload->port_modes.find(port);
+    if (it != workload->port_modes.end() && it->second != MtlsMode::kUnset) {
+      return {it->second, name(workload)};
+    }
+    if (workload->mode != MtlsMode::kUnset) return {workload->mode, name(workload)};
+  }
+  if (namespace_wide && namespace_wide->mode != MtlsMode::kUnset) {
+    return {namespace_wide->mode, name(namespace_wide)};
+  }
+  if (mesh && mesh->mode != MtlsMode::kUnset) return {mesh->mode, name(mesh)};
+  return {};
+}
+
 std::string describe(const AuthzDecision& d) {
   switch (d.reason) {
     case AuthzDecision::Reason::kAllowMatched:

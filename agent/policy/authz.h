@@ -1,5 +1,5 @@
 #pragma once
-// Istio authorization at L4: which AuthorizationPolicies apply to a destination workload and
+// Istio authorization at L4 and the mTLS mode in force: which AuthorizationPolicies apply to a destination workload and
 // what they decide for one connection. Pure, no I/O: the destination agent calls it for a
 // tunnelled connection; translation will compile the same decisions into the kernel for
 // same-node pairs.
@@ -57,5 +57,18 @@ AuthzDecision authorizeL4(const Snapshot& s, const L4Connection& c,
 
 // "allowed by ns/name", "denied by ns/name", "denied: no ALLOW policy matched", "allowed".
 std::string describe(const AuthzDecision& d);
+
+// PeerAuthentication: the mTLS mode in force for a destination workload's port. The most
+// specific policy decides (a workload policy's portLevelMtls for that port, then the workload
+// policy, then the namespace's, then the mesh-wide one in the root namespace); UNSET inherits
+// from the next level; with nothing set the mode is PERMISSIVE, as in Istio. Of several
+// policies at one level the first in name order counts (Istio takes the oldest; the snapshot
+// has no creation times). `policy` names the deciding one ("" for the default).
+struct MtlsDecision {
+  MtlsMode mode = MtlsMode::kPermissive;
+  std::string policy;
+};
+MtlsDecision effectiveMtls(const Snapshot& s, const std::string& ns, const Labels& labels, int port,
+                           std::string_view root_namespace = kIstioRootNamespace);
 
 }  // namespace meshlet

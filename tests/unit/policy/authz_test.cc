@@ -132,5 +132,42 @@ TEST(AuthzL4, AllowNothingAndAuditOnlyReports) {
   EXPECT_TRUE(authorizeL4(audit, to(kWeb)).audited.empty());
 }
 
+
+std::string peerAuth(const std::string& ns, const std::string& name, const std::string& spec) {
+  return "---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: " +
+         name + ", namespace: " + ns + "}\nspec: " + spec + "\n";
+}
+
+const Labels kDb = {{"app", "db"}};
+
+TEST(EffectiveMtls, DefaultIsPermissive) {
+  Snapshot s;
+  auto d = effectiveMtls(s, "shop", kDb, 5432);
+  EXPECT_EQ(d.mode, MtlsMode::kPermissive);
+  EXPECT_EQ(d.policy, "");
+}
+
+TEST(EffectiveMtls, MostSpecificWinsAndUnsetInherits) {
+  Snapshot s = load(peerAuth("istio-system", "mesh", "{mtls: {mode: STRICT}}") +
+                    peerAuth("shop", "ns", "{mtls: {mode: PERMISSIVE}}") +
+                    peerAuth("shop", "db",
+                             "{selector: {matchLabels: {app: db}}, mtls: {mode: "
+                             "UNSET}, portLevelMtls: {\"9090\": {mode: DISABLE}}}"));
+  // The workload policy is UNSET for 5432: the namespace decides.
+  auto d = effectiveMtls(s, "shop", kDb, 5432);
+  EXPECT_EQ(d.mode, MtlsMode::kPermissive);
+  EXPECT_EQ(d.policy, "shop/ns");
+  // Port 9090 has its own mode.
+  auto p = effectiveMtls(s, "shop", kDb, 9090);
+  EXPECT_EQ(p.mode, MtlsMode::kDisable);
+  EXPECT_EQ(p.policy, "shop/db");
+  // Another namespace: only the mesh-wide policy.
+  auto other = effectiveMtls(s, "billing", kDb, 5432);
+  EXPECT_EQ(other.mode, MtlsMode::kStrict);
+  EXPECT_EQ(other.policy, "istio-system/mesh");
+  // A workload the selector does not match: the namespace's.
+  EXPECT_EQ(effectiveMtls(s, "shop", {{"app", "web"}}, 9090).policy, "shop/ns");
+}
+
 }  // namespace
 }  // namespace meshlet
