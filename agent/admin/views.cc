@@ -4,6 +4,7 @@
 #include <map>
 
 #include "agent/common/log.h"
+#include "agent/policy/authz.h"
 #include "agent/tls/ca.h"
 
 namespace meshlet {
@@ -251,6 +252,101 @@ Json connectionsJson(const AgentView& v, const std::vector<ConnEntry>& conns, ui
          {"rtt_us", val.srtt_us},
          {"retransmits", val.total_retrans},
          {"age_s", end > val.start_ns ? (end - val.start_ns) / 1000000000ull : 0}});
+  }
+  return out;
+}
+
+namespace {
+
+const char* scopeName(PolicyScope s) {
+  switch (s) {
+    case PolicyScope::kMesh:
+      return "mesh";
+    case PolicyScope::kNamespace:
+      return "namespace";
+    case PolicyScope::kWorkload:
+      break;
+  }
+  return "workload";
+}
+
+const char* mtlsName(MtlsMode m) {
+  switch (m) {
+    case MtlsMode::kDisable:
+      return "DISABLE";
+    case MtlsMode::kPermissive:
+      return "PERMISSIVE";
+    case MtlsMode::kStrict:
+      return "STRICT";
+    case MtlsMode::kUnset:
+      break;
+  }
+  return "UNSET";
+}
+
+const char* actionName(AuthzAction a) {
+  switch (a) {
+    case AuthzAction::kDeny:
+      return "DENY";
+    case AuthzAction::kAudit:
+      return "AUDIT";
+    case AuthzAction::kAllow:
+      break;
+  }
+  return "ALLOW";
+}
+
+std::string selectorText(const std::optional<Labels>& sel) {
+  if (!sel) return "";
+  std::string out;
+  for (const auto& [k, val] : *sel) out += (out.empty() ? "" : ",") + k + "=" + val;
+  return out.empty() ? "{}" : out;
+}
+
+}  // namespace
+
+Json policiesJson(const AgentView& v) {
+  Json out = Json::array();
+  if (!v.snapshot) return out;
+  const Snapshot& s = *v.snapshot;
+  for (const auto& p : s.peer_authentications) {
+    out.push_back({{"kind", "PeerAuthentication"},
+                   {"namespace", p.meta.ns},
+                   {"name", p.meta.name},
+                   {"scope", scopeName(p.scope())},
+                   {"selector", selectorText(p.selector)},
+                   {"action_or_mode", mtlsName(p.mode)},
+                   {"rules", p.port_modes.size()},
+                   {"applies_to", ""}});
+  }
+  for (const auto& p : s.authorization_policies) {
+    out.push_back({{"kind", "AuthorizationPolicy"},
+                   {"namespace", p.meta.ns},
+                   {"name", p.meta.name},
+                   {"scope", scopeName(p.scope())},
+                   {"selector", selectorText(p.selector)},
+                   {"action_or_mode", actionName(p.action)},
+                   {"rules", p.rules.size()},
+                   {"applies_to", ""}});
+  }
+  // Which local workloads each one governs.
+  std::map<std::string, std::string> applies;  // "Kind ns/name" -> "pod1,pod2"
+  for (const auto& pod : s.pods) {
+    if (pod.node_name != v.status.node_name || !podEnrolled(s, pod)) continue;
+    for (const auto* p : applicablePolicies(s, pod.meta.ns, pod.meta.labels)) {
+      std::string& list = applies["AuthorizationPolicy " + p->meta.ns + "/" + p->meta.name];
+      list += (list.empty() ? "" : ",") + pod.meta.ns + "/" + pod.meta.name;
+    }
+    auto m = effectiveMtls(s, pod.meta.ns, pod.meta.labels, 0);
+    if (!m.policy.empty()) {
+      std::string& list = applies["PeerAuthentication " + m.policy];
+      list += (list.empty() ? "" : ",") + pod.meta.ns + "/" + pod.meta.name;
+    }
+  }
+  for (auto& row : out) {
+    std::string key = row["kind"].get<std::string>() + " " + row["namespace"].get<std::string>() +
+                      "/" + row["name"].get<std::string>();
+    if (auto it = applies.find(key); it != applies.end()) row["applies_to"] = it->second;
   }
   return out;
 }

@@ -58,6 +58,9 @@ using Json = nlohmann::ordered_json;
 
 Json statusJson(const AgentView& v, int64_t now_unix);
 Json workloadsJson(const AgentView& v);
+// Istio security policies in the configuration, and for each enrolled pod of this node the
+// mTLS mode in force and the AuthorizationPolicies that apply to it.
+Json policiesJson(const AgentView& v);
 Json servicesJson(const AgentView& v);
 // filter: "" for all, or "namespace/name".
 Json endpointsJson(const AgentView& v, const std::string& filter);

@@ -313,6 +313,7 @@ AdminResponse Agent::handle(const AdminRequest& req) {
     return {200, out.dump()};
   }
   if (req.path == "/v1/certs") return {200, certsJson(*v, nowUnix()).dump()};
+  if (req.path == "/v1/policies") return {200, policiesJson(*v).dump()};
   if (req.path == "/v1/connections") {
     auto conns = dp_->readConns();
     if (!conns.ok()) return {500, Json{{"error", conns.error().message()}}.dump()};
@@ -320,7 +321,7 @@ AdminResponse Agent::handle(const AdminRequest& req) {
   }
   return {404, Json{{"error", "unknown path " + req.path +
                                   " (try /v1/status, /v1/workloads, /v1/services, "
-                                  "/v1/endpoints, /v1/connections, /v1/certs)"}}
+                                  "/v1/endpoints, /v1/connections, /v1/certs, /v1/policies)"}}
                    .dump()};
 }
 

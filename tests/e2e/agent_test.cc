@@ -233,6 +233,48 @@ TEST_F(AgentE2E, CaRotationRenewsCertificatesAndABrokenCaKeepsTheLastGood) {
   EXPECT_NE(run("cat " + dir_ + "/meshletd.log").out.find("CA reload failed"), std::string::npos);
 }
 
+// Istio security policies in the config directory are read and shown with the local workloads
+// each applies to (enforcement comes with the HBONE path).
+TEST_F(AgentE2E, PoliciesAreShownWithTheWorkloadsTheyApplyTo) {
+  writeFile(dir_ + "/config/20-policies.yaml", R"(apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: strict, namespace: shop}
+spec: {mtls: {mode: STRICT}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: web-from-client, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/shop/sa/client"]}}]
+    to: [{operation: {ports: ["8080"]}}]
+)");
+  Json rows;
+  ASSERT_TRUE(waitFor(
+      [&] {
+        rows = jsonRows("policies -o json");
+        return rows.size() == 2;
+      },
+      5000))
+      << rows.dump(2) << run("tail -5 " + dir_ + "/meshletd.log").out;
+  std::map<std::string, Json> by_name;
+  for (const auto& r : rows) by_name[r["name"]] = r;
+  EXPECT_EQ(by_name["strict"]["action_or_mode"], "STRICT");
+  EXPECT_EQ(by_name["strict"]["scope"], "namespace");
+  EXPECT_EQ(count(by_name["strict"]["applies_to"].get<std::string>(), "shop/"), 3);
+  const Json& authz = by_name["web-from-client"];
+  EXPECT_EQ(authz["kind"], "AuthorizationPolicy");
+  EXPECT_EQ(authz["scope"], "workload");
+  EXPECT_EQ(authz["selector"], "app=web");
+  std::string applies = authz["applies_to"];
+  EXPECT_NE(applies.find(sb_->pod("web-1").name), std::string::npos) << applies;
+  EXPECT_NE(applies.find(sb_->pod("web-2").name), std::string::npos) << applies;
+  EXPECT_EQ(applies.find(sb_->pod("client").name), std::string::npos) << applies;
+  fs::remove(dir_ + "/config/20-policies.yaml");
+  ASSERT_TRUE(waitFor([&] { return jsonRows("policies -o json").empty(); }, 5000));
+}
+
 TEST_F(AgentE2E, BalancesServiceTrafficAcrossReadyPods) {
   std::string out = connectMany("198.19.0.10", 60);
   EXPECT_EQ(count(out, "web-1") + count(out, "web-2"), 60) << out;

@@ -33,6 +33,9 @@ void addAgentCommands(CLI::App& app, const GlobalOptions& opts, Action& action) 
                  "/v1/workloads");
   addListCommand(app, opts, action, "services", "Services and their load-balancing state",
                  "/v1/services");
+  addListCommand(app, opts, action, "policies",
+                 "Istio security policies and the local workloads each one applies to",
+                 "/v1/policies");
   addListCommand(app, opts, action, "certs",
                  "Workload certificates of this node: identity, serial, "
                  "expiry, trust chain",
