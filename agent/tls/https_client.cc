@@ -238,6 +238,13 @@ Result<int> HttpsClient::dial(int io_timeout_ms) {
   fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  // Keepalive: a watch whose peer vanished without a reset (a node or load balancer gone) is
+  // noticed within about a minute instead of at the end of the watch's timeoutSeconds.
+  int idle = 30, interval = 10, probes = 3;
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof(probes));
   setTimeouts(fd, io_timeout_ms);
   return fd;
 }
