@@ -373,14 +373,7 @@ Status parseYaml(const std::string& text, const std::string& file, Snapshot& out
         }
       });
   if (!st) return st;
-  appendAll(out.namespaces, parsed.namespaces);
-  appendAll(out.services, parsed.services);
-  appendAll(out.endpoint_slices, parsed.endpoint_slices);
-  appendAll(out.pods, parsed.pods);
-  appendAll(out.authorization_policies, parsed.authorization_policies);
-  appendAll(out.peer_authentications, parsed.peer_authentications);
-  appendAll(out.virtual_services, parsed.virtual_services);
-  appendAll(out.destination_rules, parsed.destination_rules);
+  forEachKindList(out, parsed, [](auto& to, auto& from) { appendAll(to, from); });
   return Status::Ok();
 }
 

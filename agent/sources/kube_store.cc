@@ -10,21 +10,11 @@
 namespace meshlet {
 namespace {
 
-template <typename T>
-void appendCopies(std::vector<T>& to, const std::vector<T>& from) {
-  to.insert(to.end(), from.begin(), from.end());
-}
-
-// Every kind a fragment can hold. A new Snapshot field for a new kind goes here too.
+// Appends a fragment's objects (every kind) to `to`.
 void appendFragment(Snapshot& to, const Snapshot& from) {
-  appendCopies(to.namespaces, from.namespaces);
-  appendCopies(to.services, from.services);
-  appendCopies(to.endpoint_slices, from.endpoint_slices);
-  appendCopies(to.pods, from.pods);
-  appendCopies(to.authorization_policies, from.authorization_policies);
-  appendCopies(to.peer_authentications, from.peer_authentications);
-  appendCopies(to.virtual_services, from.virtual_services);
-  appendCopies(to.destination_rules, from.destination_rules);
+  forEachKindList(to, from, [](auto& list, const auto& more) {
+    list.insert(list.end(), more.begin(), more.end());
+  });
 }
 
 std::string scalarAt(const YAML::Node& n, const char* a, const char* b) {

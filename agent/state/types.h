@@ -104,6 +104,20 @@ struct Snapshot {
 
 using SnapshotPtr = std::shared_ptr<const Snapshot>;
 
+// Calls fn(to_list, from_list) for every kind's object list of two snapshots (from may be
+// const). Code that handles every kind alike goes through here, so a new kind is added once.
+template <typename From, typename Fn>
+void forEachKindList(Snapshot& to, From& from, Fn fn) {
+  fn(to.namespaces, from.namespaces);
+  fn(to.services, from.services);
+  fn(to.endpoint_slices, from.endpoint_slices);
+  fn(to.pods, from.pods);
+  fn(to.authorization_policies, from.authorization_policies);
+  fn(to.peer_authentications, from.peer_authentications);
+  fn(to.virtual_services, from.virtual_services);
+  fn(to.destination_rules, from.destination_rules);
+}
+
 inline const Pod* findPod(const Snapshot& s, const std::string& ns, const std::string& name) {
   for (const auto& p : s.pods) {
     if (p.meta.ns == ns && p.meta.name == name) return &p;
