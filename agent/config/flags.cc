@@ -129,21 +129,14 @@ Result<AgentFlags> parseAgentFlags(int argc, char** argv) {
                  "KUBERNETES_SERVICE_HOST is set)",
                  2);
   }
-  {
-    auto colon = f.metrics_addr.rfind(':');
-    std::string port = colon == std::string::npos ? "" : f.metrics_addr.substr(colon + 1);
-    bool numeric = !port.empty() && port.size() <= 5 &&
-                   port.find_first_not_of("0123456789") == std::string::npos;
-    if (colon == std::string::npos || colon == 0 || !numeric || std::stoi(port) > 65535) {
-      return Error("meshletd: --metrics-addr must be HOST:PORT with a port 0-65535, got \"" +
-                       f.metrics_addr + "\"",
+  for (const auto& [flag, addr] :
+       {std::pair<const char*, const std::string&>{"--metrics-addr", f.metrics_addr},
+        {"--readiness-addr", f.readiness_addr}}) {
+    if (!validHostPort(addr)) {
+      return Error(std::string("meshletd: ") + flag +
+                       " must be HOST:PORT with a port 0-65535, got \"" + addr + "\"",
                    2);
     }
-  }
-  if (!validHostPort(f.readiness_addr)) {
-    return Error("meshletd: --readiness-addr must be HOST:PORT with a port 0-65535, got \"" +
-                     f.readiness_addr + "\"",
-                 2);
   }
   return f;
 }
