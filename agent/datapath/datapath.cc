@@ -283,6 +283,7 @@ Status Datapath::loadApplied() {
   readAll(bpf_map__fd(skel_->maps.meshlet_maglev_v1), applied_.maglev);
   readAll(bpf_map__fd(skel_->maps.meshlet_pods_v1), applied_.pods);
   readAll(bpf_map__fd(skel_->maps.meshlet_local_ips_v1), applied_.local_ips);
+  readAll(bpf_map__fd(skel_->maps.meshlet_remote_ips_v1), applied_.remote_ips);
   return Status::Ok();
 }
 
@@ -298,6 +299,7 @@ Status Datapath::apply(const DesiredDatapath& d) {
       {"meshlet_maglev_v1", d.maglev.size(), skel_->maps.meshlet_maglev_v1},
       {"meshlet_pods_v1", d.pods.size(), skel_->maps.meshlet_pods_v1},
       {"meshlet_local_ips_v1", d.local_ips.size(), skel_->maps.meshlet_local_ips_v1},
+      {"meshlet_remote_ips_v1", d.remote_ips.size(), skel_->maps.meshlet_remote_ips_v1},
   };
   for (const auto& f : fits) {
     size_t cap = bpf_map__max_entries(f.map);
@@ -315,6 +317,7 @@ Status Datapath::apply(const DesiredDatapath& d) {
   int mg = bpf_map__fd(skel_->maps.meshlet_maglev_v1);
   int pods = bpf_map__fd(skel_->maps.meshlet_pods_v1);
   int ips = bpf_map__fd(skel_->maps.meshlet_local_ips_v1);
+  int rips = bpf_map__fd(skel_->maps.meshlet_remote_ips_v1);
 
   // 1. Backends and affinity tables first: a service never counts a slot not yet written.
   // 2. Then services, pods and pod IPs. 3. Then stale entries, services before their slots.
@@ -324,6 +327,9 @@ Status Datapath::apply(const DesiredDatapath& d) {
   if (st) st = upsert(svc, "meshlet_svc_v1", d.services, applied_.services, failed_map_);
   if (st) st = upsert(pods, "meshlet_pods_v1", d.pods, applied_.pods, failed_map_);
   if (st) st = upsert(ips, "meshlet_local_ips_v1", d.local_ips, applied_.local_ips, failed_map_);
+  if (st) {
+    st = upsert(rips, "meshlet_remote_ips_v1", d.remote_ips, applied_.remote_ips, failed_map_);
+  }
   if (!st) {
     ++map_update_errors_;
     // Roll back to what was in force: read what the maps hold now and restore the mirror.
@@ -336,9 +342,11 @@ Status Datapath::apply(const DesiredDatapath& d) {
     upsert(svc, "meshlet_svc_v1", previous.services, applied_.services, ignored);
     upsert(pods, "meshlet_pods_v1", previous.pods, applied_.pods, ignored);
     upsert(ips, "meshlet_local_ips_v1", previous.local_ips, applied_.local_ips, ignored);
+    upsert(rips, "meshlet_remote_ips_v1", previous.remote_ips, applied_.remote_ips, ignored);
     removeStale(svc, previous.services, applied_.services);
     removeStale(pods, previous.pods, applied_.pods);
     removeStale(ips, previous.local_ips, applied_.local_ips);
+    removeStale(rips, previous.remote_ips, applied_.remote_ips);
     removeStale(mg, previous.maglev, applied_.maglev);
     removeStale(be, previous.backends, applied_.backends);
     applied_ = std::move(previous);
@@ -347,6 +355,7 @@ Status Datapath::apply(const DesiredDatapath& d) {
   removeStale(svc, d.services, applied_.services);
   removeStale(pods, d.pods, applied_.pods);
   removeStale(ips, d.local_ips, applied_.local_ips);
+  removeStale(rips, d.remote_ips, applied_.remote_ips);
   removeStale(mg, d.maglev, applied_.maglev);
   removeStale(be, d.backends, applied_.backends);
 
@@ -355,6 +364,7 @@ Status Datapath::apply(const DesiredDatapath& d) {
   applied_.maglev = d.maglev;
   applied_.pods = d.pods;
   applied_.local_ips = d.local_ips;
+  applied_.remote_ips = d.remote_ips;
   return Status::Ok();
 }
 
@@ -371,6 +381,26 @@ Result<std::vector<ConnEntry>> Datapath::readConns() const {
     prev = &key;
   }
   return out;
+}
+
+Result<int> Datapath::tunnelMapFd() const {
+  int fd = fcntl(bpf_map__fd(skel_->maps.meshlet_tunnel_v1), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return Error::fromErrno("cannot duplicate the meshlet_tunnel_v1 fd", errno);
+  return fd;
+}
+
+std::optional<meshlet_origin> takeTunnelOrigin(int tunnel_map_fd, uint64_t netns_cookie,
+                                               uint16_t port, uint8_t family) {
+  meshlet_tunnel_key k{};
+  k.netns_cookie = netns_cookie;
+  k.port = port;
+  k.family = family;
+  meshlet_origin o{};
+  if (bpf_map_lookup_and_delete_elem(tunnel_map_fd, &k, &o) == 0) return o;
+  // LRU hash maps gained lookup-and-delete in 5.14; older kernels get the two calls.
+  if (bpf_map_lookup_elem(tunnel_map_fd, &k, &o) != 0) return std::nullopt;
+  bpf_map_delete_elem(tunnel_map_fd, &k);
+  return o;
 }
 
 void Datapath::eraseConn(const meshlet_sock_key& key) {
@@ -412,7 +442,8 @@ std::vector<MapUsage> Datapath::mapUsage() const {
       skel_->maps.meshlet_maglev_v1,    skel_->maps.meshlet_pods_v1,
       skel_->maps.meshlet_local_ips_v1, skel_->maps.meshlet_origins_v1,
       skel_->maps.meshlet_udp_rev_v1,   skel_->maps.meshlet_socks_v1,
-      skel_->maps.meshlet_conns_v1,
+      skel_->maps.meshlet_conns_v1,     skel_->maps.meshlet_remote_ips_v1,
+      skel_->maps.meshlet_tunnel_v1,
   };
   for (const auto* m : maps) {
     MapUsage u;
@@ -429,6 +460,8 @@ std::vector<MapUsage> Datapath::mapUsage() const {
       u.entries = applied_.pods.size();
     } else if (m == skel_->maps.meshlet_local_ips_v1) {
       u.entries = applied_.local_ips.size();
+    } else if (m == skel_->maps.meshlet_remote_ips_v1) {
+      u.entries = applied_.remote_ips.size();
     } else {
       auto it = kernel_counts_.find(u.name);
       u.entries = it == kernel_counts_.end() ? 0 : it->second;
@@ -440,7 +473,8 @@ std::vector<MapUsage> Datapath::mapUsage() const {
 
 void Datapath::refreshKernelCounts() {
   for (const struct bpf_map* m : {skel_->maps.meshlet_origins_v1, skel_->maps.meshlet_udp_rev_v1,
-                                  skel_->maps.meshlet_socks_v1, skel_->maps.meshlet_conns_v1}) {
+                                  skel_->maps.meshlet_socks_v1, skel_->maps.meshlet_conns_v1,
+                                  skel_->maps.meshlet_tunnel_v1}) {
     kernel_counts_[bpf_map__name(m)] = countMapEntries(bpf_map__fd(m)).value_or(0);
   }
 }

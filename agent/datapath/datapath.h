@@ -6,6 +6,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -74,6 +75,8 @@ class Datapath {
   // Live and closed connections. Closed entries should be collected with eraseConn.
   Result<std::vector<ConnEntry>> readConns() const;
   void eraseConn(const meshlet_sock_key& key);
+  // A duplicate of the tunnel map's fd, for the proxy thread (takeTunnelOrigin).
+  Result<int> tunnelMapFd() const;
   // Kernel counters per service id (summed over CPUs).
   SvcCounters svcCounters(uint32_t svc_id) const;
   // Map-wide counters (enum meshlet_global_counter), summed over CPUs.
@@ -104,6 +107,12 @@ class Datapath {
   std::map<std::string, uint64_t> kernel_counts_;  // by map name, see refreshKernelCounts()
   DesiredDatapath applied_;  // mirror of what the maps hold
 };
+
+// The origin of a tunnel-path connection the outbound listener accepted: the pod's netns
+// cookie, the app socket's port (the accepted socket's peer port) and the loopback family.
+// Removes the entry. nullopt when the kernel recorded none.
+std::optional<meshlet_origin> takeTunnelOrigin(int tunnel_map_fd, uint64_t netns_cookie,
+                                               uint16_t port, uint8_t family);
 
 // The cgroup v2 mount point of this machine ("/sys/fs/cgroup" or "/sys/fs/cgroup/unified").
 Result<std::string> detectCgroup2Root();

@@ -9,9 +9,9 @@
 #include <cstring>
 #include <thread>
 
-namespace meshlet::proxy {
-namespace {
+#include "meshlet/maps.h"
 
+namespace meshlet::proxy {
 sockaddr_storage sockaddrOf(const IpAddr& ip, int port, socklen_t* len) {
   sockaddr_storage ss{};
   if (ip.isV4()) {
@@ -30,7 +30,6 @@ sockaddr_storage sockaddrOf(const IpAddr& ip, int port, socklen_t* len) {
   return ss;
 }
 
-}  // namespace
 
 Result<int> tcpSocketInNetns(const std::string& netns_path, int family) {
   int ns = open(netns_path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -47,7 +46,12 @@ Result<int> tcpSocketInNetns(const std::string& netns_path, int family) {
     if (fd < 0) {
       err = errno;
       step = "socket";
+      return;
     }
+    // The datapath leaves marked sockets alone (no service rewrite, no tunnel, no tracking).
+    // Needs CAP_NET_ADMIN, which the agent has; without it the socket still works.
+    uint32_t mark = MESHLET_AGENT_MARK;
+    setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
   });
   t.join();
   close(ns);
@@ -72,6 +76,21 @@ Result<int> listenInNetns(const std::string& netns_path, const IpAddr& ip, int p
     int err = errno;
     close(*fd);
     return Error::fromErrno("listen " + where, err);
+  }
+  return fd;
+}
+
+Result<int> connectInNetns(const std::string& netns_path, const IpAddr& ip, int port) {
+  auto fd = tcpSocketInNetns(netns_path, ip.isV4() ? AF_INET : AF_INET6);
+  if (!fd.ok()) return fd;
+  socklen_t len = 0;
+  sockaddr_storage ss = sockaddrOf(ip, port, &len);
+  if (connect(*fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS) {
+    int err = errno;
+    close(*fd);
+    return Error::fromErrno("connect " + ip.toString() + " port " + std::to_string(port) +
+                                " in " + netns_path,
+                            err);
   }
   return fd;
 }

@@ -16,6 +16,11 @@ namespace meshlet::proxy {
 // `netns_path` (/var/run/netns/NAME or /proc/PID/ns/net).
 Result<int> tcpSocketInNetns(const std::string& netns_path, int family);
 
+// A non-blocking connect to ip:port started inside the namespace (done when writable).
+Result<int> connectInNetns(const std::string& netns_path, const IpAddr& ip, int port);
+// The socket address of ip:port; *len is its size.
+sockaddr_storage sockaddrOf(const IpAddr& ip, int port, socklen_t* len);
+// Sockets made here carry SO_MARK MESHLET_AGENT_MARK: the datapath leaves them alone.
 // A listening socket on ip:port inside the namespace (SO_REUSEADDR; backlog 1024).
 Result<int> listenInNetns(const std::string& netns_path, const IpAddr& ip, int port);
 

@@ -112,6 +112,8 @@ Status Agent::setUp() {
   logInfo(std::string(dp_->adopted() ? "adopted the pinned datapath" : "attached the datapath") +
           " at cgroup " + flags_.cgroup + ", pins under " + flags_.bpffs);
 
+  if (auto st = startProxy(); !st) return st;
+
   if (auto st = metrics_.serve(flags_.metrics_addr); !st) return st;
   status_.metrics_port = metrics_.port();
   logInfo("metrics on " + flags_.metrics_addr + " (port " + std::to_string(metrics_.port()) + ")");
@@ -349,6 +351,7 @@ int Agent::run() {
       next_collect = now + std::chrono::seconds(1);
     }
     reconcileCniPods();
+    updateProxy();
     publish();
     // Sleep up to 200 ms, waking at once for a CNI request.
     for (int i = 0; i < 4 && !stop_; ++i) {
@@ -362,6 +365,7 @@ int Agent::run() {
   }
   drainCni();
   if (kube_) kube_->stop();
+  proxy_.reset();  // in-pod listeners close: new tunnel-path connects are refused until restart
   logInfo("stopping; the datapath stays attached and pinned under " + flags_.bpffs);
   health_->setNotReady("the agent is stopping");
   health_->stop();

@@ -17,6 +17,7 @@
 #include "agent/config/flags.h"
 #include "agent/datapath/datapath.h"
 #include "agent/identity/workload_certs.h"
+#include "agent/proxy/mesh_proxy.h"
 #include "agent/telemetry/metrics.h"
 #include "agent/sources/cni_store.h"
 #include "agent/sources/kube_source.h"
@@ -53,6 +54,9 @@ class Agent {
   // Identity (agent_identity.cc): reload the CA when its files change, issue and renew the
   // SVIDs of this node's enrolled pods.
   void reconcileIdentities();
+  // The mesh proxy (agent_proxy.cc): in-pod listeners and HBONE tunnels.
+  Status startProxy();
+  void updateProxy();
   void publish();
   void recordError(const std::string& message);
   AdminResponse handle(const AdminRequest& req);
@@ -82,6 +86,8 @@ class Agent {
   std::string ca_logged_;                              // last CA message logged
   std::map<std::string, std::string> issue_errors_;    // SPIFFE id -> last issuance error
   std::shared_ptr<const IdentityView> identity_view_;  // rebuilt by reconcileIdentities
+  std::unique_ptr<proxy::MeshProxy> proxy_;
+  const void* proxy_inputs_[3] = {};  // desired_, good_, identity_view_ last sent to the proxy
 
   // Published for the admin thread.
   std::mutex view_mu_;

@@ -45,6 +45,14 @@ bool byNsName(const T* a, const T* b) {
 
 // ---- pods ----
 
+meshlet_ip_key ipKey(const IpAddr& ip) {
+  meshlet_ip_key k{};
+  auto w = ip.words();
+  std::copy(w.begin(), w.end(), k.addr);
+  k.family = afOf(ip);
+  return k;
+}
+
 void translatePods(const TranslateInput& in, const IdTable& previous, TranslateOutput& out) {
   const Snapshot& s = *in.snapshot;
   std::vector<const Pod*> local;
@@ -84,15 +92,35 @@ void translatePods(const TranslateInput& in, const IdTable& previous, TranslateO
       d.pods.emplace(info.netns_cookie, v);
     }
     for (const IpAddr& ip : pod->pod_ips) {
-      meshlet_ip_key k{};
-      auto w = ip.words();
-      std::copy(w.begin(), w.end(), k.addr);
-      k.family = afOf(ip);
+      meshlet_ip_key k = ipKey(ip);
       meshlet_ip_value v{};
       v.pod_id = info.pod_id;
       d.local_ips.emplace(k, v);  // an IP claimed twice stays with the first pod (ns/name order)
     }
     d.pod_info.emplace(info.pod_id, std::move(info));
+  }
+
+  // Enrolled pods on other nodes: connections to them take the HBONE tunnel.
+  std::vector<const Pod*> remote;
+  std::map<std::string, uint32_t> node_ids;
+  for (const Pod& pod : s.pods) {
+    if (pod.node_name.empty() || pod.node_name == in.node_name || !podEnrolled(s, pod)) continue;
+    remote.push_back(&pod);
+    node_ids.emplace(pod.node_name, 0);
+  }
+  std::sort(remote.begin(), remote.end(), byNsName<Pod>);
+  uint32_t next_node = 1;
+  for (auto& [name, id] : node_ids) id = next_node++;
+  for (const Pod* pod : remote) {
+    for (const IpAddr& ip : pod->pod_ips) {
+      meshlet_ip_key k = ipKey(ip);
+      if (d.local_ips.count(k) != 0 || d.remote_pods.count(ip) != 0) continue;
+      meshlet_remote_value v{};
+      v.node_id = node_ids.at(pod->node_name);
+      d.remote_ips.emplace(k, v);
+      d.remote_pods.emplace(
+          ip, RemotePodInfo{pod->meta.ns, pod->meta.name, pod->service_account, pod->node_name});
+    }
   }
 }
 
@@ -305,7 +333,8 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
       std::copy(w.begin(), w.end(), v.addr);
       v.port = static_cast<uint16_t>(bi.port);
       v.family = afOf(bi.addr);
-      v.flags = bi.local ? MESHLET_BACKEND_LOCAL : 0;
+      bi.tunnel = !bi.local && d.remote_pods.count(bi.addr) != 0;
+      v.flags = bi.local ? MESHLET_BACKEND_LOCAL : bi.tunnel ? MESHLET_BACKEND_TUNNEL : 0;
       v.backend_id = bi.backend_id;
       d.backends.emplace(k, v);
       names.push_back(maglevBackendName(bi.addr, bi.port));

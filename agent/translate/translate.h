@@ -67,9 +67,18 @@ struct BackendInfo {
   bool serving = false;
   bool terminating = false;
   bool local = false;
+  bool tunnel = false;  // an enrolled pod on another node: reached through HBONE
   std::string node_name;
   std::string pod;  // namespace/name of the target pod, when known
   uint32_t slot = MESHLET_NO_ID;  // slot in the backends map, MESHLET_NO_ID when not ready
+};
+
+// An enrolled pod on another node, by IP: where the tunnel goes and whom it must reach.
+struct RemotePodInfo {
+  std::string ns;
+  std::string name;
+  std::string service_account;
+  std::string node_name;
 };
 
 // Everything the datapath should contain for one snapshot.
@@ -79,11 +88,13 @@ struct DesiredDatapath {
   std::map<meshlet_maglev_key, uint32_t, BytesLess<meshlet_maglev_key>> maglev;
   std::map<uint64_t, meshlet_pod_value> pods;  // netns cookie -> pod
   std::map<meshlet_ip_key, meshlet_ip_value, BytesLess<meshlet_ip_key>> local_ips;
+  std::map<meshlet_ip_key, meshlet_remote_value, BytesLess<meshlet_ip_key>> remote_ips;
 
   // Explanations, indexed by id.
   std::map<uint32_t, ServiceInfo> service_info;  // by svc_id
   std::map<uint32_t, BackendInfo> backend_info;  // by backend_id
   std::map<uint32_t, PodInfo> pod_info;          // by pod_id
+  std::map<IpAddr, RemotePodInfo> remote_pods;   // the pods behind remote_ips
 };
 
 // Ids must stay stable across snapshots (round-robin state and stats are per id), so the

@@ -95,9 +95,15 @@ static __always_inline void conn_established(struct bpf_sock_ops *skops, int act
 
 	if (skops->family != MESHLET_AF_INET && skops->family != MESHLET_AF_INET6)
 		return;
+	if (skops->sk && skops->sk->mark == MESHLET_AGENT_MARK)
+		return;
 	SOCK_KEY_FROM(skops, &key);
 	self = local_pod(key.local, key.family);
 	if (!self)
+		return;
+	/* A pod talking to its own IP (the agent delivering a tunnelled stream does): not a pair. */
+	if (key.local[0] == key.remote[0] && key.local[1] == key.remote[1] &&
+	    key.local[2] == key.remote[2] && key.local[3] == key.remote[3])
 		return;
 	peer = local_pod(key.remote, key.family);
 
@@ -136,13 +142,27 @@ static __always_inline void conn_established(struct bpf_sock_ops *skops, int act
 				  BPF_SOCK_OPS_STATE_CB_FLAG | BPF_SOCK_OPS_RTT_CB_FLAG);
 }
 
-/* TCP_CONNECT_CB: watch the state of service connections so a failed connect is counted. */
+/*
+ * TCP_CONNECT_CB: watch the state of service connections so a failed connect is counted; a
+ * tunnel-path socket now has its local port, so the agent's listener can find its origin.
+ */
 static __always_inline void conn_connecting(struct bpf_sock_ops *skops)
 {
 	__u64 cookie = bpf_get_socket_cookie(skops);
+	struct meshlet_origin *o = bpf_map_lookup_elem(&meshlet_origins_v1, &cookie);
+	struct meshlet_tunnel_key tk = {};
 
-	if (bpf_map_lookup_elem(&meshlet_origins_v1, &cookie))
-		bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_STATE_CB_FLAG);
+	if (!o)
+		return;
+	bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_STATE_CB_FLAG);
+	if (o->path != MESHLET_PATH_TUNNEL)
+		return;
+	tk.netns_cookie = bpf_get_netns_cookie(skops);
+	tk.port = (__u16)skops->local_port;
+	tk.family = skops->family == MESHLET_AF_INET6 && o->family == MESHLET_AF_INET6 ?
+			    MESHLET_AF_INET6 : MESHLET_AF_INET;
+	if (bpf_map_update_elem(&meshlet_tunnel_v1, &tk, o, BPF_ANY))
+		global_inc(MESHLET_G_TUNNEL_FULL);
 }
 
 static __always_inline void conn_state(struct bpf_sock_ops *skops)

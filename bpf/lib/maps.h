@@ -53,6 +53,24 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } meshlet_local_ips_v1 SEC(".maps");
 
+/* IPs of the enrolled pods on other nodes: connections to them take the tunnel path. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MESHLET_MAX_REMOTE_IPS);
+	__type(key, struct meshlet_ip_key);
+	__type(value, struct meshlet_remote_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} meshlet_remote_ips_v1 SEC(".maps");
+
+/* Tunnel-path connections by (pod netns cookie, app's local port), for the outbound listener. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MESHLET_MAX_ORIGINS);
+	__type(key, struct meshlet_tunnel_key);
+	__type(value, struct meshlet_origin);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} meshlet_tunnel_v1 SEC(".maps");
+
 /* Round-robin position per service id (per CPU). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

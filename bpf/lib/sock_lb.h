@@ -105,10 +105,54 @@ enum xlate_result {
 	XLATE_REFUSE,  /* a service with no ready backend */
 };
 
+static __always_inline int is_remote_mesh_ip(const __u32 addr[4], __u8 family)
+{
+	struct meshlet_ip_key ik = {};
+
+	__builtin_memcpy(ik.addr, addr, sizeof(ik.addr));
+	ik.family = family;
+	return bpf_map_lookup_elem(&meshlet_remote_ips_v1, &ik) != 0;
+}
+
+/* The agent's outbound listener as the socket must dial it: 127.0.0.1, or ::1 for IPv6. */
+static __always_inline void outbound_listener(__u8 family, __u32 addr[4])
+{
+	addr[0] = addr[1] = addr[2] = addr[3] = 0;
+	if (family == MESHLET_AF_INET)
+		addr[0] = bpf_htonl(0x7f000001);
+	else
+		addr[3] = bpf_htonl(1);
+}
+
+static __always_inline void save_origin(__u64 cookie, const struct meshlet_origin *o)
+{
+	if (bpf_map_update_elem(&meshlet_origins_v1, &cookie, o, BPF_ANY))
+		global_inc(MESHLET_G_ORIGINS_FULL);
+}
+
+/*
+ * The tunnel path: the TCP socket goes to the agent's outbound listener inside the pod, which
+ * learns the real destination from meshlet_tunnel_v1 (filled by sockops once the local port
+ * is known) and carries the stream over HBONE.
+ */
+static __always_inline enum xlate_result tunnel(struct bpf_sock_addr *ctx, __u8 sock_family,
+						 int mapped, struct meshlet_origin *o)
+{
+	__u32 lo[4];
+
+	o->path = MESHLET_PATH_TUNNEL;
+	save_origin(bpf_get_socket_cookie(ctx), o);
+	outbound_listener(o->family, lo);
+	ctx_set_dst(ctx, sock_family, mapped, lo, MESHLET_OUTBOUND_PORT);
+	return XLATE_DONE;
+}
+
 /*
  * The core of connect4/6 and sendmsg4/6: for a socket of an enrolled pod dialling a service
- * address, pick a ready backend and rewrite the destination. Records the origin so
- * getpeername/recvmsg can show the service address.
+ * address, pick a ready backend and rewrite the destination — to the backend itself, or, when
+ * it is a mesh pod on another node, to the agent's tunnel. A TCP connect straight to such a
+ * pod's IP takes the tunnel too. Records the origin so getpeername/recvmsg can show the
+ * address the app dialled.
  */
 static __always_inline enum xlate_result xlate_fwd(struct bpf_sock_addr *ctx, __u8 sock_family,
 						    int is_sendmsg)
@@ -121,9 +165,13 @@ static __always_inline enum xlate_result xlate_fwd(struct bpf_sock_addr *ctx, __
 	struct meshlet_backend_value *be;
 	struct meshlet_backend_key bk = {};
 	struct meshlet_svc_stats *st;
+	struct meshlet_origin o = {};
+	struct bpf_sock *sk = ctx->sk;
 	__u64 netns, cookie;
 
 	if (ctx->protocol != IPPROTO_TCP && ctx->protocol != IPPROTO_UDP)
+		return XLATE_PASS;
+	if (sk && sk->mark == MESHLET_AGENT_MARK)
 		return XLATE_PASS;
 	netns = bpf_get_netns_cookie(ctx);
 	pod = bpf_map_lookup_elem(&meshlet_pods_v1, &netns);
@@ -134,9 +182,20 @@ static __always_inline enum xlate_result xlate_fwd(struct bpf_sock_addr *ctx, __
 	key.port = bpf_ntohs((__u16)ctx->user_port);
 	key.proto = ctx->protocol;
 	key.family = family;
+	__builtin_memcpy(o.orig_addr, key.addr, sizeof(o.orig_addr));
+	o.orig_port = key.port;
+	o.family = family;
+	o.proto = key.proto;
 	svc = bpf_map_lookup_elem(&meshlet_svc_v1, &key);
-	if (!svc)
-		return XLATE_PASS;
+	if (!svc) {
+		if (key.proto != IPPROTO_TCP || is_sendmsg || !is_remote_mesh_ip(key.addr, family))
+			return XLATE_PASS;
+		__builtin_memcpy(o.backend_addr, key.addr, sizeof(o.backend_addr));
+		o.backend_port = key.port;
+		o.svc_id = MESHLET_NO_ID;
+		o.backend_id = MESHLET_NO_ID;
+		return tunnel(ctx, sock_family, mapped, &o);
+	}
 
 	st = svc_stats(svc->svc_id);
 	if (svc->count == 0)
@@ -147,21 +206,23 @@ static __always_inline enum xlate_result xlate_fwd(struct bpf_sock_addr *ctx, __
 	if (!be || be->family != family)
 		goto no_backend;
 
+	__builtin_memcpy(o.backend_addr, be->addr, sizeof(o.backend_addr));
+	o.backend_port = be->port;
+	o.svc_id = svc->svc_id;
+	o.backend_id = be->backend_id;
+	if (st) {
+		if (is_sendmsg)
+			st->udp_msgs++;
+		else
+			st->connects++;
+	}
+	if ((be->flags & MESHLET_BACKEND_TUNNEL) && key.proto == IPPROTO_TCP && !is_sendmsg)
+		return tunnel(ctx, sock_family, mapped, &o);
+
 	cookie = bpf_get_socket_cookie(ctx);
 	if (!is_sendmsg) {
-		struct meshlet_origin o = {};
-
-		__builtin_memcpy(o.orig_addr, key.addr, sizeof(o.orig_addr));
-		__builtin_memcpy(o.backend_addr, be->addr, sizeof(o.backend_addr));
-		o.orig_port = key.port;
-		o.backend_port = be->port;
-		o.family = family;
-		o.proto = key.proto;
 		o.path = MESHLET_PATH_BALANCED;
-		o.svc_id = svc->svc_id;
-		o.backend_id = be->backend_id;
-		if (bpf_map_update_elem(&meshlet_origins_v1, &cookie, &o, BPF_ANY))
-			global_inc(MESHLET_G_ORIGINS_FULL);
+		save_origin(cookie, &o);
 	}
 	if (key.proto == IPPROTO_UDP) {
 		struct meshlet_udp_rev_key rk = { .cookie = cookie };
@@ -177,12 +238,6 @@ static __always_inline enum xlate_result xlate_fwd(struct bpf_sock_addr *ctx, __
 			global_inc(MESHLET_G_ORIGINS_FULL);
 	}
 	ctx_set_dst(ctx, sock_family, mapped, be->addr, be->port);
-	if (st) {
-		if (is_sendmsg)
-			st->udp_msgs++;
-		else
-			st->connects++;
-	}
 	return XLATE_DONE;
 
 no_backend:
@@ -199,11 +254,21 @@ static __always_inline void xlate_peer(struct bpf_sock_addr *ctx, __u8 sock_fami
 	__u32 cur[4];
 	int mapped;
 
+	__u32 dialled[4];
+	__u16 dialled_port;
+
 	if (!o || o->family != ctx_get_dst(ctx, sock_family, cur, &mapped))
 		return;
-	if (cur[0] != o->backend_addr[0] || cur[1] != o->backend_addr[1] ||
-	    cur[2] != o->backend_addr[2] || cur[3] != o->backend_addr[3] ||
-	    bpf_ntohs((__u16)ctx->user_port) != o->backend_port)
+	/* What connect() was rewritten to: the backend, or the agent's listener. */
+	if (o->path == MESHLET_PATH_TUNNEL) {
+		outbound_listener(o->family, dialled);
+		dialled_port = MESHLET_OUTBOUND_PORT;
+	} else {
+		__builtin_memcpy(dialled, o->backend_addr, sizeof(dialled));
+		dialled_port = o->backend_port;
+	}
+	if (cur[0] != dialled[0] || cur[1] != dialled[1] || cur[2] != dialled[2] ||
+	    cur[3] != dialled[3] || bpf_ntohs((__u16)ctx->user_port) != dialled_port)
 		return;
 	ctx_set_dst(ctx, sock_family, mapped, o->orig_addr, o->orig_port);
 }

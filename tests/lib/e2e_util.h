@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -61,7 +62,16 @@ inline pid_t spawnAgent(const std::string& bin, const std::string& dir, const st
       "--state-dir", dir + "/state",
       "--ca-dir", dir + "/ca"};
   // clang-format on
-  args.insert(args.end(), extra.begin(), extra.end());
+  // A flag in `extra` that is set above replaces that value (the agent refuses a flag twice).
+  for (size_t i = 0; i < extra.size(); ++i) {
+    auto it = std::find(args.begin() + 1, args.end(), extra[i]);
+    if (it != args.end() && extra[i].rfind("--", 0) == 0 && i + 1 < extra.size() &&
+        it + 1 != args.end()) {
+      *(it + 1) = extra[++i];
+    } else {
+      args.push_back(extra[i]);
+    }
+  }
   pid_t pid = fork();
   if (pid == 0) {
     int fd = open((dir + "/meshletd.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);

@@ -104,7 +104,7 @@ std::string Sandbox::shOut(const std::string& cmd) {
   return out;
 }
 
-Sandbox::Sandbox() {
+Sandbox::Sandbox(int node) : node_(node) {
   id_ = std::to_string(getpid()) + (g_counter ? "x" + std::to_string(g_counter.load()) : "");
   ++g_counter;
   auto root = detectCgroup2Root();
@@ -116,6 +116,27 @@ Sandbox::Sandbox() {
   sh("ip -n " + node_ns_ + " link set lo up");
   sh("ip -n " + node_ns_ + " link add br0 type bridge");
   sh("ip -n " + node_ns_ + " link set br0 up");
+  if (node_ > 0) {
+    sh("ip -n " + node_ns_ + " addr add 198.18." + std::to_string(node_) + ".254/24 dev br0");
+    sh("ip netns exec " + node_ns_ + " sysctl -qw net.ipv4.ip_forward=1");
+  }
+}
+
+std::string joinNodes(Sandbox& a, Sandbox& b) {
+  std::string ifa = ("mln" + a.id()).substr(0, 15);
+  std::string ifb = ("mln" + b.id()).substr(0, 15);
+  if (ifa == ifb) ifb = ifb.substr(0, 14) + "b";
+  Sandbox::sh("ip -n " + a.nodeNetns() + " link add " + ifa + " type veth peer name " + ifb +
+              " netns " + b.nodeNetns());
+  Sandbox::sh("ip -n " + a.nodeNetns() + " addr add 198.18.250.1/30 dev " + ifa);
+  Sandbox::sh("ip -n " + b.nodeNetns() + " addr add 198.18.250.2/30 dev " + ifb);
+  Sandbox::sh("ip -n " + a.nodeNetns() + " link set " + ifa + " up");
+  Sandbox::sh("ip -n " + b.nodeNetns() + " link set " + ifb + " up");
+  Sandbox::sh("ip -n " + a.nodeNetns() + " route add 198.18." + std::to_string(b.node()) +
+              ".0/24 via 198.18.250.2");
+  Sandbox::sh("ip -n " + b.nodeNetns() + " route add 198.18." + std::to_string(a.node()) +
+              ".0/24 via 198.18.250.1");
+  return ifa;
 }
 
 Sandbox::~Sandbox() {
@@ -136,9 +157,11 @@ const TestPod& Sandbox::addPod(const std::string& name) {
   int idx = next_index_++;
   addBarePod(name);
   TestPod& p = pods_.at(name);
-  p.ip4 = "198.18.0." + std::to_string(idx + 1);
+  p.ip4 = "198.18." + std::to_string(node_) + "." + std::to_string(idx + 1);
   std::ostringstream v6;
-  v6 << "2001:2::" << std::hex << (idx + 1);
+  v6 << "2001:2:" << std::hex;
+  if (node_ > 0) v6 << node_ << ":";
+  v6 << ":" << (idx + 1);
   p.ip6 = v6.str();
   std::string host_if = "mh" + id_.substr(0, 8) + "p" + std::to_string(idx);
   host_if = host_if.substr(0, 15);
@@ -147,7 +170,8 @@ const TestPod& Sandbox::addPod(const std::string& name) {
   sh("ip -n " + p.netns + " addr add " + p.ip4 + "/24 dev eth0");
   sh("ip -n " + p.netns + " addr add " + p.ip6 + "/64 dev eth0 nodad");
   sh("ip -n " + p.netns + " link set eth0 up");
-  sh("ip -n " + p.netns + " route add default dev eth0");
+  sh("ip -n " + p.netns + " route add default " +
+     (node_ > 0 ? "via 198.18." + std::to_string(node_) + ".254" : std::string("dev eth0")));
   sh("ip -n " + p.netns + " -6 route add default dev eth0");
   return p;
 }

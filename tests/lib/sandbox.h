@@ -28,7 +28,10 @@ std::string kernelTestsUnavailable();
 
 class Sandbox {
  public:
-  Sandbox();
+  // node 0: the single-node layout (pods 198.18.0.x on one bridge, routes on-link). node N >= 1:
+  // one node of a multi-node topology — pods 198.18.N.x/24 routed through the bridge's
+  // 198.18.N.254, forwarding on; joinNodes() connects two such nodes.
+  explicit Sandbox(int node = 0);
   ~Sandbox();
   Sandbox(const Sandbox&) = delete;
   Sandbox& operator=(const Sandbox&) = delete;
@@ -37,6 +40,7 @@ class Sandbox {
   const std::string& cgroup() const { return cgroup_; }  // the attach point
   const std::string& bpffs() const { return bpffs_; }
   const std::string& nodeNetns() const { return node_ns_; }
+  int node() const { return node_; }
 
   // A pod with 198.18.<subnet>.<host>/16-style addressing chosen by index (1-based):
   // ip4 198.18.0.<index+1>/24... see addPod in sandbox.cc for the exact plan.
@@ -65,10 +69,17 @@ class Sandbox {
   std::string cgroup_;
   std::string bpffs_;
   std::string node_ns_;
+  int node_ = 0;
   std::map<std::string, TestPod> pods_;
   std::vector<pid_t> children_;
   int next_index_ = 1;
 };
+
+// Joins two nodes (node >= 1) with a veth pair between their node namespaces, 198.18.250.1/30
+// on a's side and .2 on b's, and routes each node's pod subnet through it. Returns the name of
+// the interface on a's side (to capture what crosses between the nodes). The pair goes away
+// with the node namespaces.
+std::string joinNodes(Sandbox& a, Sandbox& b);
 
 // Small socket helpers used by the tests (all in the calling process's netns).
 // A TCP server that, per connection, writes `greeting` then echoes until EOF.

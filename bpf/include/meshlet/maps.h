@@ -21,6 +21,14 @@
 #define MESHLET_MAGLEV_SIZE 251 /* prime: slots in one service's affinity table */
 #define MESHLET_MAX_MAGLEV (MESHLET_MAX_SERVICES * 4)
 #define MESHLET_MAX_SOCKS 65536
+#define MESHLET_MAX_REMOTE_IPS 262144
+
+/* The agent's in-pod ports (Istio ambient's numbers). */
+#define MESHLET_OUTBOUND_PORT 15001 /* 127.0.0.1 / ::1: tunnel-path sockets are rewritten here */
+#define MESHLET_HBONE_PORT 15008    /* pod IP: HBONE (HTTP/2 CONNECT over mTLS) from other nodes */
+
+/* SO_MARK of the agent's own sockets inside pods: the datapath leaves them alone. */
+#define MESHLET_AGENT_MARK 0x539
 
 #define MESHLET_AF_INET 2
 #define MESHLET_AF_INET6 10
@@ -40,6 +48,7 @@ enum meshlet_path {
 	MESHLET_PATH_PASSTHROUGH = 0,
 	MESHLET_PATH_BALANCED = 1, /* rewritten at connect, crosses the TCP/IP stack */
 	MESHLET_PATH_SPLICED = 2,  /* both ends enrolled here: sk_msg splices the sockets */
+	MESHLET_PATH_TUNNEL = 3,   /* to a mesh pod on another node: via the agent's HBONE tunnel */
 };
 
 /* meshlet_svc_v1: service frontend (cluster IP, port, protocol) -> service. */
@@ -65,7 +74,8 @@ struct meshlet_backend_key {
 	__u32 slot;
 };
 
-#define MESHLET_BACKEND_LOCAL 0x1 /* backend pod runs on this node */
+#define MESHLET_BACKEND_LOCAL 0x1  /* backend pod runs on this node */
+#define MESHLET_BACKEND_TUNNEL 0x2 /* an enrolled pod on another node: reached through HBONE */
 
 struct meshlet_backend_value {
 	__u32 addr[4];
@@ -99,6 +109,12 @@ struct meshlet_ip_value {
 	__u32 pad;
 };
 
+/* meshlet_remote_ips_v1: IP of an enrolled pod on another node (key meshlet_ip_key). */
+struct meshlet_remote_value {
+	__u32 node_id; /* the agent's id for the pod's node */
+	__u32 pad;
+};
+
 /* meshlet_origins_v1: socket cookie -> where the app meant to connect (TCP/UDP connect). */
 struct meshlet_origin {
 	__u32 orig_addr[4]; /* the service address the app dialled */
@@ -112,6 +128,18 @@ struct meshlet_origin {
 	__u32 svc_id;
 	__u32 backend_id;
 	__u32 pad2;
+};
+
+/*
+ * meshlet_tunnel_v1: a tunnel-path connection as the agent's outbound listener sees it — the
+ * pod's netns cookie and the app socket's local port (127.0.0.1 is every pod's) -> its origin.
+ * Written by sockops when the app's connect starts; the agent reads and deletes it at accept.
+ */
+struct meshlet_tunnel_key {
+	__u64 netns_cookie;
+	__u16 port;
+	__u8 family; /* of the loopback connection: MESHLET_AF_INET or MESHLET_AF_INET6 */
+	__u8 pad[5];
 };
 
 /* meshlet_udp_rev_v1: (socket cookie, backend) -> service address, for unconnected UDP replies. */
@@ -180,6 +208,7 @@ enum meshlet_global_counter {
 	MESHLET_G_ORIGINS_FULL = 1, /* origins map update failed */
 	MESHLET_G_SOCKS_FULL = 2,   /* sockhash update failed */
 	MESHLET_G_SPLICED = 3,      /* connections put in the sockhash */
+	MESHLET_G_TUNNEL_FULL = 4,  /* tunnel map update failed: the agent cannot route it */
 	MESHLET_G_MAX = 8,
 };
 

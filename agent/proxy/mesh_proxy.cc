@@ -1,0 +1,601 @@
+#include "agent/proxy/mesh_proxy.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+
+#include "agent/common/log.h"
+#include "agent/datapath/datapath.h"
+#include "agent/hbone/link.h"
+#include "agent/hbone/relay.h"
+#include "agent/policy/authz.h"
+#include "agent/proxy/event_loop.h"
+#include "agent/proxy/netns_socket.h"
+#include "agent/tls/mtls.h"
+
+namespace meshlet::proxy {
+namespace {
+
+constexpr uint32_t kStreamGone = 8;  // NGHTTP2_CANCEL: makes a relay reset its socket
+
+std::string hostPort(const IpAddr& ip, int port) {
+  return (ip.isV4() ? ip.toString() : "[" + ip.toString() + "]") + ":" + std::to_string(port);
+}
+
+bool parseAuthority(const std::string& a, IpAddr* ip, int* port) {
+  size_t colon = a.rfind(':');
+  if (colon == std::string::npos || colon + 1 >= a.size()) return false;
+  std::string host = a.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  auto parsed = IpAddr::parse(host);
+  if (!parsed) return false;
+  int p = 0;
+  for (char c : a.substr(colon + 1)) {
+    if (c < '0' || c > '9' || p > 65535) return false;
+    p = p * 10 + (c - '0');
+  }
+  if (p < 1 || p > 65535) return false;
+  *ip = *parsed;
+  *port = p;
+  return true;
+}
+
+IpAddr ipOf(const sockaddr_storage& ss) {
+  IpAddr ip;
+  if (ss.ss_family == AF_INET) {
+    std::memcpy(ip.bytes.data(), &reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr, 4);
+  } else {
+    ip.family = IpFamily::kV6;
+    std::memcpy(ip.bytes.data(), &reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr, 16);
+  }
+  return ip;
+}
+
+int portOf(const sockaddr_storage& ss) {
+  return ntohs(ss.ss_family == AF_INET ? reinterpret_cast<const sockaddr_in*>(&ss)->sin_port
+                                       : reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_port);
+}
+
+// Closes an accepted app socket so the app sees a reset, not an orderly end.
+void resetAndClose(int fd) {
+  linger lg{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+  close(fd);
+}
+
+std::string principalOf(const std::string& spiffe_id) {
+  constexpr std::string_view kScheme = "spiffe://";
+  return spiffe_id.rfind(kScheme, 0) == 0 ? spiffe_id.substr(kScheme.size()) : spiffe_id;
+}
+
+}  // namespace
+
+struct MeshProxy::Impl {
+  struct Conn {
+    std::unique_ptr<hbone::Relay> relay;
+    TunnelConn info;
+    bool opened = false;  // counted as opened (inbound: once the app accepted)
+  };
+  struct LinkEntry {
+    std::unique_ptr<hbone::Link> link;  // declared first: destroyed after the relays using it
+    std::map<int32_t, Conn> conns;
+    bool inbound = false;
+    std::string pool_key;  // outbound while it takes new streams; "" once draining
+    IpAddr target;         // outbound: the pod dialled
+    std::string target_id;
+    std::string pod_key;  // the pod on this node
+    std::string peer_ip;  // inbound: the client node's pod IP
+    bool dead = false;
+  };
+  struct PodState {
+    ProxyPod pod;
+    std::vector<int> fds;
+    std::vector<std::string> errors;
+  };
+
+  int map_fd = -1;
+  std::unique_ptr<EventLoop> loop;
+  std::thread thread;
+  std::atomic<bool> stop{false};
+
+  mutable std::mutex mu;  // guards pending and published
+  std::shared_ptr<const ProxyConfig> pending;
+  ProxyReport published;
+
+  // Loop thread only.
+  std::shared_ptr<const ProxyConfig> cfg;
+  std::map<std::string, PodState> pods;  // by "ns/name"
+  std::map<std::string, std::shared_ptr<const tls::MtlsContext>> contexts;
+  std::map<uint64_t, std::unique_ptr<LinkEntry>> links;
+  std::map<std::string, LinkEntry*> pool;
+  uint64_t next_link = 1;
+  ProxyReport counters;  // counters only; live is filled at publish
+  std::chrono::steady_clock::time_point last_publish{};
+  std::map<std::string, std::string> logged;  // what was last logged per subject
+
+  ~Impl() {
+    pool.clear();
+    links.clear();
+    for (auto& [key, p] : pods) closeListeners(p);
+    if (map_fd >= 0) close(map_fd);
+  }
+
+  void run() {
+    while (!stop) {
+      if (auto st = loop->runOnce(50); !st) logWarn("mesh proxy: " + st.error().message());
+      std::shared_ptr<const ProxyConfig> next;
+      {
+        std::lock_guard<std::mutex> l(mu);
+        next = std::move(pending);
+      }
+      if (next) apply(std::move(next));
+      sweep();
+      auto now = std::chrono::steady_clock::now();
+      if (now - last_publish > std::chrono::milliseconds(200)) {
+        last_publish = now;
+        publish();
+      }
+    }
+  }
+
+  void logOnce(const std::string& subject, const std::string& message) {
+    if (logged[subject] == message) return;
+    logged[subject] = message;
+    logWarn(message);
+  }
+
+  // ---- configuration ----
+
+  static bool sameListeners(const ProxyPod& a, const ProxyPod& b) {
+    return a.netns == b.netns && a.netns_cookie == b.netns_cookie && a.ips == b.ips;
+  }
+
+  void apply(std::shared_ptr<const ProxyConfig> next) {
+    cfg = std::move(next);
+    std::map<std::string, std::shared_ptr<const tls::MtlsContext>> fresh;
+    for (const auto& [id, svid] : cfg->svids) {
+      for (auto role : {tls::MtlsRole::kClient, tls::MtlsRole::kServer}) {
+        std::string key = contextKey(*svid, role);
+        if (auto it = contexts.find(key); it != contexts.end()) {
+          fresh[key] = it->second;
+          continue;
+        }
+        auto ctx = tls::MtlsContext::make(*svid, cfg->roots_pem, cfg->trust_domain, role);
+        if (ctx.ok()) {
+          fresh[key] = *ctx;
+        } else {
+          logOnce(key, "mesh proxy: TLS context for " + id + ": " + ctx.error().message());
+        }
+      }
+    }
+    contexts = std::move(fresh);
+
+    std::map<std::string, const ProxyPod*> wanted;
+    for (const ProxyPod& p : cfg->pods) wanted[p.ns + "/" + p.name] = &p;
+    for (auto it = pods.begin(); it != pods.end();) {
+      auto w = wanted.find(it->first);
+      if (w == wanted.end() || !sameListeners(it->second.pod, *w->second)) {
+        closeListeners(it->second);
+        it = pods.erase(it);
+      } else {
+        it->second.pod = *w->second;  // identity and labels may change in place
+        ++it;
+      }
+    }
+    for (const auto& [key, p] : wanted) {
+      if (pods.count(key) != 0) continue;
+      PodState& st = pods[key];
+      st.pod = *p;
+      openListeners(key, st);
+    }
+
+    // Pooled links whose destination left, changed identity, or whose source certificate was
+    // renewed take no new streams; they close once their streams are done.
+    for (auto it = pool.begin(); it != pool.end();) {
+      LinkEntry* le = it->second;
+      auto rp = cfg->remote_pods.find(le->target);
+      bool keep = rp != cfg->remote_pods.end() && pods.count(le->pod_key) != 0 &&
+                  poolKey(pods.at(le->pod_key).pod, rp->second) == it->first;
+      if (keep) {
+        ++it;
+        continue;
+      }
+      le->pool_key.clear();
+      le->link->h2().goAway();
+      le->link->flush();
+      it = pool.erase(it);
+    }
+  }
+
+  std::string contextKey(const tls::Svid& svid, tls::MtlsRole role) const {
+    return std::string(role == tls::MtlsRole::kClient ? "client|" : "server|") + svid.spiffe_id +
+           "|" + svid.info.serial;
+  }
+
+  std::shared_ptr<const tls::MtlsContext> context(const std::string& spiffe_id,
+                                                  tls::MtlsRole role) const {
+    auto s = cfg->svids.find(spiffe_id);
+    if (s == cfg->svids.end()) return nullptr;
+    auto c = contexts.find(contextKey(*s->second, role));
+    return c == contexts.end() ? nullptr : c->second;
+  }
+
+  std::string poolKey(const ProxyPod& src, const RemotePodInfo& dst) const {
+    auto s = cfg->svids.find(src.spiffe_id);
+    std::string serial = s == cfg->svids.end() ? "" : s->second->info.serial;
+    return src.ns + "/" + src.name + "|" + dst.node_name + "|" +
+           tls::spiffeId(cfg->trust_domain, dst.ns, dst.service_account) + "|" + serial;
+  }
+
+  void closeListeners(PodState& st) {
+    for (int fd : st.fds) {
+      loop->remove(fd);
+      close(fd);
+    }
+    st.fds.clear();
+  }
+
+  void openListeners(const std::string& key, PodState& st) {
+    struct Want {
+      IpAddr ip;
+      int port;
+      bool outbound;
+      bool optional;  // IPv6 loopback: a pod netns without IPv6 has none
+    };
+    std::vector<Want> wants = {{*IpAddr::parse("127.0.0.1"), MESHLET_OUTBOUND_PORT, true, false},
+                               {*IpAddr::parse("::1"), MESHLET_OUTBOUND_PORT, true, true}};
+    for (const IpAddr& ip : st.pod.ips) wants.push_back({ip, MESHLET_HBONE_PORT, false, false});
+    for (const Want& w : wants) {
+      auto fd = listenInNetns(st.pod.netns, w.ip, w.port);
+      if (!fd.ok()) {
+        if (!w.optional) {
+          st.errors.push_back(fd.error().message());
+          logOnce(key + hostPort(w.ip, w.port),
+                  "mesh proxy: pod " + key + ": cannot listen: " + fd.error().message());
+        }
+        continue;
+      }
+      int lfd = *fd;
+      uint8_t family = w.ip.isV4() ? MESHLET_AF_INET : MESHLET_AF_INET6;
+      Status added =
+          w.outbound
+              ? loop->add(lfd, EPOLLIN,
+                          [this, key, lfd, family](uint32_t) { acceptOutbound(key, lfd, family); })
+              : loop->add(lfd, EPOLLIN, [this, key, lfd](uint32_t) { acceptInbound(key, lfd); });
+      if (!added) {
+        close(lfd);
+        st.errors.push_back(added.error().message());
+        continue;
+      }
+      st.fds.push_back(lfd);
+    }
+  }
+
+  // ---- links ----
+
+  LinkEntry* newLink(int fd, std::shared_ptr<const tls::MtlsContext> ctx,
+                     const std::string& expected_peer, bool inbound, std::string* error) {
+    auto le = std::make_unique<LinkEntry>();
+    LinkEntry* raw = le.get();
+    raw->inbound = inbound;
+    hbone::Events ev;
+    ev.on_response = [this, raw](int32_t id, int status) {
+      auto it = raw->conns.find(id);
+      if (it == raw->conns.end()) return;
+      if (status == 200) {
+        it->second.opened = true;
+        ++counters.outbound_opened;
+      } else {
+        it->second.info.policy = "refused by the destination: HTTP " + std::to_string(status);
+        ++counters.outbound_failed;
+        logInfo("mesh proxy: " + it->second.info.pod + " -> " + it->second.info.destination + ": " +
+                it->second.info.policy);
+      }
+    };
+    ev.on_data = [raw](int32_t id, std::string_view d) {
+      if (auto it = raw->conns.find(id); it != raw->conns.end()) it->second.relay->onData(d);
+    };
+    ev.on_end = [raw](int32_t id) {
+      if (auto it = raw->conns.find(id); it != raw->conns.end()) it->second.relay->onEnd();
+    };
+    ev.on_close = [raw](int32_t id, uint32_t code) {
+      if (auto it = raw->conns.find(id); it != raw->conns.end()) it->second.relay->onClose(code);
+    };
+    if (inbound) {
+      ev.on_request = [this, raw](int32_t id, const hbone::ConnectRequest& r) {
+        return serveConnect(raw, id, r);
+      };
+    }
+    auto link = hbone::Link::make(*loop, fd, std::move(ctx), expected_peer, ev);
+    if (!link.ok()) {
+      *error = link.error().message();
+      return nullptr;
+    }
+    raw->link = std::move(*link);
+    raw->link->on_progress = [raw] {
+      for (auto& [id, c] : raw->conns) c.relay->onLinkProgress();
+    };
+    raw->link->on_closed = [this, raw](const std::string& why) {
+      raw->dead = true;
+      if (!raw->pool_key.empty()) pool.erase(raw->pool_key);
+      raw->pool_key.clear();
+      if (!why.empty() && !raw->conns.empty()) {
+        logInfo("mesh proxy: HBONE link of " + raw->pod_key + " closed with " +
+                std::to_string(raw->conns.size()) + " stream(s) open: " + why);
+      }
+    };
+    ++counters.links_opened;
+    links[next_link++] = std::move(le);
+    return raw;
+  }
+
+  LinkEntry* outboundLink(const ProxyPod& src, const IpAddr& dst, const RemotePodInfo& remote,
+                          std::string* error) {
+    std::string key = poolKey(src, remote);
+    if (auto it = pool.find(key); it != pool.end() && !it->second->dead) return it->second;
+    auto ctx = context(src.spiffe_id, tls::MtlsRole::kClient);
+    if (!ctx) {
+      *error = "no certificate for " + src.spiffe_id;
+      return nullptr;
+    }
+    auto fd = connectInNetns(src.netns, dst, MESHLET_HBONE_PORT);
+    if (!fd.ok()) {
+      *error = fd.error().message();
+      return nullptr;
+    }
+    std::string dst_id = tls::spiffeId(cfg->trust_domain, remote.ns, remote.service_account);
+    LinkEntry* le = newLink(*fd, ctx, dst_id, false, error);
+    if (!le) return nullptr;
+    le->pool_key = key;
+    le->target = dst;
+    le->target_id = dst_id;
+    le->pod_key = src.ns + "/" + src.name;
+    pool[key] = le;
+    return le;
+  }
+
+  void attach(LinkEntry* le, int32_t stream, int fd, bool connecting, TunnelConn info) {
+    Conn c;
+    c.relay = std::make_unique<hbone::Relay>(*loop, fd, *le->link, stream);
+    c.info = std::move(info);
+    c.info.start_unix = static_cast<int64_t>(time(nullptr));
+    c.relay->on_done = [this, le, stream] {
+      loop->defer([this, le, stream] {
+        auto it = le->conns.find(stream);
+        if (it == le->conns.end()) return;
+        if (it->second.opened) {
+          ++(le->inbound ? counters.inbound_closed : counters.outbound_closed);
+        }
+        le->conns.erase(it);
+      });
+    };
+    hbone::Relay* relay = c.relay.get();
+    le->conns.emplace(stream, std::move(c));
+    if (auto st = relay->start(connecting); !st) {
+      le->link->h2().reset(stream, kStreamGone);
+      relay->onClose(kStreamGone);
+    }
+  }
+
+  // ---- outbound: the app's connection, rewritten by the kernel to 127.0.0.1:15001 ----
+
+  void acceptOutbound(const std::string& key, int lfd, uint8_t family) {
+    while (true) {
+      sockaddr_storage peer{};
+      socklen_t len = sizeof(peer);
+      int fd = accept4(lfd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) return;
+      auto ps = pods.find(key);
+      if (ps == pods.end()) {
+        resetAndClose(fd);
+        continue;
+      }
+      const ProxyPod& src = ps->second.pod;
+      auto origin =
+          takeTunnelOrigin(map_fd, src.netns_cookie, static_cast<uint16_t>(portOf(peer)), family);
+      if (!origin) {
+        ++counters.no_origin;
+        logOnce(key + "/origin", "mesh proxy: pod " + key +
+                                     ": a connection to the outbound listener has no kernel "
+                                     "record (not redirected by meshlet?); reset");
+        resetAndClose(fd);
+        continue;
+      }
+      IpAddr dst = IpAddr::fromWords(origin->backend_addr, origin->family);
+      IpAddr orig = IpAddr::fromWords(origin->orig_addr, origin->family);
+      TunnelConn info;
+      info.pod = key;
+      info.peer = hostPort(dst, origin->backend_port);
+      info.destination = hostPort(orig, origin->orig_port);
+      auto remote = cfg->remote_pods.find(dst);
+      std::string error;
+      LinkEntry* le = nullptr;
+      if (remote == cfg->remote_pods.end()) {
+        error = info.peer + " is no longer an enrolled pod on another node";
+      } else {
+        le = outboundLink(src, dst, remote->second, &error);
+      }
+      Result<int32_t> stream = Error("no link");
+      if (le) stream = le->link->h2().connect(info.peer);
+      if (!le || !stream.ok()) {
+        if (le) error = stream.error().message();
+        ++counters.outbound_failed;
+        logOnce(key + "/dial", "mesh proxy: " + key + " -> " + info.peer + ": " + error);
+        resetAndClose(fd);
+        continue;
+      }
+      info.peer_id = le->target_id;
+      attach(le, *stream, fd, false, std::move(info));
+      le->link->flush();
+    }
+  }
+
+  // ---- inbound: HBONE from another node's agent on <pod IP>:15008 ----
+
+  void acceptInbound(const std::string& key, int lfd) {
+    while (true) {
+      sockaddr_storage peer{};
+      socklen_t len = sizeof(peer);
+      int fd = accept4(lfd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) return;
+      auto ps = pods.find(key);
+      auto ctx =
+          ps == pods.end() ? nullptr : context(ps->second.pod.spiffe_id, tls::MtlsRole::kServer);
+      if (!ctx) {
+        logOnce(key + "/server",
+                "mesh proxy: pod " + key + " has no certificate yet; HBONE connection refused");
+        close(fd);
+        continue;
+      }
+      std::string error;
+      LinkEntry* le = newLink(fd, ctx, "", true, &error);
+      if (!le) {
+        logOnce(key + "/inbound", "mesh proxy: pod " + key + ": " + error);
+        continue;
+      }
+      le->pod_key = key;
+      le->peer_ip = ipOf(peer).toString();
+    }
+  }
+
+  const ProxyPod* localPodByIp(const IpAddr& ip) const {
+    for (const auto& [key, st] : pods) {
+      for (const IpAddr& a : st.pod.ips) {
+        if (a == ip) return &st.pod;
+      }
+    }
+    return nullptr;
+  }
+
+  int serveConnect(LinkEntry* le, int32_t stream, const hbone::ConnectRequest& r) {
+    IpAddr ip;
+    int port = 0;
+    if (!parseAuthority(r.authority, &ip, &port)) return 400;
+    const ProxyPod* target = localPodByIp(ip);
+    auto served = pods.find(le->pod_key);
+    // The link proved the identity of the pod whose listener took it; it may carry streams
+    // for any pod of that identity on this node, no other.
+    if (!target || served == pods.end() || target->spiffe_id != served->second.pod.spiffe_id) {
+      logOnce(le->pod_key + "/misdirected", "mesh proxy: HBONE stream for " + r.authority +
+                                                " arrived at " + le->pod_key +
+                                                ", which does not serve it; refused");
+      return target ? 403 : 404;
+    }
+    TunnelConn info;
+    info.inbound = true;
+    info.pod = target->ns + "/" + target->name;
+    info.peer = le->peer_ip;
+    info.destination = hostPort(ip, port);
+    info.peer_id = le->link->peerId();
+
+    L4Connection c;
+    c.source_principal = principalOf(info.peer_id);
+    c.source_ip = IpAddr::parse(le->peer_ip).value_or(IpAddr{});
+    c.destination_ip = ip;
+    c.destination_port = port;
+    c.destination_namespace = target->ns;
+    c.destination_labels = target->labels;
+    AuthzDecision d = cfg->snapshot ? authorizeL4(*cfg->snapshot, c) : AuthzDecision{};
+    info.policy = describe(d);
+    if (!d.allowed) {
+      ++counters.denied[d.policy];
+      logInfo("mesh proxy: denied " + info.peer_id + " -> " + info.pod + " " + info.destination +
+              ": " + info.policy);
+      return 403;
+    }
+    auto fd = connectInNetns(target->netns, ip, port);
+    if (!fd.ok()) {
+      logOnce(info.pod + "/deliver",
+              "mesh proxy: cannot deliver to " + info.pod + ": " + fd.error().message());
+      return 503;
+    }
+    attach(le, stream, *fd, true, std::move(info));
+    auto it = le->conns.find(stream);
+    if (it == le->conns.end()) return 503;
+    it->second.relay->on_connected = [this, le, stream](int err) {
+      auto c = le->conns.find(stream);
+      if (c == le->conns.end()) return;
+      if (err == 0) {
+        c->second.opened = true;
+        ++counters.inbound_opened;
+      }
+      le->link->h2().respond(stream, err == 0 ? 200 : 503);
+      le->link->flush();
+    };
+    return hbone::kPending;
+  }
+
+  // ---- housekeeping ----
+
+  void sweep() {
+    for (auto it = links.begin(); it != links.end();) {
+      LinkEntry* le = it->second.get();
+      bool drained = !le->inbound && le->pool_key.empty() && le->conns.empty();
+      if (le->dead || drained || le->link->h2().finished()) {
+        if (!le->pool_key.empty()) pool.erase(le->pool_key);
+        ++counters.links_closed;
+        it = links.erase(it);  // relays first (reset), then the link
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  void publish() {
+    ProxyReport r = counters;
+    for (const auto& [id, le] : links) {
+      for (const auto& [stream, c] : le->conns) {
+        TunnelConn t = c.info;
+        t.bytes_sent = c.relay->bytesUp();
+        t.bytes_received = c.relay->bytesDown();
+        r.live.push_back(std::move(t));
+      }
+    }
+    for (const auto& [key, st] : pods) {
+      for (const auto& e : st.errors) r.listener_errors.push_back(key + ": " + e);
+    }
+    r.pooled_links = pool.size();
+    std::lock_guard<std::mutex> l(mu);
+    published = std::move(r);
+  }
+};
+
+Result<std::unique_ptr<MeshProxy>> MeshProxy::start(int tunnel_map_fd) {
+  auto loop = EventLoop::make();
+  if (!loop.ok()) {
+    close(tunnel_map_fd);
+    return loop.error();
+  }
+  std::unique_ptr<MeshProxy> p(new MeshProxy());
+  p->impl_ = std::make_unique<Impl>();
+  p->impl_->map_fd = tunnel_map_fd;
+  p->impl_->loop = std::move(*loop);
+  Impl* impl = p->impl_.get();
+  p->impl_->thread = std::thread([impl] { impl->run(); });
+  return p;
+}
+
+MeshProxy::~MeshProxy() {
+  if (!impl_) return;
+  impl_->stop = true;
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+void MeshProxy::update(std::shared_ptr<const ProxyConfig> cfg) {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  impl_->pending = std::move(cfg);
+}
+
+ProxyReport MeshProxy::report() const {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  return impl_->published;
+}
+
+}  // namespace meshlet::proxy
