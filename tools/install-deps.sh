@@ -9,7 +9,7 @@ PKGS=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   iproute2 iptables curl iperf3 sockperf wrk haproxy prometheus
   socat netcat-openbsd procps containernetworking-plugins jq
-  unzip
+  unzip tcpdump
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -97,6 +97,19 @@ Json statusJson(const AgentView& v, int64_t now_unix) {
            {"maps", maps},
            {"source", s.source}};
   if (s.source == "kube") out["kubernetes"] = kubeStatusJson(s);
+  if (v.proxy) {
+    const proxy::ProxyReport& r = *v.proxy;
+    Json denied = Json::object();
+    for (const auto& [policy, n] : r.denied) denied[policy.empty() ? "-" : policy] = n;
+    out["tunnels"] = {{"pooled_links", r.pooled_links},
+                      {"open", r.live.size()},
+                      {"outbound_opened", r.outbound_opened},
+                      {"outbound_failed", r.outbound_failed},
+                      {"inbound_opened", r.inbound_opened},
+                      {"denied", denied},
+                      {"no_origin", r.no_origin},
+                      {"listener_errors", r.listener_errors}};
+  }
   return out;
 }
 
@@ -192,13 +205,15 @@ Json endpointsJson(const AgentView& v, const std::string& filter) {
   return out;
 }
 
-Json connectionsJson(const AgentView& v, const std::vector<ConnEntry>& conns, uint64_t now_ns) {
+Json connectionsJson(const AgentView& v, const std::vector<ConnEntry>& conns, uint64_t now_ns,
+                     int64_t now_unix) {
   Json out = Json::array();
   std::map<meshlet_sock_key, const ConnEntry*, BytesLess<meshlet_sock_key>> by_key;
   for (const auto& c : conns) by_key[c.key] = &c;
   for (const auto& c : conns) {
     const auto& val = c.value;
     bool active = val.flags & MESHLET_CONN_ACTIVE;
+    if (val.path == MESHLET_PATH_TUNNEL) continue;  // shown from the proxy's side below
     auto local = IpAddr::fromWords(c.key.local, c.key.family);
     auto remote = IpAddr::fromWords(c.key.remote, c.key.family);
     uint32_t svc_id = val.svc_id;
@@ -229,6 +244,11 @@ Json connectionsJson(const AgentView& v, const std::vector<ConnEntry>& conns, ui
       if (b != v.desired->backend_info.end()) peer = b->second.pod;
     }
     const PodInfo* self = podById(v, val.pod_id);
+    // Same-node pairs: the kernel attests the peer (its netns); its identity is its account's.
+    std::string peer_identity;
+    if (const PodInfo* p = podById(v, val.peer_pod_id); p && v.identity) {
+      peer_identity = tls::spiffeId(v.identity->trust_domain, p->ns, p->service_account);
+    }
     uint64_t end = (val.flags & MESHLET_CONN_CLOSED) && val.end_ns ? val.end_ns : now_ns;
     uint64_t sent = (val.flags & MESHLET_CONN_SPLICED)
                         ? std::max(val.bytes_sent, val.spliced_bytes)
@@ -247,11 +267,32 @@ Json connectionsJson(const AgentView& v, const std::vector<ConnEntry>& conns, ui
          {"service_address", service_address},
          {"workload", self ? self->ns + "/" + self->name : ""},
          {"peer", peer},
+         {"peer_identity", peer_identity},
+         {"policy", ""},
          {"bytes_sent", sent},
          {"bytes_received", val.bytes_received},
          {"rtt_us", val.srtt_us},
          {"retransmits", val.total_retrans},
          {"age_s", end > val.start_ns ? (end - val.start_ns) / 1000000000ull : 0}});
+  }
+  if (!v.proxy) return out;
+  for (const auto& t : v.proxy->live) {
+    out.push_back({{"path", "tunnel"},
+                   {"state", "open"},
+                   {"direction", t.inbound ? "inbound" : "outbound"},
+                   {"local", t.inbound ? t.destination : ""},
+                   {"remote", t.peer},
+                   {"service", t.service},
+                   {"service_address", t.inbound ? "" : t.destination},
+                   {"workload", t.pod},
+                   {"peer", t.peer_pod},
+                   {"peer_identity", t.peer_id},
+                   {"policy", t.policy},
+                   {"bytes_sent", t.bytes_sent},
+                   {"bytes_received", t.bytes_received},
+                   {"rtt_us", 0},
+                   {"retransmits", 0},
+                   {"age_s", now_unix > t.start_unix ? now_unix - t.start_unix : 0}});
   }
   return out;
 }

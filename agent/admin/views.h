@@ -11,6 +11,7 @@
 #include "agent/datapath/datapath.h"
 #include "agent/sources/kube_status.h"
 #include "agent/identity/workload_certs.h"
+#include "agent/proxy/mesh_proxy.h"
 #include "agent/state/types.h"
 #include "agent/translate/translate.h"
 
@@ -52,6 +53,7 @@ struct AgentView {
   std::vector<MapUsage> maps;
   uint64_t spliced_connections = 0;
   std::shared_ptr<const IdentityView> identity;
+  std::shared_ptr<const proxy::ProxyReport> proxy;  // the mesh proxy (tunnelled connections)
 };
 
 using Json = nlohmann::ordered_json;
@@ -64,8 +66,10 @@ Json policiesJson(const AgentView& v);
 Json servicesJson(const AgentView& v);
 // filter: "" for all, or "namespace/name".
 Json endpointsJson(const AgentView& v, const std::string& filter);
-// now_ns: CLOCK_MONOTONIC, the clock of the kernel's timestamps.
-Json connectionsJson(const AgentView& v, const std::vector<ConnEntry>& conns, uint64_t now_ns);
+// The kernel's connections (now_ns: CLOCK_MONOTONIC, the clock of its timestamps), then the
+// ones the mesh proxy tunnels (path "tunnel"; now_unix for their age).
+Json connectionsJson(const AgentView& v, const std::vector<ConnEntry>& conns, uint64_t now_ns,
+                     int64_t now_unix = 0);
 
 // One row per enrolled pod of this node: its identity and certificate (never the key).
 Json certsJson(const AgentView& v, int64_t now_unix);

@@ -23,6 +23,8 @@ namespace meshlet::proxy {
 namespace {
 
 constexpr uint32_t kStreamGone = 8;  // NGHTTP2_CANCEL: makes a relay reset its socket
+// CONNECT header naming the service the client dialled, for the destination's telemetry.
+constexpr const char* kServiceHeader = "x-meshlet-service";
 
 std::string hostPort(const IpAddr& ip, int port) {
   return (ip.isV4() ? ip.toString() : "[" + ip.toString() + "]") + ":" + std::to_string(port);
@@ -82,6 +84,7 @@ struct MeshProxy::Impl {
     std::unique_ptr<hbone::Relay> relay;
     TunnelConn info;
     bool opened = false;  // counted as opened (inbound: once the app accepted)
+    uint64_t reported_sent = 0, reported_received = 0;  // bytes already told to events.bytes
   };
   struct LinkEntry {
     std::unique_ptr<hbone::Link> link;  // declared first: destroyed after the relays using it
@@ -91,7 +94,7 @@ struct MeshProxy::Impl {
     IpAddr target;         // outbound: the pod dialled
     std::string target_id;
     std::string pod_key;  // the pod on this node
-    std::string peer_ip;  // inbound: the client node's pod IP
+    IpAddr peer_ip;       // inbound: the client pod's IP
     bool dead = false;
   };
   struct PodState {
@@ -101,6 +104,7 @@ struct MeshProxy::Impl {
   };
 
   int map_fd = -1;
+  TunnelEvents events;
   std::unique_ptr<EventLoop> loop;
   std::thread thread;
   std::atomic<bool> stop{false};
@@ -116,7 +120,9 @@ struct MeshProxy::Impl {
   std::map<uint64_t, std::unique_ptr<LinkEntry>> links;
   std::map<std::string, LinkEntry*> pool;
   uint64_t next_link = 1;
-  ProxyReport counters;  // counters only; live is filled at publish
+  uint64_t next_conn = 1;
+  std::map<IpAddr, std::string> pod_by_ip;  // every pod of the snapshot, "ns/name"
+  ProxyReport counters;                     // counters only; live is filled at publish
   std::chrono::steady_clock::time_point last_publish{};
   std::map<std::string, std::string> logged;  // what was last logged per subject
 
@@ -158,7 +164,16 @@ struct MeshProxy::Impl {
   }
 
   void apply(std::shared_ptr<const ProxyConfig> next) {
+    bool new_snapshot = !cfg || cfg->snapshot != next->snapshot;
     cfg = std::move(next);
+    if (new_snapshot) {
+      pod_by_ip.clear();
+      if (cfg->snapshot) {
+        for (const Pod& p : cfg->snapshot->pods) {
+          for (const IpAddr& ip : p.pod_ips) pod_by_ip.emplace(ip, p.meta.ns + "/" + p.meta.name);
+        }
+      }
+    }
     std::map<std::string, std::shared_ptr<const tls::MtlsContext>> fresh;
     for (const auto& [id, svid] : cfg->svids) {
       for (auto role : {tls::MtlsRole::kClient, tls::MtlsRole::kServer}) {
@@ -290,8 +305,7 @@ struct MeshProxy::Impl {
       auto it = raw->conns.find(id);
       if (it == raw->conns.end()) return;
       if (status == 200) {
-        it->second.opened = true;
-        ++counters.outbound_opened;
+        markOpened(it->second);
       } else {
         it->second.info.policy = "refused by the destination: HTTP " + std::to_string(status);
         ++counters.outbound_failed;
@@ -361,17 +375,35 @@ struct MeshProxy::Impl {
     return le;
   }
 
+  void markOpened(Conn& c) {
+    c.opened = true;
+    ++(c.info.inbound ? counters.inbound_opened : counters.outbound_opened);
+    if (events.opened) events.opened(c.info, cfg->snapshot.get());
+  }
+
+  void reportBytes(Conn& c) {
+    uint64_t sent = c.relay->bytesUp(), received = c.relay->bytesDown();
+    if (events.bytes && (sent > c.reported_sent || received > c.reported_received)) {
+      events.bytes(c.info, sent - c.reported_sent, received - c.reported_received);
+    }
+    c.reported_sent = sent;
+    c.reported_received = received;
+  }
+
   void attach(LinkEntry* le, int32_t stream, int fd, bool connecting, TunnelConn info) {
     Conn c;
     c.relay = std::make_unique<hbone::Relay>(*loop, fd, *le->link, stream);
     c.info = std::move(info);
+    c.info.id = next_conn++;
     c.info.start_unix = static_cast<int64_t>(time(nullptr));
     c.relay->on_done = [this, le, stream] {
       loop->defer([this, le, stream] {
         auto it = le->conns.find(stream);
         if (it == le->conns.end()) return;
         if (it->second.opened) {
+          reportBytes(it->second);
           ++(le->inbound ? counters.inbound_closed : counters.outbound_closed);
+          if (events.closed) events.closed(it->second.info);
         }
         le->conns.erase(it);
       });
@@ -412,9 +444,19 @@ struct MeshProxy::Impl {
       IpAddr orig = IpAddr::fromWords(origin->orig_addr, origin->family);
       TunnelConn info;
       info.pod = key;
+      info.local_id = src.spiffe_id;
       info.peer = hostPort(dst, origin->backend_port);
       info.destination = hostPort(orig, origin->orig_port);
+      if (cfg->desired && origin->svc_id != MESHLET_NO_ID) {
+        auto svc = cfg->desired->service_info.find(origin->svc_id);
+        if (svc != cfg->desired->service_info.end()) {
+          info.service = svc->second.name + "." + svc->second.ns + ".svc.cluster.local";
+        }
+      }
       auto remote = cfg->remote_pods.find(dst);
+      if (remote != cfg->remote_pods.end()) {
+        info.peer_pod = remote->second.ns + "/" + remote->second.name;
+      }
       std::string error;
       LinkEntry* le = nullptr;
       if (remote == cfg->remote_pods.end()) {
@@ -423,7 +465,11 @@ struct MeshProxy::Impl {
         le = outboundLink(src, dst, remote->second, &error);
       }
       Result<int32_t> stream = Error("no link");
-      if (le) stream = le->link->h2().connect(info.peer);
+      if (le) {
+        hbone::Headers headers;
+        if (!info.service.empty()) headers.emplace_back(kServiceHeader, info.service);
+        stream = le->link->h2().connect(info.peer, headers);
+      }
       if (!le || !stream.ok()) {
         if (le) error = stream.error().message();
         ++counters.outbound_failed;
@@ -461,7 +507,7 @@ struct MeshProxy::Impl {
         continue;
       }
       le->pod_key = key;
-      le->peer_ip = ipOf(peer).toString();
+      le->peer_ip = ipOf(peer);
     }
   }
 
@@ -491,21 +537,28 @@ struct MeshProxy::Impl {
     TunnelConn info;
     info.inbound = true;
     info.pod = target->ns + "/" + target->name;
-    info.peer = le->peer_ip;
+    info.peer = le->peer_ip.toString();
     info.destination = hostPort(ip, port);
     info.peer_id = le->link->peerId();
+    info.local_id = target->spiffe_id;
+    if (auto p = pod_by_ip.find(le->peer_ip); p != pod_by_ip.end()) info.peer_pod = p->second;
+    for (const auto& [name, value] : r.headers) {
+      if (name == kServiceHeader) info.service = value;
+    }
 
     L4Connection c;
     c.source_principal = principalOf(info.peer_id);
-    c.source_ip = IpAddr::parse(le->peer_ip).value_or(IpAddr{});
+    c.source_ip = le->peer_ip;
     c.destination_ip = ip;
     c.destination_port = port;
     c.destination_namespace = target->ns;
     c.destination_labels = target->labels;
     AuthzDecision d = cfg->snapshot ? authorizeL4(*cfg->snapshot, c) : AuthzDecision{};
     info.policy = describe(d);
+    info.policy_name = d.policy;
     if (!d.allowed) {
       ++counters.denied[d.policy];
+      if (events.denied) events.denied(info, cfg->snapshot.get());
       logInfo("mesh proxy: denied " + info.peer_id + " -> " + info.pod + " " + info.destination +
               ": " + info.policy);
       return 403;
@@ -522,10 +575,7 @@ struct MeshProxy::Impl {
     it->second.relay->on_connected = [this, le, stream](int err) {
       auto c = le->conns.find(stream);
       if (c == le->conns.end()) return;
-      if (err == 0) {
-        c->second.opened = true;
-        ++counters.inbound_opened;
-      }
+      if (err == 0) markOpened(c->second);
       le->link->h2().respond(stream, err == 0 ? 200 : 503);
       le->link->flush();
     };
@@ -550,8 +600,9 @@ struct MeshProxy::Impl {
 
   void publish() {
     ProxyReport r = counters;
-    for (const auto& [id, le] : links) {
-      for (const auto& [stream, c] : le->conns) {
+    for (auto& [id, le] : links) {
+      for (auto& [stream, c] : le->conns) {
+        if (c.opened) reportBytes(c);
         TunnelConn t = c.info;
         t.bytes_sent = c.relay->bytesUp();
         t.bytes_received = c.relay->bytesDown();
@@ -567,7 +618,7 @@ struct MeshProxy::Impl {
   }
 };
 
-Result<std::unique_ptr<MeshProxy>> MeshProxy::start(int tunnel_map_fd) {
+Result<std::unique_ptr<MeshProxy>> MeshProxy::start(int tunnel_map_fd, TunnelEvents events) {
   auto loop = EventLoop::make();
   if (!loop.ok()) {
     close(tunnel_map_fd);
@@ -576,6 +627,7 @@ Result<std::unique_ptr<MeshProxy>> MeshProxy::start(int tunnel_map_fd) {
   std::unique_ptr<MeshProxy> p(new MeshProxy());
   p->impl_ = std::make_unique<Impl>();
   p->impl_->map_fd = tunnel_map_fd;
+  p->impl_->events = std::move(events);
   p->impl_->loop = std::move(*loop);
   Impl* impl = p->impl_.get();
   p->impl_->thread = std::thread([impl] { impl->run(); });

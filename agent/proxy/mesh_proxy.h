@@ -13,6 +13,7 @@
 // update() and reads counters and live connections with report().
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -41,21 +42,27 @@ struct ProxyPod {
 
 struct ProxyConfig {
   std::string trust_domain = "cluster.local";
-  std::vector<ProxyPod> pods;                   // this node's enrolled pods with a netns
-  std::map<IpAddr, RemotePodInfo> remote_pods;  // enrolled pods on other nodes, by IP
-  std::shared_ptr<const Snapshot> snapshot;     // for AuthorizationPolicy
+  std::vector<ProxyPod> pods;                      // this node's enrolled pods with a netns
+  std::map<IpAddr, RemotePodInfo> remote_pods;     // enrolled pods on other nodes, by IP
+  std::shared_ptr<const Snapshot> snapshot;        // for AuthorizationPolicy
+  std::shared_ptr<const DesiredDatapath> desired;  // service names by id
   std::map<std::string, std::shared_ptr<const tls::Svid>> svids;  // by SPIFFE id
   std::string roots_pem;                                          // every trusted root
 };
 
 // One tunnelled connection, as `meshlet connections` shows it.
 struct TunnelConn {
+  uint64_t id = 0;  // unique in this agent's life
   bool inbound = false;
   std::string pod;          // "ns/name" on this node
+  std::string peer_pod;     // "ns/name" of the pod at the other end, when known
+  std::string service;      // "name.ns.svc.cluster.local" the client dialled, when known
+  std::string local_id;     // this pod's SPIFFE id
   std::string peer;         // outbound: destination "ip:port"; inbound: source "ip"
   std::string destination;  // "ip:port" the app dialled (outbound) or is served on (inbound)
   std::string peer_id;      // SPIFFE id the other side proved
   std::string policy;       // inbound: "allowed by ns/name", "allowed" ...
+  std::string policy_name;  // inbound: the deciding AuthorizationPolicy "ns/name", if any
   uint64_t bytes_sent = 0;  // towards the peer
   uint64_t bytes_received = 0;
   int64_t start_unix = 0;
@@ -73,10 +80,19 @@ struct ProxyReport {
   size_t pooled_links = 0;
 };
 
+// Telemetry hooks, called on the proxy's thread (the callee must be thread-safe). The snapshot
+// is the configuration the decision was made with.
+struct TunnelEvents {
+  std::function<void(const TunnelConn&, const Snapshot*)> opened;
+  std::function<void(const TunnelConn&, uint64_t sent, uint64_t received)> bytes;  // deltas
+  std::function<void(const TunnelConn&)> closed;
+  std::function<void(const TunnelConn&, const Snapshot*)> denied;  // .policy says by whom
+};
+
 class MeshProxy {
  public:
   // Takes over `tunnel_map_fd` (Datapath::tunnelMapFd()).
-  static Result<std::unique_ptr<MeshProxy>> start(int tunnel_map_fd);
+  static Result<std::unique_ptr<MeshProxy>> start(int tunnel_map_fd, TunnelEvents events = {});
   ~MeshProxy();  // stops the thread, closes every listener and connection
   MeshProxy(const MeshProxy&) = delete;
   MeshProxy& operator=(const MeshProxy&) = delete;

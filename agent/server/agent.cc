@@ -284,6 +284,7 @@ void Agent::publish() {
   v->maps = dp_->mapUsage();
   v->spliced_connections = dp_->globalCounters()[MESHLET_G_SPLICED];
   v->identity = identity_view_;
+  if (proxy_) v->proxy = std::make_shared<proxy::ProxyReport>(proxy_->report());
   metrics_.setMaps(v->maps);
   std::lock_guard<std::mutex> lock(view_mu_);
   view_ = std::move(v);
@@ -319,7 +320,7 @@ AdminResponse Agent::handle(const AdminRequest& req) {
   if (req.path == "/v1/connections") {
     auto conns = dp_->readConns();
     if (!conns.ok()) return {500, Json{{"error", conns.error().message()}}.dump()};
-    return {200, connectionsJson(*v, *conns, monotonicNs()).dump()};
+    return {200, connectionsJson(*v, *conns, monotonicNs(), nowUnix()).dump()};
   }
   return {404, Json{{"error", "unknown path " + req.path +
                                   " (try /v1/status, /v1/workloads, /v1/services, "

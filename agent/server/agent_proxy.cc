@@ -12,7 +12,7 @@ namespace meshlet {
 Status Agent::startProxy() {
   auto fd = dp_->tunnelMapFd();
   if (!fd.ok()) return fd.error();
-  auto p = proxy::MeshProxy::start(*fd);
+  auto p = proxy::MeshProxy::start(*fd, metrics_.tunnelEvents());
   if (!p.ok()) return p.error();
   proxy_ = std::move(*p);
   return Status::Ok();
@@ -27,6 +27,7 @@ void Agent::updateProxy() {
   auto cfg = std::make_shared<proxy::ProxyConfig>();
   cfg->trust_domain = flags_.trust_domain;
   cfg->snapshot = good_;
+  cfg->desired = desired_;
   cfg->remote_pods = desired_->remote_pods;
   std::map<std::string, const Labels*> labels;
   if (good_) {

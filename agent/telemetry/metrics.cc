@@ -117,6 +117,48 @@ std::map<std::string, std::string> istioTcpLabels(const ConnEntry& conn, const C
   return l;
 }
 
+std::map<std::string, std::string> istioTunnelLabels(const proxy::TunnelConn& c,
+                                                     const Snapshot* snapshot) {
+  auto workload = [&](const std::string& pod) {
+    const Pod* p = snapshot ? findPodByKey(*snapshot, pod) : nullptr;
+    return p ? workloadOfPod(*p) : Workload{};
+  };
+  const std::string& src_pod = c.inbound ? c.peer_pod : c.pod;
+  const std::string& dst_pod = c.inbound ? c.pod : c.peer_pod;
+  Workload src = workload(src_pod), dst = workload(dst_pod);
+  src.principal = c.inbound ? c.peer_id : c.local_id;
+  dst.principal = c.inbound ? c.local_id : c.peer_id;
+  // "name.ns.svc.cluster.local"
+  std::string svc_name = "unknown", svc_ns = "unknown";
+  if (size_t dot = c.service.find('.'); dot != std::string::npos) {
+    svc_name = c.service.substr(0, dot);
+    size_t next = c.service.find('.', dot + 1);
+    svc_ns = c.service.substr(dot + 1, next == std::string::npos ? next : next - dot - 1);
+  }
+  return {
+      {"reporter", c.inbound ? "destination" : "source"},
+      {"source_workload", src.name},
+      {"source_workload_namespace", src.ns},
+      {"source_principal", src.principal.empty() ? "unknown" : src.principal},
+      {"source_app", src.app},
+      {"source_version", src.version},
+      {"source_cluster", "Kubernetes"},
+      {"destination_workload", dst.name},
+      {"destination_workload_namespace", dst.ns},
+      {"destination_principal", dst.principal.empty() ? "unknown" : dst.principal},
+      {"destination_app", dst.app},
+      {"destination_version", dst.version},
+      {"destination_service", c.service.empty() ? "unknown" : c.service},
+      {"destination_service_name", svc_name},
+      {"destination_service_namespace", svc_ns},
+      {"destination_cluster", "Kubernetes"},
+      {"request_protocol", "tcp"},
+      {"response_flags", "-"},
+      {"connection_security_policy", "mutual_tls"},
+      {"meshlet_path", "tunnel"},
+  };
+}
+
 Metrics::Metrics()
     : registry_(std::make_shared<prometheus::Registry>()),
       tcp_opened_(BuildCounter()
@@ -182,7 +224,12 @@ Metrics::Metrics()
       svc_failed_(BuildCounter()
                       .Name("meshlet_service_failed_connects_total")
                       .Help("Balanced connections that never established")
-                      .Register(*registry_)) {
+                      .Register(*registry_)),
+      authz_denied_(BuildCounter()
+                        .Name("meshlet_authz_denied_connections_total")
+                        .Help("Connections an AuthorizationPolicy denied, by deciding policy "
+                              "(\"-\" when ALLOW policies applied and none matched)")
+                        .Register(*registry_)) {
   // Unlabelled series exist from the start, at 0, so a scrape always shows them.
   rejected_.Add({});
   spliced_.Add({});
@@ -297,6 +344,40 @@ void Metrics::setKernelCounters(Datapath& dp, const DesiredDatapath& info) {
     bump(svc_refused_, l, now.no_backend, last.no_backend);
     bump(svc_failed_, l, now.failed_connects, last.failed_connects);
   }
+}
+
+proxy::TunnelEvents Metrics::tunnelEvents() {
+  proxy::TunnelEvents ev;
+  ev.opened = [this](const proxy::TunnelConn& c, const Snapshot* s) {
+    auto labels = istioTunnelLabels(c, s);
+    tcp_opened_.Add(labels).Increment();
+    std::lock_guard<std::mutex> l(tunnel_mu_);
+    tunnel_labels_[c.id] = std::move(labels);
+  };
+  ev.bytes = [this](const proxy::TunnelConn& c, uint64_t sent, uint64_t received) {
+    std::lock_guard<std::mutex> l(tunnel_mu_);
+    auto it = tunnel_labels_.find(c.id);
+    if (it == tunnel_labels_.end()) return;
+    if (sent) tcp_sent_.Add(it->second).Increment(static_cast<double>(sent));
+    if (received) tcp_received_.Add(it->second).Increment(static_cast<double>(received));
+  };
+  ev.closed = [this](const proxy::TunnelConn& c) {
+    std::lock_guard<std::mutex> l(tunnel_mu_);
+    auto it = tunnel_labels_.find(c.id);
+    if (it == tunnel_labels_.end()) return;
+    tcp_closed_.Add(it->second).Increment();
+    tunnel_labels_.erase(it);
+  };
+  ev.denied = [this](const proxy::TunnelConn& c, const Snapshot* s) {
+    auto labels = istioTunnelLabels(c, s);
+    authz_denied_
+        .Add({{"policy", c.policy_name.empty() ? "-" : c.policy_name},
+              {"source_principal", labels["source_principal"]},
+              {"destination_workload", labels["destination_workload"]},
+              {"destination_workload_namespace", labels["destination_workload_namespace"]}})
+        .Increment();
+  };
+  return ev;
 }
 
 }  // namespace meshlet

@@ -9,11 +9,13 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "agent/common/status.h"
 #include "agent/datapath/datapath.h"
+#include "agent/proxy/mesh_proxy.h"
 #include "agent/state/types.h"
 #include "agent/translate/translate.h"
 
@@ -30,6 +32,10 @@ struct TcpLabels {
 std::map<std::string, std::string> istioTcpLabels(const ConnEntry& conn, const ConnEntry* peer,
                                                   const DesiredDatapath& info,
                                                   const Snapshot& snapshot);
+
+// Pure: the Istio labels of a connection the mesh proxy tunnels (mutual TLS, both principals).
+std::map<std::string, std::string> istioTunnelLabels(const proxy::TunnelConn& conn,
+                                                     const Snapshot* snapshot);
 
 class Metrics {
  public:
@@ -48,6 +54,9 @@ class Metrics {
   void mapUpdateError(const std::string& map);
   void setMaps(const std::vector<MapUsage>& usage);
   void setKernelCounters(Datapath& dp, const DesiredDatapath& info);
+
+  // The mesh proxy's tunnelled connections (proxy::TunnelEvents; called on its thread).
+  proxy::TunnelEvents tunnelEvents();
 
  private:
   struct Seen {
@@ -76,10 +85,14 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& svc_connects_;
   prometheus::Family<prometheus::Counter>& svc_refused_;
   prometheus::Family<prometheus::Counter>& svc_failed_;
+  prometheus::Family<prometheus::Counter>& authz_denied_;
 
   std::map<meshlet_sock_key, Seen, BytesLess<meshlet_sock_key>> seen_;  // by connection
   std::vector<uint64_t> last_globals_;
   std::map<uint32_t, SvcCounters> last_svc_;  // by service id
+
+  std::mutex tunnel_mu_;  // the proxy thread's connections
+  std::map<uint64_t, std::map<std::string, std::string>> tunnel_labels_;  // by TunnelConn::id
 };
 
 }  // namespace meshlet

@@ -211,6 +211,25 @@ spec:
     return decodeExchange(a_->runInPod(
         a_->pod("client"), [ip, port, payload] { return exchange(ip, port, "db\n", payload); }));
   }
+  static Json status(const std::string& node) {
+    auto r = run(cli(node, "status -o json"));
+    auto j = Json::parse(r.out, nullptr, false);
+    return r.code == 0 && j.is_array() && !j.empty() ? j[0] : Json::object();
+  }
+  static std::string scrape(const std::string& node) {
+    int port = status(node).value("metrics_port", 0);
+    return run("curl -s http://127.0.0.1:" + std::to_string(port) + "/metrics").out;
+  }
+  static Json tunnelRows(const std::string& node) {
+    auto r = run(cli(node, "connections -o json"));
+    auto j = Json::parse(r.out, nullptr, false);
+    Json rows = Json::array();
+    if (r.code != 0 || !j.is_array()) return rows;
+    for (const auto& row : j) {
+      if (row.value("path", "") == "tunnel") rows.push_back(row);
+    }
+    return rows;
+  }
   static std::string logs() {
     return "agent a:\n" + run("tail -n 30 " + dir_ + "/a/meshletd.log").out + "agent b:\n" +
            run("tail -n 30 " + dir_ + "/b/meshletd.log").out;
@@ -294,6 +313,81 @@ TEST_F(CrossNode, ServiceTrafficIsTunnelledAndEncryptedBetweenNodes) {
   EXPECT_EQ(pcap.find("db\n"), std::string::npos);
 }
 
+// While a tunnelled connection is open, `meshlet connections` on both nodes shows it with the
+// identity the other side proved and (on the destination) the policy decision; the Istio TCP
+// metrics of both agents carry mutual_tls and both principals, and pass promtool.
+TEST_F(CrossNode, ConnectionsAndMetricsShowTheTunnelAndBothIdentities) {
+  pid_t holder = a_->spawnInPod(a_->pod("client"), [] {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(80);
+    inet_pton(AF_INET, kServiceIp, &a.sin_addr);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return 1;
+    std::string payload(5000, 'x');
+    if (write(fd, payload.data(), payload.size()) < 0) return 1;
+    sleep(30);
+    return 0;
+  });
+  const std::string client_id = "spiffe://cluster.local/ns/shop/sa/client";
+  const std::string db_id = "spiffe://cluster.local/ns/shop/sa/db";
+  Json out, in;
+  EXPECT_TRUE(waitFor(
+      [&] {
+        out = tunnelRows("a");
+        in = tunnelRows("b");
+        return out.size() == 1 && in.size() == 1 && out[0].value("bytes_sent", 0) >= 5000 &&
+               in[0].value("bytes_received", 0) >= 5000;
+      },
+      5000))
+      << out.dump(2) << in.dump(2) << logs();
+  if (out.size() == 1 && in.size() == 1) {
+    EXPECT_EQ(out[0]["direction"], "outbound");
+    EXPECT_EQ(out[0]["workload"], "shop/client");
+    EXPECT_EQ(out[0]["peer"], "shop/server");
+    EXPECT_EQ(out[0]["peer_identity"], db_id);
+    EXPECT_EQ(out[0]["service"], "db.shop.svc.cluster.local");
+    EXPECT_EQ(out[0]["service_address"], std::string(kServiceIp) + ":80");
+    EXPECT_EQ(in[0]["direction"], "inbound");
+    EXPECT_EQ(in[0]["workload"], "shop/server");
+    EXPECT_EQ(in[0]["peer"], "shop/client");
+    EXPECT_EQ(in[0]["peer_identity"], client_id);
+    EXPECT_EQ(in[0]["policy"], "allowed");
+    EXPECT_EQ(in[0]["service"], "db.shop.svc.cluster.local");
+  }
+  a_->kill(holder);
+
+  for (const char* n : {"a", "b"}) {
+    std::string node = n;
+    std::string want = node == "a" ? "reporter=\"source\"" : "reporter=\"destination\"";
+    std::string metrics;
+    EXPECT_TRUE(waitFor(
+        [&] {
+          metrics = scrape(node);
+          for (size_t p = metrics.find("istio_tcp_sent_bytes_total{"); p != std::string::npos;
+               p = metrics.find("istio_tcp_sent_bytes_total{", p + 1)) {
+            std::string line = metrics.substr(p, metrics.find('\n', p) - p);
+            if (line.find("connection_security_policy=\"mutual_tls\"") != std::string::npos &&
+                line.find("source_principal=\"" + client_id + "\"") != std::string::npos &&
+                line.find("destination_principal=\"" + db_id + "\"") != std::string::npos &&
+                line.find("destination_service=\"db.shop.svc.cluster.local\"") !=
+                    std::string::npos &&
+                line.find(want) != std::string::npos) {
+              return true;
+            }
+          }
+          return false;
+        },
+        5000))
+        << "node " << node << ":\n"
+        << metrics;
+    int port = status(node).value("metrics_port", 0);
+    auto check = run("curl -s http://127.0.0.1:" + std::to_string(port) +
+                     "/metrics | promtool check metrics");
+    EXPECT_EQ(check.code, 0) << check.out;
+  }
+}
+
 // HBONE only talks to workloads with a certificate from the mesh: openssl s_client from a pod
 // outside the mesh, with no client certificate, is refused by the destination's agent.
 TEST_F(CrossNode, HboneRefusesAClientWithoutACertificate) {
@@ -332,6 +426,20 @@ TEST_F(CrossNode, PolicyOnTheDestinationDeniesThenAllowsTheClientIdentity) {
   EXPECT_NE(testing::count(run("cat " + dir_ + "/b/meshletd.log").out,
                            "denied spiffe://cluster.local/ns/shop/sa/client"),
             0);
+
+  std::string denials;
+  EXPECT_TRUE(waitFor(
+      [&] {
+        denials = scrape("b");
+        return denials.find(
+                   "meshlet_authz_denied_connections_total{destination_workload=\"db\","
+                   "destination_workload_namespace=\"shop\",policy=\"-\","
+                   "source_principal=\"spiffe://cluster.local/ns/shop/sa/client\"}") !=
+               std::string::npos;
+      },
+      3000))
+      << denials;
+  EXPECT_GE(status("b")["tunnels"]["denied"].value("-", 0), 1) << status("b").dump(2);
 
   writeConfig(policy("client"));
   Exchange allowed;

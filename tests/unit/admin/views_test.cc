@@ -306,8 +306,8 @@ TEST_F(AdminViewTest, ConnectionsOutboundBalancedToRemoteBackend) {
   const Json& r = j[0];
   EXPECT_EQ(keysOf(r), (std::vector<std::string>{
                            "path", "state", "direction", "local", "remote", "service",
-                           "service_address", "workload", "peer", "bytes_sent",
-                           "bytes_received", "rtt_us", "retransmits", "age_s"}));
+                           "service_address", "workload", "peer", "peer_identity", "policy",
+                           "bytes_sent", "bytes_received", "rtt_us", "retransmits", "age_s"}));
   EXPECT_EQ(r["path"], "balanced");
   EXPECT_EQ(r["state"], "open");
   EXPECT_EQ(r["direction"], "outbound");
@@ -322,6 +322,64 @@ TEST_F(AdminViewTest, ConnectionsOutboundBalancedToRemoteBackend) {
   EXPECT_EQ(r["rtt_us"], 150);
   EXPECT_EQ(r["retransmits"], 2);
   EXPECT_EQ(r["age_s"], 5);
+}
+
+// A same-node pair's peer identity is attested by the kernel: the peer pod's account.
+TEST_F(AdminViewTest, ConnectionsSplicedPeerIdentityComesFromThePeerPod) {
+  auto id = std::make_shared<IdentityView>();
+  id->trust_domain = "example.org";
+  view_.identity = id;
+  uint32_t client = scenario::podId(*desired_, "demo/client-1");
+  uint32_t server = scenario::podId(*desired_, "demo/web-1");
+  ConnEntry in = conn("2001:db8::10", 8080, "2001:db8::2", 40001, MESHLET_CONN_SPLICED,
+                      MESHLET_PATH_SPLICED);
+  in.value.pod_id = server;
+  in.value.peer_pod_id = client;
+  Json j = connectionsJson(view_, {in}, 50 * kSecond);
+  ASSERT_EQ(j.size(), 1u);
+  const PodInfo& c = desired_->pod_info.at(client);
+  EXPECT_EQ(j[0]["peer_identity"], "spiffe://example.org/ns/demo/sa/" + c.service_account);
+  EXPECT_EQ(j[0]["policy"], "");
+}
+
+// Tunnelled connections come from the mesh proxy's report, after the kernel's rows, with the
+// same columns; the kernel's own record of a tunnel-path socket (to 127.0.0.1:15001) is not
+// shown twice.
+TEST_F(AdminViewTest, ConnectionsListTheProxysTunnelsOnce) {
+  auto report = std::make_shared<proxy::ProxyReport>();
+  proxy::TunnelConn t;
+  t.inbound = true;
+  t.pod = "demo/web-1";
+  t.peer_pod = "demo/client-9";
+  t.peer = "198.18.2.7";
+  t.destination = "198.18.0.10:8080";
+  t.peer_id = "spiffe://cluster.local/ns/demo/sa/client";
+  t.policy = "allowed by demo/allow-client";
+  t.service = "web.demo.svc.cluster.local";
+  t.bytes_sent = 7;
+  t.bytes_received = 9;
+  t.start_unix = 1000;
+  report->live.push_back(t);
+  view_.proxy = report;
+  ConnEntry kernel_side = conn("127.0.0.1", 40001, "127.0.0.1", 15001, MESHLET_CONN_ACTIVE,
+                               MESHLET_PATH_TUNNEL);
+  ConnEntry kept = conn("198.18.0.2", 40002, "198.18.0.10", 8080, MESHLET_CONN_ACTIVE,
+                        MESHLET_PATH_BALANCED);
+  Json j = connectionsJson(view_, {kernel_side, kept}, 50 * kSecond, 1012);
+  ASSERT_EQ(j.size(), 2u);
+  EXPECT_EQ(j[0]["path"], "balanced");
+  EXPECT_EQ(keysOf(j[1]), keysOf(j[0]));
+  EXPECT_EQ(j[1]["path"], "tunnel");
+  EXPECT_EQ(j[1]["direction"], "inbound");
+  EXPECT_EQ(j[1]["local"], "198.18.0.10:8080");
+  EXPECT_EQ(j[1]["remote"], "198.18.2.7");
+  EXPECT_EQ(j[1]["workload"], "demo/web-1");
+  EXPECT_EQ(j[1]["peer"], "demo/client-9");
+  EXPECT_EQ(j[1]["peer_identity"], "spiffe://cluster.local/ns/demo/sa/client");
+  EXPECT_EQ(j[1]["policy"], "allowed by demo/allow-client");
+  EXPECT_EQ(j[1]["bytes_sent"], 7);
+  EXPECT_EQ(j[1]["bytes_received"], 9);
+  EXPECT_EQ(j[1]["age_s"], 12);
 }
 
 TEST_F(AdminViewTest, ConnectionsSplicedIpv6PairInboundTakesClientService) {

@@ -294,3 +294,65 @@ TEST(MetricsServeTest, DistinctFreePortsAndBusyPortIsAnError) {
 
 }  // namespace
 }  // namespace meshlet
+
+namespace meshlet {
+namespace {
+
+// A tunnelled connection is labelled from the side reporting it: on the source node the local
+// pod is the source; on the destination node the proven peer identity is the source principal.
+TEST(IstioTunnelLabels, BothReportersCarryMutualTlsAndBothPrincipals) {
+  Snapshot s;
+  Pod client;
+  client.meta.ns = "shop";
+  client.meta.name = "client-1";
+  client.meta.labels = {{"app", "client"}, {"version", "v2"}};
+  Pod db;
+  db.meta.ns = "shop";
+  db.meta.name = "db-0";
+  db.meta.labels = {{"app.kubernetes.io/name", "db"}};
+  s.pods = {client, db};
+
+  proxy::TunnelConn out;
+  out.pod = "shop/client-1";
+  out.peer_pod = "shop/db-0";
+  out.local_id = "spiffe://cluster.local/ns/shop/sa/client";
+  out.peer_id = "spiffe://cluster.local/ns/shop/sa/db";
+  out.service = "db.shop.svc.cluster.local";
+  auto l = istioTunnelLabels(out, &s);
+  EXPECT_EQ(l["reporter"], "source");
+  EXPECT_EQ(l["source_workload"], "client");
+  EXPECT_EQ(l["source_version"], "v2");
+  EXPECT_EQ(l["destination_workload"], "db");
+  EXPECT_EQ(l["source_principal"], out.local_id);
+  EXPECT_EQ(l["destination_principal"], out.peer_id);
+  EXPECT_EQ(l["destination_service_name"], "db");
+  EXPECT_EQ(l["destination_service_namespace"], "shop");
+  EXPECT_EQ(l["connection_security_policy"], "mutual_tls");
+  EXPECT_EQ(l["meshlet_path"], "tunnel");
+
+  proxy::TunnelConn in = out;
+  in.inbound = true;
+  in.pod = "shop/db-0";
+  in.peer_pod = "shop/client-1";
+  in.local_id = out.peer_id;
+  in.peer_id = out.local_id;
+  auto r = istioTunnelLabels(in, &s);
+  EXPECT_EQ(r["reporter"], "destination");
+  EXPECT_EQ(r["source_workload"], "client");
+  EXPECT_EQ(r["destination_workload"], "db");
+  EXPECT_EQ(r["source_principal"], "spiffe://cluster.local/ns/shop/sa/client");
+  EXPECT_EQ(r["destination_principal"], "spiffe://cluster.local/ns/shop/sa/db");
+
+  // Nothing known about the peer or the service: "unknown", never empty.
+  proxy::TunnelConn bare;
+  bare.inbound = true;
+  bare.pod = "shop/db-0";
+  auto b = istioTunnelLabels(bare, nullptr);
+  EXPECT_EQ(b["source_workload"], "unknown");
+  EXPECT_EQ(b["source_principal"], "unknown");
+  EXPECT_EQ(b["destination_service"], "unknown");
+  EXPECT_EQ(b["destination_service_name"], "unknown");
+}
+
+}  // namespace
+}  // namespace meshlet
