@@ -3,12 +3,14 @@
  * meshlet's kernel datapath. Entry points are thin; the logic lives in lib/:
  *   lib/sock_lb.h  service address -> backend at connect/sendmsg, reverse at getpeername/recvmsg
  *   lib/conn.h     connection tracking (sockops) and the same-node splice (sk_msg)
+ *   lib/inbound.h  inbound capture in a pod's netns (sk_lookup)
  *   lib/maps.h     every map, pinned by name
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
 #include "lib/conn.h"
+#include "lib/inbound.h"
 #include "lib/maps.h"
 #include "lib/sock_lb.h"
 
@@ -96,6 +98,13 @@ SEC("sk_msg")
 int meshlet_sk_msg(struct sk_msg_md *msg)
 {
 	return splice_msg(msg);
+}
+
+/* Attached per enrolled pod netns, not at the cgroup. */
+SEC("sk_lookup")
+int meshlet_sk_lookup(struct bpf_sk_lookup *ctx)
+{
+	return inbound_lookup(ctx);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -106,6 +106,8 @@ Json statusJson(const AgentView& v, int64_t now_unix) {
                       {"outbound_opened", r.outbound_opened},
                       {"outbound_failed", r.outbound_failed},
                       {"inbound_opened", r.inbound_opened},
+                      {"captured_opened", r.captured_opened},
+                      {"plaintext_rejected", r.plaintext_rejected},
                       {"denied", denied},
                       {"no_origin", r.no_origin},
                       {"listener_errors", r.listener_errors}};
@@ -205,6 +207,19 @@ Json endpointsJson(const AgentView& v, const std::string& filter) {
   return out;
 }
 
+const char* pathName(uint8_t path) {
+  switch (path) {
+    case MESHLET_PATH_SPLICED:
+      return "spliced";
+    case MESHLET_PATH_BALANCED:
+      return "balanced";
+    case MESHLET_PATH_TUNNEL:
+      return "tunnel";
+    default:
+      return "passthrough";
+  }
+}
+
 Json connectionsJson(const AgentView& v, const std::vector<ConnEntry>& conns, uint64_t now_ns,
                      int64_t now_unix) {
   Json out = Json::array();
@@ -213,7 +228,8 @@ Json connectionsJson(const AgentView& v, const std::vector<ConnEntry>& conns, ui
   for (const auto& c : conns) {
     const auto& val = c.value;
     bool active = val.flags & MESHLET_CONN_ACTIVE;
-    if (val.path == MESHLET_PATH_TUNNEL) continue;  // shown from the proxy's side below
+    // A tunnel-path socket is shown from the proxy's side below, unless the agent never took it.
+    if (val.path == MESHLET_PATH_TUNNEL && !(val.flags & MESHLET_CONN_FAILED)) continue;
     auto local = IpAddr::fromWords(c.key.local, c.key.family);
     auto remote = IpAddr::fromWords(c.key.remote, c.key.family);
     uint32_t svc_id = val.svc_id;
@@ -254,9 +270,7 @@ Json connectionsJson(const AgentView& v, const std::vector<ConnEntry>& conns, ui
                         ? std::max(val.bytes_sent, val.spliced_bytes)
                         : val.bytes_sent;
     out.push_back(
-        {{"path", val.path == MESHLET_PATH_SPLICED    ? "spliced"
-                  : val.path == MESHLET_PATH_BALANCED ? "balanced"
-                                                      : "passthrough"},
+        {{"path", pathName(val.path)},
          {"state", (val.flags & MESHLET_CONN_FAILED)   ? "failed"
                    : (val.flags & MESHLET_CONN_CLOSED) ? "closed"
                                                        : "open"},
@@ -277,7 +291,7 @@ Json connectionsJson(const AgentView& v, const std::vector<ConnEntry>& conns, ui
   }
   if (!v.proxy) return out;
   for (const auto& t : v.proxy->live) {
-    out.push_back({{"path", "tunnel"},
+    out.push_back({{"path", t.path},
                    {"state", "open"},
                    {"direction", t.inbound ? "inbound" : "outbound"},
                    {"local", t.inbound ? t.destination : ""},

@@ -75,5 +75,7 @@ Json connectionsJson(const AgentView& v, const std::vector<ConnEntry>& conns, ui
 Json certsJson(const AgentView& v, int64_t now_unix);
 
 std::string endpointString(const IpAddr& ip, int port);
+// "spliced", "balanced", "tunnel" or "passthrough" (enum meshlet_path).
+const char* pathName(uint8_t path);
 
 }  // namespace meshlet

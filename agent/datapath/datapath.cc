@@ -40,8 +40,12 @@ static_assert(sizeof(meshlet_udp_rev_value) == 24);
 static_assert(sizeof(meshlet_sock_key) == 40);
 static_assert(sizeof(meshlet_conn_value) == 88);
 static_assert(sizeof(meshlet_svc_stats) == 32);
+static_assert(sizeof(meshlet_remote_value) == 8);
+static_assert(sizeof(meshlet_tunnel_key) == 16);
 
 namespace {
+
+constexpr const char* kSkLookupPrefix = "sk_lookup-";  // inbound capture links, per netns
 
 std::string linksDir(const DatapathOptions& o) { return o.bpffs_dir + "/links"; }
 
@@ -194,6 +198,7 @@ Result<uint64_t> netnsCookieFromFd(int nsfd, const std::string& path) {
 Datapath::~Datapath() {
   // Links are pinned: closing our fds leaves the programs attached for the next agent.
   for (auto* l : links_) bpf_link__destroy(l);
+  for (auto& [cookie, l] : inbound_links_) bpf_link__destroy(l);
   if (skel_) meshlet_bpf__destroy(skel_);
 }
 
@@ -268,6 +273,28 @@ Status Datapath::attach(const DatapathOptions& opts) {
   }
   ::close(cgfd);
   if (!result) return result;
+
+  // Inbound capture links of the previous agent, one per pod netns: give them the new program;
+  // one whose netns is gone is dropped (the agent re-attaches what its pods need).
+  links_dir_ = linksDir(opts);
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(links_dir_, ec)) {
+    std::string name = e.path().filename().string();
+    if (name.rfind(kSkLookupPrefix, 0) != 0) continue;
+    uint64_t cookie = std::strtoull(name.c_str() + std::strlen(kSkLookupPrefix), nullptr, 10);
+    struct bpf_link* link = bpf_link__open(e.path().c_str());
+    if (link && cookie != 0 &&
+        bpf_link__update_program(link, skel_->progs.meshlet_sk_lookup) == 0) {
+      inbound_links_[cookie] = link;
+      continue;
+    }
+    if (link) {
+      bpf_link__unpin(link);
+      bpf_link__destroy(link);
+    } else {
+      ::unlink(e.path().c_str());
+    }
+  }
 
   // sk_msg hangs off the sockhash, which is pinned: attaching replaces any previous program.
   if (bpf_prog_attach(bpf_program__fd(skel_->progs.meshlet_sk_msg),
@@ -383,6 +410,44 @@ Result<std::vector<ConnEntry>> Datapath::readConns() const {
   return out;
 }
 
+Status Datapath::attachInbound(uint64_t netns_cookie, const std::string& netns_path) {
+  if (inbound_links_.count(netns_cookie) != 0) return Status::Ok();
+  int nsfd = ::open(netns_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (nsfd < 0) return Error::fromErrno("cannot open network namespace " + netns_path, errno);
+  struct bpf_link* link = bpf_program__attach_netns(skel_->progs.meshlet_sk_lookup, nsfd);
+  int err = errno;
+  ::close(nsfd);
+  if (!link) return Error::fromErrno("cannot attach meshlet_sk_lookup to " + netns_path, err);
+  std::string pin = links_dir_ + "/" + kSkLookupPrefix + std::to_string(netns_cookie);
+  if (int perr = bpf_link__pin(link, pin.c_str()); perr != 0) {
+    bpf_link__destroy(link);
+    return Error::fromErrno("cannot pin link " + pin, -perr);
+  }
+  inbound_links_[netns_cookie] = link;
+  return Status::Ok();
+}
+
+void Datapath::detachInbound(uint64_t netns_cookie) {
+  auto it = inbound_links_.find(netns_cookie);
+  if (it == inbound_links_.end()) return;
+  bpf_link__unpin(it->second);
+  bpf_link__detach(it->second);
+  bpf_link__destroy(it->second);
+  inbound_links_.erase(it);
+}
+
+std::vector<uint64_t> Datapath::inboundAttached() const {
+  std::vector<uint64_t> out;
+  for (const auto& [cookie, l] : inbound_links_) out.push_back(cookie);
+  return out;
+}
+
+Result<int> Datapath::inboundMapFd() const {
+  int fd = fcntl(bpf_map__fd(skel_->maps.meshlet_inbound_v1), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return Error::fromErrno("cannot duplicate the meshlet_inbound_v1 fd", errno);
+  return fd;
+}
+
 Result<int> Datapath::tunnelMapFd() const {
   int fd = fcntl(bpf_map__fd(skel_->maps.meshlet_tunnel_v1), F_DUPFD_CLOEXEC, 0);
   if (fd < 0) return Error::fromErrno("cannot duplicate the meshlet_tunnel_v1 fd", errno);
@@ -401,6 +466,32 @@ std::optional<meshlet_origin> takeTunnelOrigin(int tunnel_map_fd, uint64_t netns
   if (bpf_map_lookup_elem(tunnel_map_fd, &k, &o) != 0) return std::nullopt;
   bpf_map_delete_elem(tunnel_map_fd, &k);
   return o;
+}
+
+namespace {
+meshlet_ip_key ipMapKey(const IpAddr& ip) {
+  meshlet_ip_key k{};
+  auto w = ip.words();
+  std::copy(w.begin(), w.end(), k.addr);
+  k.family = ip.isV4() ? MESHLET_AF_INET : MESHLET_AF_INET6;
+  return k;
+}
+}  // namespace
+
+Status setInboundListener(int inbound_map_fd, const IpAddr& ip, int listen_fd) {
+  meshlet_ip_key k = ipMapKey(ip);
+  uint64_t fd = static_cast<uint64_t>(listen_fd);
+  if (bpf_map_update_elem(inbound_map_fd, &k, &fd, BPF_ANY) != 0) {
+    return Error::fromErrno("cannot add the inbound listener of " + ip.toString() +
+                                " to meshlet_inbound_v1",
+                            errno);
+  }
+  return Status::Ok();
+}
+
+void clearInboundListener(int inbound_map_fd, const IpAddr& ip) {
+  meshlet_ip_key k = ipMapKey(ip);
+  bpf_map_delete_elem(inbound_map_fd, &k);
 }
 
 void Datapath::eraseConn(const meshlet_sock_key& key) {

@@ -77,6 +77,14 @@ class Datapath {
   void eraseConn(const meshlet_sock_key& key);
   // A duplicate of the tunnel map's fd, for the proxy thread (takeTunnelOrigin).
   Result<int> tunnelMapFd() const;
+  // A duplicate of the inbound capture sockhash's fd (pod IP -> the agent's 15006 listener).
+  Result<int> inboundMapFd() const;
+
+  // Inbound capture: the sk_lookup program attached to an enrolled pod's netns, pinned as
+  // links/sk_lookup-<cookie> so it survives agent restarts (an adopted one gets the new program).
+  Status attachInbound(uint64_t netns_cookie, const std::string& netns_path);
+  void detachInbound(uint64_t netns_cookie);
+  std::vector<uint64_t> inboundAttached() const;
   // Kernel counters per service id (summed over CPUs).
   SvcCounters svcCounters(uint32_t svc_id) const;
   // Map-wide counters (enum meshlet_global_counter), summed over CPUs.
@@ -101,6 +109,8 @@ class Datapath {
 
   struct ::meshlet_bpf* skel_ = nullptr;
   std::vector<::bpf_link*> links_;
+  std::string links_dir_;
+  std::map<uint64_t, ::bpf_link*> inbound_links_;  // by netns cookie
   bool adopted_ = false;
   uint64_t map_update_errors_ = 0;
   std::string failed_map_;
@@ -113,6 +123,11 @@ class Datapath {
 // Removes the entry. nullopt when the kernel recorded none.
 std::optional<meshlet_origin> takeTunnelOrigin(int tunnel_map_fd, uint64_t netns_cookie,
                                                uint16_t port, uint8_t family);
+
+// Inbound capture (meshlet_inbound_v1, fd from Datapath::inboundMapFd): connections to `ip`
+// from outside this node's mesh go to `listen_fd` (the agent's 15006 listener in that pod).
+Status setInboundListener(int inbound_map_fd, const IpAddr& ip, int listen_fd);
+void clearInboundListener(int inbound_map_fd, const IpAddr& ip);
 
 // The cgroup v2 mount point of this machine ("/sys/fs/cgroup" or "/sys/fs/cgroup/unified").
 Result<std::string> detectCgroup2Root();

@@ -17,6 +17,7 @@
 #include "agent/policy/authz.h"
 #include "agent/proxy/event_loop.h"
 #include "agent/proxy/netns_socket.h"
+#include "agent/proxy/tcp_pipe.h"
 #include "agent/tls/mtls.h"
 
 namespace meshlet::proxy {
@@ -80,11 +81,20 @@ std::string principalOf(const std::string& spiffe_id) {
 }  // namespace
 
 struct MeshProxy::Impl {
-  struct Conn {
-    std::unique_ptr<hbone::Relay> relay;
+  struct ConnBase {
     TunnelConn info;
     bool opened = false;  // counted as opened (inbound: once the app accepted)
     uint64_t reported_sent = 0, reported_received = 0;  // bytes already told to events.bytes
+  };
+  struct Conn : ConnBase {  // a stream of an HBONE link
+    std::unique_ptr<hbone::Relay> relay;
+    uint64_t sent() const { return relay->bytesUp(); }
+    uint64_t received() const { return relay->bytesDown(); }
+  };
+  struct PlainConn : ConnBase {  // captured plaintext: client socket (a) piped to the app (b)
+    std::unique_ptr<TcpPipe> pipe;
+    uint64_t sent() const { return pipe->bytesBtoA(); }
+    uint64_t received() const { return pipe->bytesAtoB(); }
   };
   struct LinkEntry {
     std::unique_ptr<hbone::Link> link;  // declared first: destroyed after the relays using it
@@ -100,10 +110,12 @@ struct MeshProxy::Impl {
   struct PodState {
     ProxyPod pod;
     std::vector<int> fds;
+    std::map<uint8_t, int> plain_fds;  // 15006 listener by family (MESHLET_AF_*)
     std::vector<std::string> errors;
   };
 
   int map_fd = -1;
+  int inbound_fd = -1;
   TunnelEvents events;
   std::unique_ptr<EventLoop> loop;
   std::thread thread;
@@ -122,6 +134,7 @@ struct MeshProxy::Impl {
   uint64_t next_link = 1;
   uint64_t next_conn = 1;
   std::map<IpAddr, std::string> pod_by_ip;  // every pod of the snapshot, "ns/name"
+  std::map<uint64_t, PlainConn> plain;      // by TunnelConn::id
   ProxyReport counters;                     // counters only; live is filled at publish
   std::chrono::steady_clock::time_point last_publish{};
   std::map<std::string, std::string> logged;  // what was last logged per subject
@@ -129,8 +142,10 @@ struct MeshProxy::Impl {
   ~Impl() {
     pool.clear();
     links.clear();
+    plain.clear();
     for (auto& [key, p] : pods) closeListeners(p);
     if (map_fd >= 0) close(map_fd);
+    if (inbound_fd >= 0) close(inbound_fd);
   }
 
   void run() {
@@ -158,6 +173,20 @@ struct MeshProxy::Impl {
   }
 
   // ---- configuration ----
+
+  // Registers (or withdraws) the pod's 15006 listeners as the target of its inbound capture.
+  void syncCapture(const std::string& key, PodState& st) {
+    for (const IpAddr& ip : st.pod.ips) {
+      auto fd = st.plain_fds.find(ip.isV4() ? MESHLET_AF_INET : MESHLET_AF_INET6);
+      if (!st.pod.capture_inbound || fd == st.plain_fds.end()) {
+        clearInboundListener(inbound_fd, ip);
+        continue;
+      }
+      if (auto s = setInboundListener(inbound_fd, ip, fd->second); !s) {
+        logOnce(key + "/capture", "mesh proxy: pod " + key + ": " + s.error().message());
+      }
+    }
+  }
 
   static bool sameListeners(const ProxyPod& a, const ProxyPod& b) {
     return a.netns == b.netns && a.netns_cookie == b.netns_cookie && a.ips == b.ips;
@@ -200,7 +229,9 @@ struct MeshProxy::Impl {
         closeListeners(it->second);
         it = pods.erase(it);
       } else {
-        it->second.pod = *w->second;  // identity and labels may change in place
+        bool capture_changed = it->second.pod.capture_inbound != w->second->capture_inbound;
+        it->second.pod = *w->second;  // identity, labels and capture may change in place
+        if (capture_changed) syncCapture(it->first, it->second);
         ++it;
       }
     }
@@ -209,6 +240,7 @@ struct MeshProxy::Impl {
       PodState& st = pods[key];
       st.pod = *p;
       openListeners(key, st);
+      syncCapture(key, st);
     }
 
     // Pooled links whose destination left, changed identity, or whose source certificate was
@@ -250,23 +282,31 @@ struct MeshProxy::Impl {
   }
 
   void closeListeners(PodState& st) {
+    for (const IpAddr& ip : st.pod.ips) clearInboundListener(inbound_fd, ip);
     for (int fd : st.fds) {
       loop->remove(fd);
       close(fd);
     }
     st.fds.clear();
+    st.plain_fds.clear();
   }
 
   void openListeners(const std::string& key, PodState& st) {
+    enum class Kind { kOutbound, kHbone, kPlain };
     struct Want {
       IpAddr ip;
       int port;
-      bool outbound;
+      Kind kind;
       bool optional;  // IPv6 loopback: a pod netns without IPv6 has none
     };
-    std::vector<Want> wants = {{*IpAddr::parse("127.0.0.1"), MESHLET_OUTBOUND_PORT, true, false},
-                               {*IpAddr::parse("::1"), MESHLET_OUTBOUND_PORT, true, true}};
-    for (const IpAddr& ip : st.pod.ips) wants.push_back({ip, MESHLET_HBONE_PORT, false, false});
+    const IpAddr lo4 = *IpAddr::parse("127.0.0.1"), lo6 = *IpAddr::parse("::1");
+    std::vector<Want> wants = {{lo4, MESHLET_OUTBOUND_PORT, Kind::kOutbound, false},
+                               {lo6, MESHLET_OUTBOUND_PORT, Kind::kOutbound, true},
+                               {lo4, MESHLET_INBOUND_PORT, Kind::kPlain, false},
+                               {lo6, MESHLET_INBOUND_PORT, Kind::kPlain, true}};
+    for (const IpAddr& ip : st.pod.ips) {
+      wants.push_back({ip, MESHLET_HBONE_PORT, Kind::kHbone, false});
+    }
     for (const Want& w : wants) {
       auto fd = listenInNetns(st.pod.netns, w.ip, w.port);
       if (!fd.ok()) {
@@ -279,11 +319,21 @@ struct MeshProxy::Impl {
       }
       int lfd = *fd;
       uint8_t family = w.ip.isV4() ? MESHLET_AF_INET : MESHLET_AF_INET6;
-      Status added =
-          w.outbound
-              ? loop->add(lfd, EPOLLIN,
-                          [this, key, lfd, family](uint32_t) { acceptOutbound(key, lfd, family); })
-              : loop->add(lfd, EPOLLIN, [this, key, lfd](uint32_t) { acceptInbound(key, lfd); });
+      Status added;
+      switch (w.kind) {
+        case Kind::kOutbound:
+          added = loop->add(lfd, EPOLLIN, [this, key, lfd, family](uint32_t) {
+            acceptOutbound(key, lfd, family);
+          });
+          break;
+        case Kind::kHbone:
+          added = loop->add(lfd, EPOLLIN, [this, key, lfd](uint32_t) { acceptInbound(key, lfd); });
+          break;
+        case Kind::kPlain:
+          added = loop->add(lfd, EPOLLIN, [this, key, lfd](uint32_t) { acceptPlain(key, lfd); });
+          if (added) st.plain_fds[family] = lfd;
+          break;
+      }
       if (!added) {
         close(lfd);
         st.errors.push_back(added.error().message());
@@ -375,14 +425,17 @@ struct MeshProxy::Impl {
     return le;
   }
 
-  void markOpened(Conn& c) {
+  void markOpened(ConnBase& c) {
     c.opened = true;
-    ++(c.info.inbound ? counters.inbound_opened : counters.outbound_opened);
+    ++(c.info.path == "captured" ? counters.captured_opened
+       : c.info.inbound          ? counters.inbound_opened
+                                 : counters.outbound_opened);
     if (events.opened) events.opened(c.info, cfg->snapshot.get());
   }
 
-  void reportBytes(Conn& c) {
-    uint64_t sent = c.relay->bytesUp(), received = c.relay->bytesDown();
+  template <typename C>
+  void reportBytes(C& c) {
+    uint64_t sent = c.sent(), received = c.received();
     if (events.bytes && (sent > c.reported_sent || received > c.reported_received)) {
       events.bytes(c.info, sent - c.reported_sent, received - c.reported_received);
     }
@@ -511,6 +564,105 @@ struct MeshProxy::Impl {
     }
   }
 
+  // ---- inbound plaintext, steered by sk_lookup to 127.0.0.1:15006 in the pod ----
+
+  void acceptPlain(const std::string& key, int lfd) {
+    while (true) {
+      int fd = accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) return;
+      sockaddr_storage local{}, peer{};
+      socklen_t llen = sizeof(local), plen = sizeof(peer);
+      auto ps = pods.find(key);
+      if (ps == pods.end() || getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) != 0 ||
+          getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) != 0) {
+        resetAndClose(fd);
+        continue;
+      }
+      const ProxyPod& pod = ps->second.pod;
+      IpAddr dst = ipOf(local), src = ipOf(peer);
+      int port = portOf(local);
+      bool ours = false;
+      for (const IpAddr& ip : pod.ips) ours |= ip == dst;
+      if (!ours || port == MESHLET_INBOUND_PORT) {  // dialled 15006 itself, or misrouted
+        resetAndClose(fd);
+        continue;
+      }
+      TunnelConn info;
+      info.inbound = true;
+      info.path = "captured";
+      info.pod = key;
+      info.local_id = pod.spiffe_id;
+      info.peer = src.toString();
+      info.destination = hostPort(dst, port);
+      if (auto p = pod_by_ip.find(src); p != pod_by_ip.end()) info.peer_pod = p->second;
+      if (!admitPlain(pod, src, dst, port, info)) {
+        resetAndClose(fd);
+        continue;
+      }
+      auto up = connectInNetns(pod.netns, dst, port);
+      if (!up.ok()) {
+        logOnce(key + "/deliver",
+                "mesh proxy: cannot deliver to " + key + ": " + up.error().message());
+        resetAndClose(fd);
+        continue;
+      }
+      uint64_t id = next_conn++;
+      info.id = id;
+      info.start_unix = static_cast<int64_t>(time(nullptr));
+      PlainConn& pc = plain[id];
+      pc.info = std::move(info);
+      pc.pipe = std::make_unique<TcpPipe>(*loop, fd, *up);
+      pc.pipe->on_connected = [this, id](int err) {
+        if (auto it = plain.find(id); it != plain.end() && err == 0) markOpened(it->second);
+      };
+      pc.pipe->on_done = [this, id] {
+        loop->defer([this, id] {
+          auto it = plain.find(id);
+          if (it == plain.end()) return;
+          if (it->second.opened) {
+            reportBytes(it->second);
+            if (events.closed) events.closed(it->second.info);
+          }
+          plain.erase(it);
+        });
+      };
+      if (!pc.pipe->start(true).ok()) plain.erase(id);
+    }
+  }
+
+  // PeerAuthentication, then AuthorizationPolicy, for a plaintext connection; fills the
+  // decision into `info` and reports a refusal.
+  bool admitPlain(const ProxyPod& pod, const IpAddr& src, const IpAddr& dst, int port,
+                  TunnelConn& info) {
+    const Snapshot* snap = cfg->snapshot.get();
+    MtlsDecision m = snap ? effectiveMtls(*snap, pod.ns, pod.labels, port) : MtlsDecision{};
+    if (m.mode == MtlsMode::kStrict) {
+      info.policy = "rejected: plaintext to a STRICT mTLS port" +
+                    (m.policy.empty() ? "" : " (PeerAuthentication " + m.policy + ")");
+      info.policy_name = m.policy;
+      ++counters.plaintext_rejected;
+      if (events.rejected) events.rejected(info, snap);
+      logInfo("mesh proxy: " + info.peer + " -> " + info.pod + " " + info.destination + ": " +
+              info.policy);
+      return false;
+    }
+    L4Connection c;
+    c.source_ip = src;
+    c.destination_ip = dst;
+    c.destination_port = port;
+    c.destination_namespace = pod.ns;
+    c.destination_labels = pod.labels;
+    AuthzDecision d = snap ? authorizeL4(*snap, c) : AuthzDecision{};
+    info.policy = describe(d);
+    info.policy_name = d.policy;
+    if (d.allowed) return true;
+    ++counters.denied[d.policy];
+    if (events.denied) events.denied(info, snap);
+    logInfo("mesh proxy: denied plaintext " + info.peer + " -> " + info.pod + " " +
+            info.destination + ": " + info.policy);
+    return false;
+  }
+
   const ProxyPod* localPodByIp(const IpAddr& ip) const {
     for (const auto& [key, st] : pods) {
       for (const IpAddr& a : st.pod.ips) {
@@ -609,6 +761,14 @@ struct MeshProxy::Impl {
         r.live.push_back(std::move(t));
       }
     }
+    for (auto& [id, c] : plain) {
+      if (!c.opened) continue;
+      reportBytes(c);
+      TunnelConn t = c.info;
+      t.bytes_sent = c.sent();
+      t.bytes_received = c.received();
+      r.live.push_back(std::move(t));
+    }
     for (const auto& [key, st] : pods) {
       for (const auto& e : st.errors) r.listener_errors.push_back(key + ": " + e);
     }
@@ -618,15 +778,18 @@ struct MeshProxy::Impl {
   }
 };
 
-Result<std::unique_ptr<MeshProxy>> MeshProxy::start(int tunnel_map_fd, TunnelEvents events) {
+Result<std::unique_ptr<MeshProxy>> MeshProxy::start(int tunnel_map_fd, int inbound_map_fd,
+                                                    TunnelEvents events) {
   auto loop = EventLoop::make();
   if (!loop.ok()) {
     close(tunnel_map_fd);
+    close(inbound_map_fd);
     return loop.error();
   }
   std::unique_ptr<MeshProxy> p(new MeshProxy());
   p->impl_ = std::make_unique<Impl>();
   p->impl_->map_fd = tunnel_map_fd;
+  p->impl_->inbound_fd = inbound_map_fd;
   p->impl_->events = std::move(events);
   p->impl_->loop = std::move(*loop);
   Impl* impl = p->impl_.get();

@@ -38,6 +38,9 @@ struct ProxyPod {
   std::vector<IpAddr> ips;
   std::string netns;  // path
   uint64_t netns_cookie = 0;
+  // Plaintext inbound from outside this node's mesh is steered to the agent (sk_lookup) to
+  // apply PeerAuthentication and AuthorizationPolicy; false lets it reach the app directly.
+  bool capture_inbound = false;
 };
 
 struct ProxyConfig {
@@ -54,16 +57,17 @@ struct ProxyConfig {
 struct TunnelConn {
   uint64_t id = 0;  // unique in this agent's life
   bool inbound = false;
-  std::string pod;          // "ns/name" on this node
-  std::string peer_pod;     // "ns/name" of the pod at the other end, when known
-  std::string service;      // "name.ns.svc.cluster.local" the client dialled, when known
-  std::string local_id;     // this pod's SPIFFE id
-  std::string peer;         // outbound: destination "ip:port"; inbound: source "ip"
-  std::string destination;  // "ip:port" the app dialled (outbound) or is served on (inbound)
-  std::string peer_id;      // SPIFFE id the other side proved
-  std::string policy;       // inbound: "allowed by ns/name", "allowed" ...
-  std::string policy_name;  // inbound: the deciding AuthorizationPolicy "ns/name", if any
-  uint64_t bytes_sent = 0;  // towards the peer
+  std::string path = "tunnel";  // "tunnel" (HBONE), or "captured" (plaintext inbound)
+  std::string pod;              // "ns/name" on this node
+  std::string peer_pod;         // "ns/name" of the pod at the other end, when known
+  std::string service;          // "name.ns.svc.cluster.local" the client dialled, when known
+  std::string local_id;         // this pod's SPIFFE id
+  std::string peer;             // outbound: destination "ip:port"; inbound: source "ip"
+  std::string destination;      // "ip:port" the app dialled (outbound) or is served on (inbound)
+  std::string peer_id;          // SPIFFE id the other side proved
+  std::string policy;           // inbound: "allowed by ns/name", "allowed" ...
+  std::string policy_name;      // inbound: the deciding AuthorizationPolicy "ns/name", if any
+  uint64_t bytes_sent = 0;      // towards the peer
   uint64_t bytes_received = 0;
   int64_t start_unix = 0;
 };
@@ -75,6 +79,8 @@ struct ProxyReport {
   uint64_t links_opened = 0, links_closed = 0;
   uint64_t no_origin = 0;                  // accepted on 15001 with no kernel record (dropped)
   std::map<std::string, uint64_t> denied;  // by deciding policy ("" = no ALLOW matched ...)
+  uint64_t plaintext_rejected = 0;         // plaintext to a STRICT port
+  uint64_t captured_opened = 0;            // plaintext inbound checked and passed on
   std::vector<TunnelConn> live;
   std::vector<std::string> listener_errors;  // "ns/name: why"
   size_t pooled_links = 0;
@@ -87,12 +93,17 @@ struct TunnelEvents {
   std::function<void(const TunnelConn&, uint64_t sent, uint64_t received)> bytes;  // deltas
   std::function<void(const TunnelConn&)> closed;
   std::function<void(const TunnelConn&, const Snapshot*)> denied;  // .policy says by whom
+  // Plaintext refused because the port's mTLS mode is STRICT (.policy_name: the deciding
+  // PeerAuthentication).
+  std::function<void(const TunnelConn&, const Snapshot*)> rejected;
 };
 
 class MeshProxy {
  public:
-  // Takes over `tunnel_map_fd` (Datapath::tunnelMapFd()).
-  static Result<std::unique_ptr<MeshProxy>> start(int tunnel_map_fd, TunnelEvents events = {});
+  // Takes over `tunnel_map_fd` (Datapath::tunnelMapFd()) and `inbound_map_fd`
+  // (Datapath::inboundMapFd()).
+  static Result<std::unique_ptr<MeshProxy>> start(int tunnel_map_fd, int inbound_map_fd,
+                                                  TunnelEvents events = {});
   ~MeshProxy();  // stops the thread, closes every listener and connection
   MeshProxy(const MeshProxy&) = delete;
   MeshProxy& operator=(const MeshProxy&) = delete;

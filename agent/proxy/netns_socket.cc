@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -52,6 +53,11 @@ Result<int> tcpSocketInNetns(const std::string& netns_path, int family) {
     // Needs CAP_NET_ADMIN, which the agent has; without it the socket still works.
     uint32_t mark = MESHLET_AGENT_MARK;
     setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+    // The agent writes whole frames and records: Nagle would hold a small one (a CONNECT, a
+    // 200) behind an unacknowledged one for a delayed-ACK time (~40 ms). Accepted sockets
+    // inherit it from their listener.
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   });
   t.join();
   close(ns);

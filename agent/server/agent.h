@@ -57,6 +57,7 @@ class Agent {
   // The mesh proxy (agent_proxy.cc): in-pod listeners and HBONE tunnels.
   Status startProxy();
   void updateProxy();
+  void reconcileInboundCapture(const proxy::ProxyConfig& cfg);
   void publish();
   void recordError(const std::string& message);
   AdminResponse handle(const AdminRequest& req);
@@ -88,6 +89,7 @@ class Agent {
   std::shared_ptr<const IdentityView> identity_view_;  // rebuilt by reconcileIdentities
   std::unique_ptr<proxy::MeshProxy> proxy_;
   const void* proxy_inputs_[3] = {};  // desired_, good_, identity_view_ last sent to the proxy
+  std::map<std::string, std::string> inbound_errors_;  // pod -> last sk_lookup attach error
 
   // Published for the admin thread.
   std::mutex view_mu_;

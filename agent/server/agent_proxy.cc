@@ -1,18 +1,45 @@
 // The agent's side of the mesh proxy: what it serves follows the applied configuration and the
 // issued certificates.
+#include <unistd.h>
+
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "agent/common/log.h"
+#include "agent/policy/authz.h"
 #include "agent/server/agent.h"
 #include "agent/tls/ca.h"
 
 namespace meshlet {
 
+namespace {
+
+// Whether plaintext inbound to this workload must pass through the agent: a STRICT mode on any
+// of its ports, or an AuthorizationPolicy that applies to it. Otherwise it reaches the app
+// directly (PERMISSIVE, no policy: nothing to decide).
+bool needsCapture(const Snapshot& s, const std::string& ns, const Labels& labels) {
+  if (!applicablePolicies(s, ns, labels).empty()) return true;
+  if (effectiveMtls(s, ns, labels, 0).mode == MtlsMode::kStrict) return true;
+  for (const PeerAuthentication& pa : s.peer_authentications) {
+    for (const auto& [port, mode] : pa.port_modes) {
+      if (effectiveMtls(s, ns, labels, port).mode == MtlsMode::kStrict) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 Status Agent::startProxy() {
   auto fd = dp_->tunnelMapFd();
   if (!fd.ok()) return fd.error();
-  auto p = proxy::MeshProxy::start(*fd, metrics_.tunnelEvents());
+  auto inbound = dp_->inboundMapFd();
+  if (!inbound.ok()) {
+    close(*fd);
+    return inbound.error();
+  }
+  auto p = proxy::MeshProxy::start(*fd, *inbound, metrics_.tunnelEvents());
   if (!p.ok()) return p.error();
   proxy_ = std::move(*p);
   return Status::Ok();
@@ -43,13 +70,34 @@ void Agent::updateProxy() {
     pp.ips = p.ips;
     pp.netns = p.netns;
     pp.netns_cookie = p.netns_cookie;
+    pp.capture_inbound = good_ && needsCapture(*good_, p.ns, pp.labels);
     cfg->pods.push_back(std::move(pp));
   }
+  reconcileInboundCapture(*cfg);
   if (certs_) {
     cfg->svids = certs_->all();
     if (certs_->hasCa()) cfg->roots_pem = certs_->ca()->trustBundlePem();
   }
   proxy_->update(std::move(cfg));
+}
+
+// The sk_lookup program goes into the netns of every enrolled pod the proxy serves (whether it
+// steers anything is the proxy's map entry), and out of those that left.
+void Agent::reconcileInboundCapture(const proxy::ProxyConfig& cfg) {
+  std::set<uint64_t> wanted;
+  for (const proxy::ProxyPod& p : cfg.pods) {
+    wanted.insert(p.netns_cookie);
+    if (auto st = dp_->attachInbound(p.netns_cookie, p.netns); !st) {
+      std::string key = p.ns + "/" + p.name;
+      if (inbound_errors_[key] != st.error().message()) {
+        logWarn("inbound capture for pod " + key + ": " + st.error().message());
+      }
+      inbound_errors_[key] = st.error().message();
+    }
+  }
+  for (uint64_t cookie : dp_->inboundAttached()) {
+    if (wanted.count(cookie) == 0) dp_->detachInbound(cookie);
+  }
 }
 
 }  // namespace meshlet

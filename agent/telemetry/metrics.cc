@@ -110,9 +110,7 @@ std::map<std::string, std::string> istioTcpLabels(const ConnEntry& conn, const C
       {"request_protocol", "tcp"},
       {"response_flags", (v.flags & MESHLET_CONN_FAILED) ? "UF" : "-"},
       {"connection_security_policy", "none"},
-      {"meshlet_path", v.path == MESHLET_PATH_SPLICED    ? "spliced"
-                       : v.path == MESHLET_PATH_BALANCED ? "balanced"
-                                                         : "passthrough"},
+      {"meshlet_path", pathName(v.path)},
   };
   return l;
 }
@@ -154,8 +152,8 @@ std::map<std::string, std::string> istioTunnelLabels(const proxy::TunnelConn& c,
       {"destination_cluster", "Kubernetes"},
       {"request_protocol", "tcp"},
       {"response_flags", "-"},
-      {"connection_security_policy", "mutual_tls"},
-      {"meshlet_path", "tunnel"},
+      {"connection_security_policy", c.peer_id.empty() ? "none" : "mutual_tls"},
+      {"meshlet_path", c.path},
   };
 }
 
@@ -229,7 +227,12 @@ Metrics::Metrics()
                         .Name("meshlet_authz_denied_connections_total")
                         .Help("Connections an AuthorizationPolicy denied, by deciding policy "
                               "(\"-\" when ALLOW policies applied and none matched)")
-                        .Register(*registry_)) {
+                        .Register(*registry_)),
+      mtls_rejected_(BuildCounter()
+                         .Name("meshlet_mtls_rejected_connections_total")
+                         .Help("Plaintext connections refused because the destination port's "
+                               "PeerAuthentication mode is STRICT")
+                         .Register(*registry_)) {
   // Unlabelled series exist from the start, at 0, so a scrape always shows them.
   rejected_.Add({});
   spliced_.Add({});
@@ -368,15 +371,19 @@ proxy::TunnelEvents Metrics::tunnelEvents() {
     tcp_closed_.Add(it->second).Increment();
     tunnel_labels_.erase(it);
   };
-  ev.denied = [this](const proxy::TunnelConn& c, const Snapshot* s) {
-    auto labels = istioTunnelLabels(c, s);
-    authz_denied_
-        .Add({{"policy", c.policy_name.empty() ? "-" : c.policy_name},
-              {"source_principal", labels["source_principal"]},
-              {"destination_workload", labels["destination_workload"]},
-              {"destination_workload_namespace", labels["destination_workload_namespace"]}})
-        .Increment();
+  auto refusal = [](prometheus::Family<prometheus::Counter>& family) {
+    return [&family](const proxy::TunnelConn& c, const Snapshot* s) {
+      auto labels = istioTunnelLabels(c, s);
+      family
+          .Add({{"policy", c.policy_name.empty() ? "-" : c.policy_name},
+                {"source_principal", labels["source_principal"]},
+                {"destination_workload", labels["destination_workload"]},
+                {"destination_workload_namespace", labels["destination_workload_namespace"]}})
+          .Increment();
+    };
   };
+  ev.denied = refusal(authz_denied_);
+  ev.rejected = refusal(mtls_rejected_);
   return ev;
 }
 

@@ -33,7 +33,8 @@ std::map<std::string, std::string> istioTcpLabels(const ConnEntry& conn, const C
                                                   const DesiredDatapath& info,
                                                   const Snapshot& snapshot);
 
-// Pure: the Istio labels of a connection the mesh proxy tunnels (mutual TLS, both principals).
+// Pure: the Istio labels of a connection the mesh proxy carries: tunnelled (mutual TLS, both
+// principals) or captured plaintext (connection_security_policy "none").
 std::map<std::string, std::string> istioTunnelLabels(const proxy::TunnelConn& conn,
                                                      const Snapshot* snapshot);
 
@@ -86,6 +87,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& svc_refused_;
   prometheus::Family<prometheus::Counter>& svc_failed_;
   prometheus::Family<prometheus::Counter>& authz_denied_;
+  prometheus::Family<prometheus::Counter>& mtls_rejected_;
 
   std::map<meshlet_sock_key, Seen, BytesLess<meshlet_sock_key>> seen_;  // by connection
   std::vector<uint64_t> last_globals_;

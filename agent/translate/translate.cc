@@ -100,7 +100,14 @@ void translatePods(const TranslateInput& in, const IdTable& previous, TranslateO
     d.pod_info.emplace(info.pod_id, std::move(info));
   }
 
-  // Enrolled pods on other nodes: connections to them take the HBONE tunnel.
+  // Enrolled pods on other nodes: connections to them take the HBONE tunnel. An IP that any
+  // pod of this node holds (in the mesh or not) is local, whatever a stale remote pod says.
+  std::set<IpAddr> on_this_node;
+  for (const Pod& pod : s.pods) {
+    if (!in.node_name.empty() && pod.node_name == in.node_name) {
+      on_this_node.insert(pod.pod_ips.begin(), pod.pod_ips.end());
+    }
+  }
   std::vector<const Pod*> remote;
   std::map<std::string, uint32_t> node_ids;
   for (const Pod& pod : s.pods) {
@@ -114,7 +121,7 @@ void translatePods(const TranslateInput& in, const IdTable& previous, TranslateO
   for (const Pod* pod : remote) {
     for (const IpAddr& ip : pod->pod_ips) {
       meshlet_ip_key k = ipKey(ip);
-      if (d.local_ips.count(k) != 0 || d.remote_pods.count(ip) != 0) continue;
+      if (on_this_node.count(ip) != 0 || d.remote_pods.count(ip) != 0) continue;
       meshlet_remote_value v{};
       v.node_id = node_ids.at(pod->node_name);
       d.remote_ips.emplace(k, v);

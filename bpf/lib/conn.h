@@ -199,7 +199,7 @@ static __always_inline void conn_state(struct bpf_sock_ops *skops)
 			fc.backend_id = o->backend_id;
 			fc.pod_id = self ? self->pod_id : MESHLET_NO_ID;
 			fc.peer_pod_id = MESHLET_NO_ID;
-			fc.path = MESHLET_PATH_BALANCED;
+			fc.path = o->path;
 			fc.flags = MESHLET_CONN_ACTIVE | MESHLET_CONN_FAILED | MESHLET_CONN_CLOSED;
 			fc.start_ns = fc.end_ns = bpf_ktime_get_ns();
 			if (bpf_map_update_elem(&meshlet_conns_v1, &key, &fc, BPF_ANY))

@@ -71,6 +71,19 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } meshlet_tunnel_v1 SEC(".maps");
 
+/*
+ * Inbound capture: pod IP -> the agent's plaintext listener (15006) in that pod's netns. The
+ * sk_lookup program attached to the pod's netns steers inbound TCP there; a pod without an
+ * entry takes its connections directly.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, MESHLET_MAX_PODS * 2);
+	__type(key, struct meshlet_ip_key);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} meshlet_inbound_v1 SEC(".maps");
+
 /* Round-robin position per service id (per CPU). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -230,6 +230,22 @@ spec:
     }
     return rows;
   }
+  static Exchange fromOutsider(const std::string& payload) {
+    std::string ip = b_->pod("server").ip4;
+    return decodeExchange(a_->runInPod(
+        a_->pod("outsider"), [ip, payload] { return exchange(ip, 8080, "db\n", payload); }));
+  }
+  static bool scrapeHas(const std::string& node, const std::string& metric,
+                        const std::vector<std::string>& labels) {
+    std::string m = scrape(node);
+    for (size_t p = m.find(metric + "{"); p != std::string::npos; p = m.find(metric + "{", p + 1)) {
+      std::string line = m.substr(p, m.find('\n', p) - p);
+      bool all = true;
+      for (const auto& l : labels) all &= line.find(l) != std::string::npos;
+      if (all) return true;
+    }
+    return false;
+  }
   static std::string logs() {
     return "agent a:\n" + run("tail -n 30 " + dir_ + "/a/meshletd.log").out + "agent b:\n" +
            run("tail -n 30 " + dir_ + "/b/meshletd.log").out;
@@ -439,7 +455,9 @@ TEST_F(CrossNode, PolicyOnTheDestinationDeniesThenAllowsTheClientIdentity) {
       },
       3000))
       << denials;
-  EXPECT_GE(status("b")["tunnels"]["denied"].value("-", 0), 1) << status("b").dump(2);
+  // The proxy's counters reach `meshlet status` within a few hundred ms.
+  EXPECT_TRUE(waitFor([] { return status("b")["tunnels"]["denied"].value("-", 0) >= 1; }, 2000))
+      << status("b").dump(2);
 
   writeConfig(policy("client"));
   Exchange allowed;
@@ -451,6 +469,86 @@ TEST_F(CrossNode, PolicyOnTheDestinationDeniesThenAllowsTheClientIdentity) {
       5000))
       << allowed.error << "\n"
       << logs();
+  writeConfig("");
+}
+
+// PeerAuthentication against a client outside the mesh (a plain pod on node A dialling the
+// server pod's IP): STRICT refuses its plaintext (the sk_lookup program in the server pod's
+// netns steers it to B's agent, which resets it) while mesh traffic still flows over HBONE;
+// PERMISSIVE with an AuthorizationPolicy lets it through the agent, counted as plaintext.
+TEST_F(CrossNode, StrictRefusesPlaintextFromOutsideTheMeshPermissiveAcceptsIt) {
+  // No policy (what the previous test left is gone within a second): straight to the app.
+  Exchange before;
+  ASSERT_TRUE(waitFor(
+      [&] {
+        before = fromOutsider("plain-before");
+        return before.echo == "plain-before";
+      },
+      5000))
+      << before.error << logs();
+
+  writeConfig(R"(---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: shop-strict, namespace: shop}
+spec:
+  mtls: {mode: STRICT}
+)");
+  Exchange refused;
+  ASSERT_TRUE(waitFor(
+      [&] {
+        refused = fromOutsider("must-not-arrive");
+        return !refused.error.empty();
+      },
+      5000))
+      << logs();
+  EXPECT_EQ(refused.echo, "");
+  EXPECT_EQ(fromClient(kServiceIp, 80, "mesh-still-works").echo, "mesh-still-works") << logs();
+  EXPECT_TRUE(
+      waitFor([] { return status("b")["tunnels"].value("plaintext_rejected", 0) >= 1; }, 2000))
+      << status("b").dump(2);
+  EXPECT_TRUE(waitFor(
+      [] {
+        return scrapeHas("b", "meshlet_mtls_rejected_connections_total",
+                         {"policy=\"shop/shop-strict\"", "destination_workload=\"db\""});
+      },
+      3000))
+      << scrape("b");
+
+  writeConfig(R"(---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: shop-strict, namespace: shop}
+spec:
+  mtls: {mode: PERMISSIVE}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: from-node-a, namespace: shop}
+spec:
+  action: ALLOW
+  rules:
+  - from:
+    - source:
+        ipBlocks: ["198.18.1.0/24"]
+)");
+  Exchange accepted;
+  EXPECT_TRUE(waitFor(
+      [&] {
+        accepted = fromOutsider("plain-permissive");
+        return accepted.echo == "plain-permissive";
+      },
+      5000))
+      << accepted.error << "\n"
+      << logs();
+  EXPECT_TRUE(waitFor(
+      [] {
+        return scrapeHas("b", "istio_tcp_connections_opened_total",
+                         {"meshlet_path=\"captured\"", "connection_security_policy=\"none\"",
+                          "reporter=\"destination\"", "destination_workload=\"db\""});
+      },
+      3000))
+      << scrape("b");
   writeConfig("");
 }
 

@@ -25,6 +25,7 @@
 
 /* The agent's in-pod ports (Istio ambient's numbers). */
 #define MESHLET_OUTBOUND_PORT 15001 /* 127.0.0.1 / ::1: tunnel-path sockets are rewritten here */
+#define MESHLET_INBOUND_PORT 15006  /* 127.0.0.1 / ::1: plaintext inbound steered by sk_lookup */
 #define MESHLET_HBONE_PORT 15008    /* pod IP: HBONE (HTTP/2 CONNECT over mTLS) from other nodes */
 
 /* SO_MARK of the agent's own sockets inside pods: the datapath leaves them alone. */
