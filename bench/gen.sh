@@ -7,6 +7,11 @@
 #   fake endpoints (part 3) 198.18.1.0 onward (100 000 of them end at 198.19.135.x)
 #   part-1 Service VIPs     198.19.0.10, 198.19.0.11
 #   generated Service VIPs  198.19.200.1 - 198.19.239.250 (service i of 1..10 000)
+#   cross-node (part 4)     node A pods 198.18.1.0/24 (gateway .254), node B pods
+#                           198.18.2.0/24, link between the nodes 198.18.250.0/30, Service
+#                           VIP 198.19.0.20; the same layout as tests/lib/sandbox.cc. Part 3's
+#                           fake endpoints overlap these, but they only ever exist as map
+#                           entries of part 3's agent, which is gone when part 4 runs.
 
 BENCH_NS=bench
 
@@ -159,4 +164,56 @@ gen_kube_proxy() {
     }
     print "COMMIT";
   }'
+}
+
+# gen_xnode NODE_A NODE_B NETNS_PREFIX: the cluster state both cross-node agents read: the
+# meshed client xmc on NODE_A (198.18.1.2), the meshed server xms on NODE_B (198.18.2.2) and
+# the Service xsvc 198.19.0.20 -> xms (11111 sockperf, 5201 iperf3, 8080 connbench echo).
+# No EndpointSlice: the file source derives it from the selector.
+gen_xnode() {
+  local a=$1 b=$2 prefix=$3 spec name node ip sa
+  cat <<EOF
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: $BENCH_NS-x
+  labels:
+    istio.io/dataplane-mode: meshlet
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: xsvc
+  namespace: $BENCH_NS-x
+spec:
+  clusterIP: 198.19.0.20
+  selector: {app: xms}
+  ports:
+  - {name: latency, port: 11111, targetPort: 11111, protocol: TCP}
+  - {name: bulk, port: 5201, targetPort: 5201, protocol: TCP}
+  - {name: echo, port: 8080, targetPort: 8080, protocol: TCP}
+EOF
+  for spec in "xmc $a 198.18.1.2 client" "xms $b 198.18.2.2 server"; do
+    read -r name node ip sa <<<"$spec"
+    cat <<EOF
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: $name
+  namespace: $BENCH_NS-x
+  labels: {app: $name}
+  annotations:
+    meshlet.io/netns: /var/run/netns/$prefix-$name
+spec:
+  nodeName: $node
+  serviceAccountName: $sa
+  containers: [{name: app, image: bench}]
+status:
+  phase: Running
+  podIP: $ip
+  podIPs: [{ip: $ip}]
+  conditions: [{type: Ready, status: "True"}]
+EOF
+  done
 }

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# meshlet benchmarks, run by hand (not part of CI): bench/run.sh [--quick] [--reps N]
+# meshlet benchmarks, run by hand (not part of CI):
+#   bench/run.sh [--quick] [--reps N] [--only p2p,conn,footprint,xnode] [--no-build]
 #
 #   1. same-node pod->pod: no mesh vs meshlet (splice) vs sidecar-like (haproxy + iptables)
 #      sockperf ping-pong latency (p50/p99) and iperf3 single-stream throughput
 #   2. connection cost with 1 / 1 000 / 10 000 Services: meshlet vs kube-proxy-style iptables
 #   3. agent footprint with 10 000 Services / 100 000 endpoints: RSS, BPF map memory, sync time
+#   4. cross-node (two node netns, one agent each): plaintext vs meshlet mTLS (HBONE) vs a
+#      stunnel pair: latency, throughput, new connection over the warm pool, agent CPU
 #
 # Everything it creates is named mlt-bench*: network namespaces, the cgroup subtree
-# <cgroup2>/mlt-bench (meshlet attaches at <cgroup2>/mlt-bench/mesh only), the bpffs pin dir
-# /sys/fs/bpf/mlt-bench and /run/mlt-bench. Leftovers of an interrupted run are removed first.
-# The medians land in the generated section of bench/README.md.
+# <cgroup2>/mlt-bench (meshlet attaches only at its mesh/, xa/ and xb/ children), the bpffs pin dirs
+# /sys/fs/bpf/mlt-bench{,-xa,-xb} and /run/mlt-bench. Leftovers of an interrupted run are
+# removed first. The medians land in the generated sections of bench/README.md (parts 1-3 in
+# one, rewritten only by a run of all three; part 4 in its own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -18,16 +22,28 @@ source bench/gen.sh
 
 QUICK=0
 REPS=5
+ONLY=p2p,conn,footprint,xnode
+BUILD_AGENT=1
+usage() { echo "usage: bench/run.sh [--quick] [--reps N] [--only p2p,conn,footprint,xnode] [--no-build]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) QUICK=1; REPS=1 ;;
     --reps) REPS=$2; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
-    *) echo "usage: bench/run.sh [--quick] [--reps N]" >&2; exit 2 ;;
+    --only) ONLY=$2; shift ;;
+    --no-build) BUILD_AGENT=0 ;;   # use the meshletd/meshlet already in build-bench/
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) usage ;;
   esac
   shift
 done
+for part in ${ONLY//,/ }; do
+  case $part in p2p|conn|footprint|xnode) ;; *) usage ;; esac
+done
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
+# Parts 1-3 share one node and one agent; part 4 has two nodes and two agents of its own.
+if want p2p || want conn || want footprint; then SINGLE=1; else SINGLE=0; fi
 if [ "$QUICK" = 1 ]; then T_PP=2; T_IPERF=2; T_CONN=1; SYNC_REPS=2; else T_PP=5; T_IPERF=5; T_CONN=3; SYNC_REPS=5; fi
+XRATE=5000                   # part 4: request/response rate for the CPU cost (1 KB each way)
 
 P=mlt-bench
 NODE=mlt-bench-node          # also the agent's --node-name
@@ -45,6 +61,17 @@ AGENT_PID=""
 RESULTS=$RUN/results.txt     # "key value" lines, one per measurement
 README=$ROOT/bench/README.md
 LOGS=/tmp/$P-logs            # logs of a failed run
+# Part 4 (cross-node): node netns mlt-bench-xa / -xb, each agent attached at its own subtree
+# and pinned under its own bpffs dir; both read the same cluster YAML and share one CA.
+XA=$P-xa
+XB=$P-xb
+XNODE_A=$P-node-a            # the agents' --node-name
+XNODE_B=$P-node-b
+CG_XA=$CG/xa
+CG_XB=$CG/xb
+XRUN=$RUN/xnode
+XAGENT_A=""
+XAGENT_B=""
 
 log() { printf '\033[1m[bench %s]\033[0m %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -74,6 +101,19 @@ cleanup() {
     if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q -- "--bpffs $BPFFS"; then kill_pid "$pid"; fi
   fi
   [ -x "$MESHLETD" ] && [ -d "$BPFFS" ] && "$MESHLETD" --uninstall --bpffs "$BPFFS" >/dev/null 2>&1
+  # The two cross-node agents, likewise.
+  [ -n "$XAGENT_A" ] && kill_pid "$XAGENT_A"
+  [ -n "$XAGENT_B" ] && kill_pid "$XAGENT_B"
+  XAGENT_A=""; XAGENT_B=""
+  local x
+  for x in xa xb; do
+    if [ -f "$RUN/meshletd-$x.pid" ]; then
+      local xpid
+      xpid=$(cat "$RUN/meshletd-$x.pid")
+      if tr '\0' ' ' 2>/dev/null <"/proc/$xpid/cmdline" | grep -q -- "--bpffs $BPFFS-$x "; then kill_pid "$xpid"; fi
+    fi
+    [ -x "$MESHLETD" ] && [ -d "$BPFFS-$x" ] && "$MESHLETD" --uninstall --bpffs "$BPFFS-$x" >/dev/null 2>&1
+  done
   # Processes of the pods, by PID, from every cgroup of the subtree. Read each cgroup.procs
   # whole before killing: it shrinks as processes exit, and reading it line by line while
   # killing skips PIDs. Repeat until the subtree is empty.
@@ -108,9 +148,16 @@ need() {  # need CMD PACKAGE
 install_tools() {
   need sockperf sockperf; need iperf3 iperf3; need haproxy haproxy; need iptables iptables
   need curl curl; need jq jq; need bpftool bpftool; need g++ g++; need cmake cmake; need ip iproute2
+  need stunnel4 stunnel4; need openssl openssl
 }
 
 build() {
+  if [ "$BUILD_AGENT" = 0 ]; then
+    [ -x "$MESHLETD" ] && [ -x "$MESHLET" ] || die "--no-build: no meshletd/meshlet in $BUILD yet"
+    log "--no-build: using $MESHLETD ($(stat -c %y "$MESHLETD" | cut -d. -f1)) and $MESHLET as they are"
+    g++ -O2 -std=c++17 -o "$RUN/connbench" "$ROOT/bench/connbench.cc"
+    return
+  fi
   log "building meshletd and meshlet in $BUILD (Release)"
   # -Wno-restrict: GCC 12's -Wrestrict false positive on std::string at -O3 (GCC PR105329)
   # breaks the -Werror build in Release; the code is fine.
@@ -122,19 +169,20 @@ build() {
 
 # ---------------------------------------------------------------------------- pods
 
-# pod NAME IP CGPARENT: netns mlt-bench-NAME, veth to the node bridge, cgroup CGPARENT/NAME.
+# pod NAME IP CGPARENT [NODE_NETNS GATEWAY]: netns mlt-bench-NAME, veth to the bridge br0 of
+# the node netns (default mlt-bench-node, no gateway: one L2 segment), cgroup CGPARENT/NAME.
 POD_IDX=0
 pod() {
-  local name=$1 ip=$2 parent=$3 host_if
+  local name=$1 ip=$2 parent=$3 node=${4:-$P-node} gw=${5:-} host_if
   POD_IDX=$((POD_IDX + 1))
   host_if="mltbv$POD_IDX"
   ip netns add "$P-$name"
-  ip -n "$P-node" link add "$host_if" type veth peer name eth0 netns "$P-$name"
-  ip -n "$P-node" link set "$host_if" master br0 up
+  ip -n "$node" link add "$host_if" type veth peer name eth0 netns "$P-$name"
+  ip -n "$node" link set "$host_if" master br0 up
   ip -n "$P-$name" link set lo up
   ip -n "$P-$name" addr add "$ip/24" dev eth0
   ip -n "$P-$name" link set eth0 up
-  ip -n "$P-$name" route add default dev eth0
+  if [ -n "$gw" ]; then ip -n "$P-$name" route add default via "$gw"; else ip -n "$P-$name" route add default dev eth0; fi
   # Many short connections per second: the whole ephemeral range (per netns sysctl).
   ip netns exec "$P-$name" sysctl -qw net.ipv4.ip_local_port_range="10000 65000"
   mkdir -p "$parent/$name"
@@ -298,10 +346,10 @@ sockperf_pp() {
   log "  $4 sockperf p50=${p50}us p99=${p99}us"
 }
 
-# iperf CLIENT IP KEY: single stream, records KEY.gbps (receiver side).
+# iperf CLIENT IP KEY [PORT]: single stream, records KEY.gbps (receiver side).
 iperf() {
   local out gbps
-  out=$(inpod "$1" iperf3 -c "$2" -p 5201 -t "$T_IPERF" -J 2>&1) ||
+  out=$(inpod "$1" iperf3 -c "$2" -p "${4:-5201}" -t "$T_IPERF" -J 2>&1) ||
     { echo "$out" | tail -5 >&2; die "iperf3 $3 failed"; }
   gbps=$(jq -r '.end.sum_received.bits_per_second / 1e9' <<<"$out")
   record "$3.gbps" "$gbps"
@@ -474,6 +522,253 @@ bench_footprint() {
   # kube-proxy's analogue of a sync: iptables-restore of 10 000 services (median of part 2).
 }
 
+# ------------------------------------------------------------ 4. cross-node
+
+# node_ns NETNS N: a node: netns with the pods' bridge br0 at 198.18.N.254/24, forwarding on.
+node_ns() {
+  ip netns add "$1"
+  ip -n "$1" link set lo up
+  ip -n "$1" link add br0 type bridge
+  ip -n "$1" addr add "198.18.$2.254/24" dev br0
+  ip -n "$1" link set br0 up
+  ip netns exec "$1" sysctl -qw net.ipv4.ip_forward=1
+}
+
+XCLI() { local n=$1; shift; "$MESHLET" --admin-socket "$XRUN/$n/admin.sock" --bpffs "$BPFFS-$n" "$@"; }
+xstatus() { XCLI "$1" status -o json 2>/dev/null | jq -c 'if type == "array" then .[0] else . end'; }
+
+# start_xagent xa|xb NODE_NAME CGROUP: sets XAGENT_PID.
+start_xagent() {
+  local n=$1 d=$XRUN/$1
+  mkdir -p "$d/config"
+  cp "$XRUN/cluster.yaml" "$d/config/cluster.yaml"
+  "$MESHLETD" --config-dir "$d/config" --node-name "$2" --cgroup "$3" --bpffs "$BPFFS-$n" \
+    --admin-socket "$d/admin.sock" --metrics-addr 127.0.0.1:0 --readiness-addr 127.0.0.1:0 \
+    --cni-socket "$d/cni.sock" --state-dir "$d/state" --ca-dir "$XRUN/ca" >"$RUN/meshletd-$n.log" 2>&1 &
+  XAGENT_PID=$!
+  echo "$XAGENT_PID" >"$RUN/meshletd-$n.pid"
+}
+
+# wait_xagent xa|xb PID POD: config applied, POD enrolled, its certificate issued.
+wait_xagent() {
+  local n=$1 pid=$2 pod=$3 st
+  for _ in $(seq 300); do
+    kill -0 "$pid" 2>/dev/null || { tail "$RUN/meshletd-$n.log"; die "meshletd ($n) exited"; }
+    st=$(xstatus "$n")
+    if [ "$(jq -r '.generation // 0' <<<"$st" 2>/dev/null)" -ge 1 ] 2>/dev/null &&
+      [ "$(XCLI "$n" workloads -o json 2>/dev/null | jq --arg p "$pod" '[.[] | select(.name == $p and .enrolled)] | length')" = 1 ] &&
+      [ "$(XCLI "$n" certs -o json 2>/dev/null | jq '[.[] | select(.state == "valid")] | length')" -ge 1 ]; then
+      [ "$(jq -r .config_ok <<<"$st")" = true ] || die "agent $n: config not applied: $(jq -r .last_error <<<"$st")"
+      return 0
+    fi
+    sleep 0.1
+  done
+  tail "$RUN/meshletd-$n.log"
+  XCLI "$n" workloads || true
+  die "agent $n: $pod not enrolled with a valid certificate within 30 s"
+}
+
+# issue_cert NAME: an ECDSA P-256 leaf for the stunnel side NAME, signed by the mesh's own root
+# (the CA dir `meshlet ca init` wrote), with a SPIFFE URI SAN like the agents' own SVIDs.
+issue_cert() {
+  local n=$1 d=$XRUN/stunnel
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/$n.key" \
+    -subj "/O=mlt-bench/CN=$n" -out "$d/$n.csr" 2>/dev/null
+  printf '%s\n' "subjectAltName=URI:spiffe://cluster.local/ns/$BENCH_NS-x/sa/$n" \
+    "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature,keyAgreement" \
+    "extendedKeyUsage=serverAuth,clientAuth" >"$d/$n.ext"
+  openssl x509 -req -in "$d/$n.csr" -CA "$XRUN/ca/ca-cert.pem" -CAkey "$XRUN/ca/ca-key.pem" \
+    -set_serial "0x$(openssl rand -hex 12)" -days 2 -sha256 -extfile "$d/$n.ext" \
+    -out "$d/$n.pem" 2>/dev/null
+  openssl verify -CAfile "$XRUN/ca/ca-cert.pem" "$d/$n.pem" >/dev/null || die "stunnel cert $n does not verify"
+}
+
+# A userspace TLS proxy pair doing the same hop as HBONE: stunnel in the client pod (listening
+# on 127.0.0.1) and in the server pod (on its pod IP, forwarding to the apps on 127.0.0.1).
+# TLS 1.3 only, both sides present a certificate from the mesh's root and verify the peer's
+# chain (the server requires a client certificate); TCP_NODELAY on every socket, as a proxy
+# for request/response traffic would set. One stunnel process per side, a thread per
+# connection (Debian's build). Ports: latency 15001 -> 15006 -> 11111, bulk 15002 -> 15007
+# -> 5201, new connections 15003 -> 15009 -> 8080.
+setup_stunnel() {
+  local d=$XRUN/stunnel side
+  mkdir -p "$d"
+  issue_cert stunnel-client
+  issue_cert stunnel-server
+  for side in client server; do
+    {
+      printf 'foreground = yes\npid =\nsyslog = no\ndebug = 4\n'
+      printf 'cert = %s\nkey = %s\nCAfile = %s\nverifyChain = yes\n' \
+        "$d/stunnel-$side.pem" "$d/stunnel-$side.key" "$XRUN/ca/ca-cert.pem"
+      printf 'sslVersionMin = TLSv1.3\nsslVersionMax = TLSv1.3\n'
+      printf 'socket = l:TCP_NODELAY=1\nsocket = r:TCP_NODELAY=1\n'
+      if [ "$side" = client ]; then
+        printf 'client = yes\n'
+        printf '[lat]\naccept = 127.0.0.1:15001\nconnect = 198.18.2.4:15006\n'
+        printf '[bulk]\naccept = 127.0.0.1:15002\nconnect = 198.18.2.4:15007\n'
+        printf '[conn]\naccept = 127.0.0.1:15003\nconnect = 198.18.2.4:15009\n'
+      else
+        printf '[lat]\naccept = 198.18.2.4:15006\nconnect = 127.0.0.1:11111\n'
+        printf '[bulk]\naccept = 198.18.2.4:15007\nconnect = 127.0.0.1:5201\n'
+        printf '[conn]\naccept = 198.18.2.4:15009\nconnect = 127.0.0.1:8080\n'
+      fi
+    } >"$RUN/stunnel-$side.cfg"
+  done
+  podbg xtc stunnel-client stunnel4 "$RUN/stunnel-client.cfg"
+  podbg xts stunnel-server stunnel4 "$RUN/stunnel-server.cfg"
+  wait_port xtc 127.0.0.1 15001; wait_port xtc 127.0.0.1 15002; wait_port xtc 127.0.0.1 15003
+  wait_port xts 198.18.2.4 15006; wait_port xts 198.18.2.4 15007; wait_port xts 198.18.2.4 15009
+}
+
+# pids_of POD COMM: the PIDs in POD's cgroup whose command is COMM.
+pids_of() {
+  local pid
+  for pid in $(cat "${POD_CG[$1]}/cgroup.procs"); do
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] && echo "$pid"
+  done
+  return 0
+}
+
+# ticks PID...: utime + stime of the processes, in clock ticks.
+ticks() {
+  local pid sum=0 t
+  for pid in "$@"; do
+    t=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    sum=$((sum + t))
+  done
+  echo "$sum"
+}
+
+setup_xnode() {
+  log "4. cross-node: nodes $XA (pods 198.18.1.0/24) and $XB (198.18.2.0/24) joined by a veth pair"
+  mkdir -p "$CG_XA" "$CG_XB" "$CG_PLAIN" "$XRUN"
+  node_ns "$XA" 1
+  node_ns "$XB" 2
+  ip -n "$XA" link add mltbxa type veth peer name mltbxb netns "$XB"
+  ip -n "$XA" addr add 198.18.250.1/30 dev mltbxa
+  ip -n "$XB" addr add 198.18.250.2/30 dev mltbxb
+  ip -n "$XA" link set mltbxa up
+  ip -n "$XB" link set mltbxb up
+  ip -n "$XA" route add 198.18.2.0/24 via 198.18.250.2
+  ip -n "$XB" route add 198.18.1.0/24 via 198.18.250.1
+  pod xmc 198.18.1.2 "$CG_XA" "$XA" 198.18.1.254      # meshed client (agent A)
+  pod xpc 198.18.1.3 "$CG_PLAIN" "$XA" 198.18.1.254   # plain client
+  pod xtc 198.18.1.4 "$CG_PLAIN" "$XA" 198.18.1.254   # stunnel client
+  pod xms 198.18.2.2 "$CG_XB" "$XB" 198.18.2.254      # meshed server (agent B)
+  pod xps 198.18.2.3 "$CG_PLAIN" "$XB" 198.18.2.254   # plain server
+  pod xts 198.18.2.4 "$CG_PLAIN" "$XB" 198.18.2.254   # stunnel server (apps on 127.0.0.1)
+  local s name ip
+  for s in xms:198.18.2.2 xps:198.18.2.3 xts:127.0.0.1; do
+    name=${s%%:*} ip=${s#*:}
+    podbg "$name" "$name-sockperf" sockperf sr --tcp -i "$ip" -p 11111
+    podbg "$name" "$name-iperf3" iperf3 -s -B "$ip" -p 5201
+    podbg "$name" "$name-echo" "$RUN/connbench" echo "$ip" 8080
+  done
+
+  "$MESHLET" ca init --dir "$XRUN/ca" >"$RUN/ca-init.log" 2>&1 || { cat "$RUN/ca-init.log"; die "meshlet ca init failed"; }
+  gen_xnode "$XNODE_A" "$XNODE_B" "$P" >"$XRUN/cluster.yaml"
+  start_xagent xa "$XNODE_A" "$CG_XA"; XAGENT_A=$XAGENT_PID
+  start_xagent xb "$XNODE_B" "$CG_XB"; XAGENT_B=$XAGENT_PID
+  log "meshletd node A pid $XAGENT_A at $CG_XA, node B pid $XAGENT_B at $CG_XB; shared CA $XRUN/ca"
+  setup_stunnel
+  for s in xms:198.18.2.2 xps:198.18.2.3 xts:127.0.0.1; do
+    name=${s%%:*} ip=${s#*:}
+    wait_port "$name" "$ip" 11111; wait_port "$name" "$ip" 5201; wait_port "$name" "$ip" 8080
+  done
+  wait_xagent xa "$XAGENT_A" xmc
+  wait_xagent xb "$XAGENT_B" xms
+  STUNNEL_C=$(pids_of xtc stunnel4)
+  STUNNEL_S=$(pids_of xts stunnel4)
+  [ -n "$STUNNEL_C" ] && [ -n "$STUNNEL_S" ] || die "stunnel processes not found"
+  # One exchange on each path before measuring: meshlet's pooled HBONE link is then warm.
+  local p
+  for p in "xpc 198.18.2.3 8080" "xmc 198.19.0.20 8080" "xtc 127.0.0.1 15003"; do
+    set -- $p
+    inpod "$1" "$RUN/connbench" rtt "$2" "$3" 0.2 >"$RUN/warmup-$1.log" 2>&1 ||
+      { cat "$RUN/warmup-$1.log"; tail "$RUN/meshletd-xa.log" "$RUN/meshletd-xb.log" "$RUN/stunnel-client.log" "$RUN/stunnel-server.log"; die "no round trip from $1 to $2:$3"; }
+  done
+}
+
+# rtt CLIENT IP PORT KEY: new connections one after the other, each with one 1-byte round trip;
+# records KEY.new_p50 / KEY.new_p99 (us).
+rtt() {
+  local out p50 p99
+  out=$(inpod "$1" "$RUN/connbench" rtt "$2" "$3" "$T_CONN" 2>&1) ||
+    { echo "$out" >&2; die "connbench rtt $4 failed"; }
+  p50=$(grep -o 'rtt_p50_us=[0-9.]*' <<<"$out" | cut -d= -f2)
+  p99=$(grep -o 'rtt_p99_us=[0-9.]*' <<<"$out" | cut -d= -f2)
+  record "$4.new_p50" "$p50"; record "$4.new_p99" "$p99"
+  log "  $4 new connection + first round trip p50=${p50}us p99=${p99}us ($(grep -o 'conns=[0-9]*' <<<"$out"))"
+}
+
+# cpu_load CLIENT IP PORT KEY "PIDS_A" "PIDS_B": 1 KB requests, each answered with 1 KB
+# (sockperf under-load, reply to every message) at XRATE/s on one connection; records the
+# CPU (user + system) the processes on each side spent per request, scaled to vCPU per
+# 1000 req/s: KEY.cpu_a / KEY.cpu_b, and the request rate reached: KEY.rps.
+cpu_load() {
+  local a0 b0 a1 b1 out sent hz runtime
+  hz=$(getconf CLK_TCK)
+  # shellcheck disable=SC2086
+  a0=$(ticks $5); b0=$(ticks $6)
+  out=$(inpod "$1" sockperf ul --tcp -i "$2" -p "$3" -m 1024 --mps "$XRATE" --reply-every 1 -t "$T_PP" 2>&1) ||
+    { echo "$out" | tail -5 >&2; die "sockperf ul $4 failed"; }
+  # shellcheck disable=SC2086
+  a1=$(ticks $5); b1=$(ticks $6)
+  sent=$(sed -n 's/.*\[Total Run\].*SentMessages=\([0-9]*\).*/\1/p' <<<"$out")
+  runtime=$(sed -n 's/.*\[Total Run\] RunTime=\([0-9.]*\) sec.*/\1/p' <<<"$out")
+  [ -n "$sent" ] && [ "$sent" -gt 0 ] || { echo "$out" | tail -5 >&2; die "sockperf ul $4: no messages"; }
+  record "$4.cpu_a" "$(awk -v t=$((a1 - a0)) -v hz="$hz" -v n="$sent" 'BEGIN {printf "%.4f", t / hz / n * 1000}')"
+  record "$4.cpu_b" "$(awk -v t=$((b1 - b0)) -v hz="$hz" -v n="$sent" 'BEGIN {printf "%.4f", t / hz / n * 1000}')"
+  record "$4.rps" "$(awk -v n="$sent" -v r="$runtime" 'BEGIN {printf "%.0f", n / r}')"
+  log "  $4 ${sent} x 1 KB req/resp: CPU client side $((a1 - a0)) ticks, server side $((b1 - b0)) ticks (${hz}/s) -> $(tail -3 "$RESULTS" | head -2 | cut -d' ' -f2 | tr '\n' ' ')vCPU per 1000 req/s"
+}
+
+# hbone_links POD: established TCP connections to port 15008 in the pod's netns (the agent's
+# HBONE links, opened with setns into the client pod).
+hbone_links() { ip netns exec "$P-$1" ss -Htn state established '( dport = :15008 )' | wc -l; }
+
+bench_xnode() {
+  log "4. cross-node: $REPS rep(s), sockperf -t $T_PP, iperf3 -t $T_IPERF, new connections ${T_CONN}s, CPU at $XRATE req/s"
+  local rep hz a0 b0
+  hz=$(getconf CLK_TCK)
+  a0=$(ticks "$XAGENT_A"); b0=$(ticks "$XAGENT_B")
+  sleep 2
+  XIDLE_A=$(awk -v t=$(( $(ticks "$XAGENT_A") - a0 )) -v hz="$hz" 'BEGIN {printf "%.4f", t / hz / 2}')
+  XIDLE_B=$(awk -v t=$(( $(ticks "$XAGENT_B") - b0 )) -v hz="$hz" 'BEGIN {printf "%.4f", t / hz / 2}')
+  for rep in $(seq "$REPS"); do
+    log " rep $rep/$REPS"
+    sockperf_pp xpc 198.18.2.3 11111 xn.plain
+    sockperf_pp xmc 198.19.0.20 11111 xn.meshlet
+    sockperf_pp xtc 127.0.0.1 15001 xn.stunnel
+    iperf xpc 198.18.2.3 xn.plain
+    if [ "$rep" = 1 ]; then
+      # Check while iperf3 runs that the bytes really go through HBONE.
+      inpod xmc iperf3 -c 198.19.0.20 -p 5201 -t "$T_IPERF" -J >"$RUN/xn-iperf-probe.json" 2>&1 &
+      local probe=$!
+      sleep 1
+      XLINKS_DURING=$(hbone_links xmc)
+      XCONNS_SAMPLE=$(XCLI xa connections -o json 2>/dev/null | jq -r '[.[] | select(.service_address == "198.19.0.20:5201" and .state == "open")] |
+        map(.path) | group_by(.) | map("\(.[0])=\(length)") | join(", ")' 2>/dev/null || echo "?")
+      ip netns exec "$P-xmc" ss -Htni state established >"$RUN/xn-ss-during-iperf.txt" 2>&1 || true
+      wait "$probe" || { tail -5 "$RUN/xn-iperf-probe.json"; die "iperf3 xn.meshlet failed"; }
+      record xn.meshlet.gbps "$(jq -r '.end.sum_received.bits_per_second / 1e9' "$RUN/xn-iperf-probe.json")"
+      log "  xn.meshlet iperf3 $(printf '%.2f' "$(tail -1 "$RESULTS" | cut -d' ' -f2)") Gbit/s (HBONE links from xmc meanwhile: $XLINKS_DURING)"
+    else
+      iperf xmc 198.19.0.20 xn.meshlet
+    fi
+    iperf xtc 127.0.0.1 xn.stunnel 15002
+    rtt xpc 198.18.2.3 8080 xn.plain
+    rtt xmc 198.19.0.20 8080 xn.meshlet
+    rtt xtc 127.0.0.1 15003 xn.stunnel
+    cpu_load xmc 198.19.0.20 11111 xn.meshlet "$XAGENT_A" "$XAGENT_B"
+    # shellcheck disable=SC2086
+    cpu_load xtc 127.0.0.1 15001 xn.stunnel "$STUNNEL_C" "$STUNNEL_S"
+  done
+  XLINKS_AFTER=$(hbone_links xmc)
+  XRSS_A=$(rss_kb "$XAGENT_A"); XRSS_B=$(rss_kb "$XAGENT_B")
+  log " HBONE links from xmc after the run: $XLINKS_AFTER; agent A's view of the iperf3 connections: ${XCONNS_SAMPLE:-none}"
+}
+
 # ---------------------------------------------------------------------------- report
 
 med() {  # med KEY: median of the recorded values
@@ -493,85 +788,149 @@ report() {
     echo "meshlet $(git -C "$ROOT" rev-parse --short HEAD)$([ -n "$(git -C "$ROOT" status --porcelain -- agent bpf tools 2>/dev/null)" ] && echo " (with uncommitted changes in the tree)") built Release;"
     echo "mode: $([ "$QUICK" = 1 ] && echo "**--quick** (indicative only)" || echo full), $REPS rep(s) per cell, medians."
     echo
-    echo "### 1. Same-node pod→pod through a Service address"
-    echo
-    echo "| metric | no mesh | meshlet | sidecar-like | meshlet ÷ no mesh | meshlet ÷ sidecar |"
-    echo "|---|---:|---:|---:|---:|---:|"
-    for m in p50:"latency p50 (µs)" p99:"latency p99 (µs)" gbps:"throughput (Gbit/s)"; do
-      local key=${m%%:*} label=${m#*:} fm='%.2f'
-      nl=$(med "p2p.nomesh.$key"); nm=$(med "p2p.meshlet.$key"); ns=$(med "p2p.sidecar.$key")
-      echo "| $label | $(fmt "$nl" "$fm") | $(fmt "$nm" "$fm") | $(fmt "$ns" "$fm") | $(ratio "$nm" "$nl") | $(ratio "$nm" "$ns") |"
-    done
-    nl=$(med p2p.nomesh.p50); nm=$(med p2p.meshlet.p50)
-    r=$(ratio "$nm" "$nl")
-    echo
-    echo "- Target meshlet ÷ no-mesh p50 latency ≤ 0.6: $r → $(yesno "$(awk -v r="$r" 'BEGIN {print (r != "n/a" && r <= 0.6)}')")"
-    nl=$(med p2p.nomesh.gbps); nm=$(med p2p.meshlet.gbps)
-    r=$(ratio "$nm" "$nl")
-    echo "- Target meshlet ÷ no-mesh throughput ≥ 3: $r → $(yesno "$(awk -v r="$r" 'BEGIN {print (r != "n/a" && r >= 3)}')")"
-    echo "- Splice check: $SPLICED_P2P spliced connections counted by the agent for $P2P_MESHLET_CONNS meshlet connections; live during an iperf3 run: ${SPLICED_SEEN:-none}."
-    echo
-    echo "### 2. Connection cost vs number of Services"
-    echo
-    echo "Client → last Service's address (port 80 → backend :8080); meshlet: service map lookup at connect(); kube-proxy-style: nat KUBE-SERVICES chain in the client pod. Direct (no Service, no mesh) for reference: connect p50 $(fmt "$(med conn.direct.p50)" '%.1f') µs, $(fmt "$(med conn.direct.cps)" '%.0f') conn/s."
-    echo
-    echo "| services | meshlet connect p50 (µs) | kube-proxy connect p50 (µs) | ratio | meshlet conn/s | kube-proxy conn/s | ratio | meshlet connect p99 (µs) | kube-proxy connect p99 (µs) | iptables-restore (ms) |"
-    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    for n in 1 1000 10000; do
-      local mp kp mc kcps mp99 kp99
-      mp=$(med "conn.meshlet.$n.p50"); kp=$(med "conn.kp.$n.p50")
-      mc=$(med "conn.meshlet.$n.cps"); kcps=$(med "conn.kp.$n.cps")
-      mp99=$(med "conn.meshlet.$n.p99"); kp99=$(med "conn.kp.$n.p99")
-      echo "| $n | $(fmt "$mp" '%.1f') | $(fmt "$kp" '%.1f') | $(ratio "$mp" "$kp") | $(fmt "$mc" '%.0f') | $(fmt "$kcps" '%.0f') | $(ratio "$mc" "$kcps") | $(fmt "$mp99" '%.1f') | $(fmt "$kp99" '%.1f') | $(fmt "$(med "kp.restore_ms.$n")" '%.0f') |"
-    done
-    local m1 m10k c1 c10k k1 k10k
-    m1=$(med conn.meshlet.1.p50); m10k=$(med conn.meshlet.10000.p50)
-    c1=$(med conn.meshlet.1.cps); c10k=$(med conn.meshlet.10000.cps)
-    k1=$(med conn.kp.1.p50); k10k=$(med conn.kp.10000.p50)
-    echo
-    local dl dc
-    dl=$(awk -v a="$m10k" -v b="$m1" 'BEGIN {printf "%+.1f", (a / b - 1) * 100}')
-    dc=$(awk -v a="$c10k" -v b="$c1" 'BEGIN {printf "%+.1f", (a / b - 1) * 100}')
-    echo "- Target meshlet flat within 5 % from 1 to 10 000 services: connect p50 ${dl} %, conn/s ${dc} % → $(yesno "$(awk -v a="$dl" -v b="$dc" 'BEGIN {print (a <= 5 && a >= -5 && b <= 5 && b >= -5)}')")"
-    echo "- kube-proxy-style from 1 to 10 000 services: connect p50 $(awk -v a="$k10k" -v b="$k1" 'BEGIN {printf "%+.0f", (a / b - 1) * 100}') %."
-    [ -s "$RUN/map-full.txt" ] && echo "- Kernel map-full counters after part 2: $(tr '\n' ' ' <"$RUN/map-full.txt")"
-    echo
-    echo "### 3. Agent footprint: 10 000 Services / 100 000 endpoints"
-    echo
-    echo "| metric | value | target |"
-    echo "|---|---:|---|"
-    echo "| config in the maps | ${BIG_SERVICES} services, ${BIG_BACKENDS} backends, ${BIG_MAGLEV} Maglev entries (Maglev is only built for ClientIP affinity), from ${BIG_YAML_MB} MB of YAML | |"
-    echo "| meshletd RSS (VmRSS) after load | $(awk -v k="$RSS_BIG_KB" 'BEGIN {printf "%.1f MiB", k / 1024}') | ≤ 25 MB → $(yesno "$(awk -v k="$RSS_BIG_KB" 'BEGIN {print (k * 1024 <= 25e6)}')") |"
-    echo "| meshletd RSS after $SYNC_REPS flips / peak (VmHWM) | $(awk -v k="$RSS_BIG_AFTER_KB" -v h="$HWM_BIG_KB" 'BEGIN {printf "%.1f MiB / %.1f MiB", k / 1024, h / 1024}') | |"
-    echo "| meshletd RSS with 10 000 services × 1 endpoint (part 2's agent) | $(awk -v k="$RSS_SMALL_KB" 'BEGIN {printf "%.1f MiB", k / 1024}') | |"
-    echo "| BPF maps (kernel memory, not in RSS): bpftool memlock of the agent's $MAP_COUNT maps | $(awk -v b="$MAP_BYTES" 'BEGIN {printf "%.1f MiB", b / 1048576}') | |"
-    echo "| agent start → first generation applied | ${STARTUP_MS} ms (of which sync $(fmt "$FIRST_SYNC_MS" '%.0f') ms) | |"
-    echo "| agent CPU when idle (metrics collection every second) | ${CPU_BIG} % of one CPU (with part 2's 1 / 1 000 / 10 000 services × 1 endpoint: $(fmt "$(med agent.cpu_pct.1)" '%.1f') / $(fmt "$(med agent.cpu_pct.1000)" '%.1f') / $(fmt "$(med agent.cpu_pct.10000)" '%.1f') %) | |"
-    local sa so
-    sa=$(med sync.agent_ms); so=$(med sync.outside_ms)
-    echo "| flip \`ready\` on 10 000 endpoints: agent's \`last_sync_ms\` (translate + map update) | $(fmt "$sa" '%.1f') ms | ≤ 100 ms → $(yesno "$(awk -v v="$sa" 'BEGIN {print (v != "nan" && v <= 100)}')") |"
-    echo "| same, outside: file renamed → \`meshlet status\` shows the new generation | $(fmt "$so" '%.0f') ms | (includes the 200 ms poll and YAML parsing) |"
-    echo "| kube-proxy-style: \`iptables-restore\` of 10 000 services, for comparison | $(fmt "$(med kp.restore_ms.10000)" '%.0f') ms | |"
-    echo
-    echo "Ready backends after the flips: $READY_AFTER (100 002 expected after an even number of flips, 90 002 after an odd one: 10 000 × 10 plus part 1's two services)."
-    echo
+    if want p2p; then
+      echo "### 1. Same-node pod→pod through a Service address"
+      echo
+      echo "| metric | no mesh | meshlet | sidecar-like | meshlet ÷ no mesh | meshlet ÷ sidecar |"
+      echo "|---|---:|---:|---:|---:|---:|"
+      for m in p50:"latency p50 (µs)" p99:"latency p99 (µs)" gbps:"throughput (Gbit/s)"; do
+        local key=${m%%:*} label=${m#*:} fm='%.2f'
+        nl=$(med "p2p.nomesh.$key"); nm=$(med "p2p.meshlet.$key"); ns=$(med "p2p.sidecar.$key")
+        echo "| $label | $(fmt "$nl" "$fm") | $(fmt "$nm" "$fm") | $(fmt "$ns" "$fm") | $(ratio "$nm" "$nl") | $(ratio "$nm" "$ns") |"
+      done
+      nl=$(med p2p.nomesh.p50); nm=$(med p2p.meshlet.p50)
+      r=$(ratio "$nm" "$nl")
+      echo
+      echo "- Target meshlet ÷ no-mesh p50 latency ≤ 0.6: $r → $(yesno "$(awk -v r="$r" 'BEGIN {print (r != "n/a" && r <= 0.6)}')")"
+      nl=$(med p2p.nomesh.gbps); nm=$(med p2p.meshlet.gbps)
+      r=$(ratio "$nm" "$nl")
+      echo "- Target meshlet ÷ no-mesh throughput ≥ 3: $r → $(yesno "$(awk -v r="$r" 'BEGIN {print (r != "n/a" && r >= 3)}')")"
+      echo "- Splice check: $SPLICED_P2P spliced connections counted by the agent for $P2P_MESHLET_CONNS meshlet connections; live during an iperf3 run: ${SPLICED_SEEN:-none}."
+      echo
+    fi
+    if want conn; then
+      echo "### 2. Connection cost vs number of Services"
+      echo
+      echo "Client → last Service's address (port 80 → backend :8080); meshlet: service map lookup at connect(); kube-proxy-style: nat KUBE-SERVICES chain in the client pod. Direct (no Service, no mesh) for reference: connect p50 $(fmt "$(med conn.direct.p50)" '%.1f') µs, $(fmt "$(med conn.direct.cps)" '%.0f') conn/s."
+      echo
+      echo "| services | meshlet connect p50 (µs) | kube-proxy connect p50 (µs) | ratio | meshlet conn/s | kube-proxy conn/s | ratio | meshlet connect p99 (µs) | kube-proxy connect p99 (µs) | iptables-restore (ms) |"
+      echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+      for n in 1 1000 10000; do
+        local mp kp mc kcps mp99 kp99
+        mp=$(med "conn.meshlet.$n.p50"); kp=$(med "conn.kp.$n.p50")
+        mc=$(med "conn.meshlet.$n.cps"); kcps=$(med "conn.kp.$n.cps")
+        mp99=$(med "conn.meshlet.$n.p99"); kp99=$(med "conn.kp.$n.p99")
+        echo "| $n | $(fmt "$mp" '%.1f') | $(fmt "$kp" '%.1f') | $(ratio "$mp" "$kp") | $(fmt "$mc" '%.0f') | $(fmt "$kcps" '%.0f') | $(ratio "$mc" "$kcps") | $(fmt "$mp99" '%.1f') | $(fmt "$kp99" '%.1f') | $(fmt "$(med "kp.restore_ms.$n")" '%.0f') |"
+      done
+      local m1 m10k c1 c10k k1 k10k
+      m1=$(med conn.meshlet.1.p50); m10k=$(med conn.meshlet.10000.p50)
+      c1=$(med conn.meshlet.1.cps); c10k=$(med conn.meshlet.10000.cps)
+      k1=$(med conn.kp.1.p50); k10k=$(med conn.kp.10000.p50)
+      echo
+      local dl dc
+      dl=$(awk -v a="$m10k" -v b="$m1" 'BEGIN {printf "%+.1f", (a / b - 1) * 100}')
+      dc=$(awk -v a="$c10k" -v b="$c1" 'BEGIN {printf "%+.1f", (a / b - 1) * 100}')
+      echo "- Target meshlet flat within 5 % from 1 to 10 000 services: connect p50 ${dl} %, conn/s ${dc} % → $(yesno "$(awk -v a="$dl" -v b="$dc" 'BEGIN {print (a <= 5 && a >= -5 && b <= 5 && b >= -5)}')")"
+      echo "- kube-proxy-style from 1 to 10 000 services: connect p50 $(awk -v a="$k10k" -v b="$k1" 'BEGIN {printf "%+.0f", (a / b - 1) * 100}') %."
+      [ -s "$RUN/map-full.txt" ] && echo "- Kernel map-full counters after part 2: $(tr '\n' ' ' <"$RUN/map-full.txt")"
+      echo
+    fi
+    if want footprint; then
+      echo "### 3. Agent footprint: 10 000 Services / 100 000 endpoints"
+      echo
+      echo "| metric | value | target |"
+      echo "|---|---:|---|"
+      echo "| config in the maps | ${BIG_SERVICES} services, ${BIG_BACKENDS} backends, ${BIG_MAGLEV} Maglev entries (Maglev is only built for ClientIP affinity), from ${BIG_YAML_MB} MB of YAML | |"
+      echo "| meshletd RSS (VmRSS) after load | $(awk -v k="$RSS_BIG_KB" 'BEGIN {printf "%.1f MiB", k / 1024}') | ≤ 25 MB → $(yesno "$(awk -v k="$RSS_BIG_KB" 'BEGIN {print (k * 1024 <= 25e6)}')") |"
+      echo "| meshletd RSS after $SYNC_REPS flips / peak (VmHWM) | $(awk -v k="$RSS_BIG_AFTER_KB" -v h="$HWM_BIG_KB" 'BEGIN {printf "%.1f MiB / %.1f MiB", k / 1024, h / 1024}') | |"
+      echo "| meshletd RSS with 10 000 services × 1 endpoint (part 2's agent) | $(awk -v k="$RSS_SMALL_KB" 'BEGIN {printf "%.1f MiB", k / 1024}') | |"
+      echo "| BPF maps (kernel memory, not in RSS): bpftool memlock of the agent's $MAP_COUNT maps | $(awk -v b="$MAP_BYTES" 'BEGIN {printf "%.1f MiB", b / 1048576}') | |"
+      echo "| agent start → first generation applied | ${STARTUP_MS} ms (of which sync $(fmt "$FIRST_SYNC_MS" '%.0f') ms) | |"
+      echo "| agent CPU when idle (metrics collection every second) | ${CPU_BIG} % of one CPU (with part 2's 1 / 1 000 / 10 000 services × 1 endpoint: $(fmt "$(med agent.cpu_pct.1)" '%.1f') / $(fmt "$(med agent.cpu_pct.1000)" '%.1f') / $(fmt "$(med agent.cpu_pct.10000)" '%.1f') %) | |"
+      local sa so
+      sa=$(med sync.agent_ms); so=$(med sync.outside_ms)
+      echo "| flip \`ready\` on 10 000 endpoints: agent's \`last_sync_ms\` (translate + map update) | $(fmt "$sa" '%.1f') ms | ≤ 100 ms → $(yesno "$(awk -v v="$sa" 'BEGIN {print (v != "nan" && v <= 100)}')") |"
+      echo "| same, outside: file renamed → \`meshlet status\` shows the new generation | $(fmt "$so" '%.0f') ms | (includes the 200 ms poll and YAML parsing) |"
+      echo "| kube-proxy-style: \`iptables-restore\` of 10 000 services, for comparison | $(fmt "$(med kp.restore_ms.10000)" '%.0f') ms | |"
+      echo
+      echo "Ready backends after the flips: $READY_AFTER (100 002 expected after an even number of flips, 90 002 after an odd one: 10 000 × 10 plus part 1's two services)."
+      echo
+    fi
     echo "<details><summary>raw values (every repetition)</summary>"
     echo
     echo '```'
-    awk '{v[$1] = v[$1] " " $2} END {for (k in v) print k ":" v[k]}' "$RESULTS" | sort
+    grep -v '^xn\.' "$RESULTS" | awk '{v[$1] = v[$1] " " $2} END {for (k in v) print k ":" v[k]}' | sort
     echo '```'
     echo "</details>"
   } >"$out"
-  local begin='<!-- BEGIN GENERATED: bench/run.sh -->' end='<!-- END GENERATED -->'
+  if want p2p && want conn && want footprint; then
+    replace_generated "$out" '<!-- BEGIN GENERATED: bench/run.sh -->' '<!-- END GENERATED -->' "## Results"
+  else
+    log "parts 1-3 not all run (--only $ONLY): bench/README.md's section for them is left as it was"
+  fi
+  cat "$out"
+}
+
+# replace_generated FILE BEGIN END HEADING: put FILE between the BEGIN and END lines of the
+# README (appended under HEADING when the markers are missing).
+replace_generated() {
+  local out=$1 begin=$2 end=$3 heading=$4
   if [ -f "$README" ] && grep -qF "$begin" "$README"; then
     awk -v b="$begin" -v e="$end" -v f="$out" '
       $0 == b {print; while ((getline l < f) > 0) print l; skip = 1; next}
       $0 == e {skip = 0}
       !skip {print}' "$README" >"$RUN/README.new"
   else
-    { [ -f "$README" ] && cat "$README"; echo; echo "## Results"; echo; echo "$begin"; cat "$out"; echo "$end"; } >"$RUN/README.new"
+    { [ -f "$README" ] && cat "$README"; echo; echo "$heading"; echo; echo "$begin"; cat "$out"; echo "$end"; } >"$RUN/README.new"
   fi
   cp "$RUN/README.new" "$README"
+}
+
+# Part 4's own generated section (a run of --only xnode rewrites it alone).
+report_xnode() {
+  local out=$RUN/report-xnode.md m key label fm pl ml sl r tgt
+  {
+    echo "Measured $(date -u +'%Y-%m-%d %H:%M UTC') on $(uname -r), $(nproc) CPUs, $(stunnel4 -version 2>&1 | grep -m1 -o 'stunnel [0-9.]*'), $(openssl version | cut -d' ' -f1-2);"
+    echo "load average at start / end of the run: $LOAD_START / $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine makes the numbers noisier);"
+    echo "$("$MESHLET" version 2>/dev/null | head -1 | tr -d '\n') built Release in build-bench/ (meshletd linked $(stat -c %y "$MESHLETD" | cut -d. -f1));"
+    echo "mode: $([ "$QUICK" = 1 ] && echo "**--quick** (indicative only)" || echo full), $REPS rep(s) per cell, medians."
+    echo
+    echo "### 4. Cross-node pod→pod: plaintext vs meshlet mTLS (HBONE) vs a stunnel pair"
+    echo
+    echo "| metric | plaintext (no mesh) | meshlet mTLS | stunnel pair | meshlet ÷ plaintext | meshlet ÷ stunnel |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    for m in p50:"latency p50 (µs)" p99:"latency p99 (µs)" gbps:"throughput (Gbit/s)" \
+      new_p50:"new connection + first round trip p50 (µs)" new_p99:"new connection + first round trip p99 (µs)"; do
+      key=${m%%:*} label=${m#*:}
+      fm='%.2f'; [[ $key == new_* ]] && fm='%.1f'
+      pl=$(med "xn.plain.$key"); ml=$(med "xn.meshlet.$key"); sl=$(med "xn.stunnel.$key")
+      echo "| $label | $(fmt "$pl" "$fm") | $(fmt "$ml" "$fm") | $(fmt "$sl" "$fm") | $(ratio "$ml" "$pl") | $(ratio "$ml" "$sl") |"
+    done
+    local ma mb sa sb
+    ma=$(med xn.meshlet.cpu_a); mb=$(med xn.meshlet.cpu_b); sa=$(med xn.stunnel.cpu_a); sb=$(med xn.stunnel.cpu_b)
+    echo "| CPU per 1000 req/s, client node (vCPU): agent A / stunnel client | – | $(fmt "$ma" '%.4f') | $(fmt "$sa" '%.4f') | | $(ratio "$ma" "$sa") |"
+    echo "| CPU per 1000 req/s, server node (vCPU): agent B / stunnel server | – | $(fmt "$mb" '%.4f') | $(fmt "$sb" '%.4f') | | $(ratio "$mb" "$sb") |"
+    echo
+    pl=$(med xn.plain.gbps); ml=$(med xn.meshlet.gbps); sl=$(med xn.stunnel.gbps)
+    r=$(ratio "$ml" "$sl")
+    echo "- Target meshlet ÷ stunnel pair throughput ≥ 1.2: $r → $(yesno "$(awk -v r="$r" 'BEGIN {print (r != "n/a" && r >= 1.2)}')")"
+    r=$(ratio "$ml" "$pl")
+    echo "- Target meshlet ÷ plaintext throughput ≥ 0.5: $r → $(yesno "$(awk -v r="$r" 'BEGIN {print (r != "n/a" && r >= 0.5)}')")"
+    pl=$(med xn.plain.new_p50); ml=$(med xn.meshlet.new_p50)
+    r=$(awk -v a="$ml" -v b="$pl" 'BEGIN {if (a == "nan" || b == "nan") print "n/a"; else printf "%.1f", a - b}')
+    echo "- Target a new connection over the warm pool adds ≤ 100 µs p50 (meshlet − plaintext, connect + first 1-byte round trip): $r µs → $(yesno "$(awk -v r="$r" 'BEGIN {print (r != "n/a" && r <= 100)}')")"
+    tgt=$(awk -v a="$ma" -v b="$mb" 'BEGIN {if (a == "nan" || b == "nan") print "n/a"; else printf "%.4f", (a > b ? a : b)}')
+    echo "- Target agent CPU ≤ 0.03 vCPU per 1000 req/s per side (1 KB request + 1 KB response at $(fmt "$(med xn.meshlet.rps)" '%.0f') req/s, idle time included): worst side $tgt → $(yesno "$(awk -v r="$tgt" 'BEGIN {print (r != "n/a" && r <= 0.03)}')"); idle agents: A $XIDLE_A, B $XIDLE_B vCPU."
+    echo "- Tunnel check: HBONE links (TCP to :15008) from the meshed client pod during its iperf3 run: $XLINKS_DURING, after all the runs: $XLINKS_AFTER (one pooled link expected); agent A's view of the iperf3 connections (control + data) meanwhile: ${XCONNS_SAMPLE:-none}. Agent RSS after the runs: A $((XRSS_A / 1024)) MiB, B $((XRSS_B / 1024)) MiB."
+    echo
+    echo "<details><summary>raw values (every repetition)</summary>"
+    echo
+    echo '```'
+    grep '^xn\.' "$RESULTS" | awk '{v[$1] = v[$1] " " $2} END {for (k in v) print k ":" v[k]}' | sort
+    echo '```'
+    echo "</details>"
+  } >"$out"
+  replace_generated "$out" '<!-- BEGIN GENERATED: bench/run.sh xnode -->' '<!-- END GENERATED xnode -->' "## Results: cross-node"
   cat "$out"
 }
 
@@ -586,21 +945,27 @@ START=$(date +%s)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 install_tools
 build
-METRICS_PORT=$(free_port)
-setup_pods
 
-CONFIG=$RUN/config
-mkdir -p "$CONFIG"
-gen_base "$NODE" "$P" >"$CONFIG/00-base.yaml"
-log "meshletd: attached at $CG_MESH, pins under $BPFFS, metrics 127.0.0.1:$METRICS_PORT"
-start_agent "$CONFIG" meshletd
-CLI status >"$RUN/status-start.txt"
-[ "$(CLI workloads -o json | jq '[.[] | select(.enrolled)] | length')" = 2 ] ||
-  { CLI workloads; die "the two meshed pods are not enrolled"; }
-
-bench_pod_to_pod
-bench_conn_cost
-bench_footprint
-stop_agent
-report
+if [ "$SINGLE" = 1 ]; then
+  METRICS_PORT=$(free_port)
+  setup_pods
+  CONFIG=$RUN/config
+  mkdir -p "$CONFIG"
+  gen_base "$NODE" "$P" >"$CONFIG/00-base.yaml"
+  log "meshletd: attached at $CG_MESH, pins under $BPFFS, metrics 127.0.0.1:$METRICS_PORT"
+  start_agent "$CONFIG" meshletd
+  CLI status >"$RUN/status-start.txt"
+  [ "$(CLI workloads -o json | jq '[.[] | select(.enrolled)] | length')" = 2 ] ||
+    { CLI workloads; die "the two meshed pods are not enrolled"; }
+  if want p2p; then bench_pod_to_pod; fi
+  if want conn; then bench_conn_cost; fi
+  if want footprint; then bench_footprint; fi
+  stop_agent
+fi
+if want xnode; then
+  setup_xnode
+  bench_xnode
+fi
+if [ "$SINGLE" = 1 ]; then report; fi
+if want xnode; then report_xnode; fi
 log "done in $(( $(date +%s) - START )) s; results in $README"
