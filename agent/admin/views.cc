@@ -207,6 +207,27 @@ Json endpointsJson(const AgentView& v, const std::string& filter) {
   return out;
 }
 
+std::string authzPolicyName(const DesiredDatapath& d, uint32_t index) {
+  return index < d.authz_policies.size() ? d.authz_policies[index] : "";
+}
+
+// The same-node verdict the kernel applies to src -> dst:port ("" when no policy governs dst).
+std::string sameNodeDecision(const DesiredDatapath& d, uint32_t src, uint32_t dst, uint16_t port) {
+  meshlet_authz_key k{};
+  k.src_pod = src;
+  k.dst_pod = dst;
+  k.port = port;
+  auto it = d.authz.find(k);
+  if (it == d.authz.end()) {
+    k.port = 0;
+    it = d.authz.find(k);
+  }
+  if (it == d.authz.end()) return "";
+  std::string name = authzPolicyName(d, it->second.policy);
+  if (it->second.allow) return name.empty() ? "allowed" : "allowed by " + name;
+  return name.empty() ? "denied: no ALLOW policy matched" : "denied by " + name;
+}
+
 const char* pathName(uint8_t path) {
   switch (path) {
     case MESHLET_PATH_SPLICED:
@@ -260,6 +281,14 @@ Json connectionsJson(const AgentView& v, const std::vector<ConnEntry>& conns, ui
       if (b != v.desired->backend_info.end()) peer = b->second.pod;
     }
     const PodInfo* self = podById(v, val.pod_id);
+    bool denied = val.flags & MESHLET_CONN_DENIED;
+    std::string policy;
+    if (v.desired && denied) {
+      std::string name = authzPolicyName(*v.desired, val.policy);
+      policy = name.empty() ? "denied: no ALLOW policy matched" : "denied by " + name;
+    } else if (v.desired && active && val.peer_pod_id != MESHLET_NO_ID) {
+      policy = sameNodeDecision(*v.desired, val.pod_id, val.peer_pod_id, c.key.rport);
+    }
     // Same-node pairs: the kernel attests the peer (its netns); its identity is its account's.
     std::string peer_identity;
     if (const PodInfo* p = podById(v, val.peer_pod_id); p && v.identity) {
@@ -271,18 +300,19 @@ Json connectionsJson(const AgentView& v, const std::vector<ConnEntry>& conns, ui
                         : val.bytes_sent;
     out.push_back(
         {{"path", pathName(val.path)},
-         {"state", (val.flags & MESHLET_CONN_FAILED)   ? "failed"
+         {"state", denied                              ? "denied"
+                   : (val.flags & MESHLET_CONN_FAILED) ? "failed"
                    : (val.flags & MESHLET_CONN_CLOSED) ? "closed"
                                                        : "open"},
          {"direction", active ? "outbound" : "inbound"},
-         {"local", endpointString(local, c.key.lport)},
+         {"local", denied ? "" : endpointString(local, c.key.lport)},
          {"remote", endpointString(remote, c.key.rport)},
          {"service", service},
          {"service_address", service_address},
          {"workload", self ? self->ns + "/" + self->name : ""},
          {"peer", peer},
          {"peer_identity", peer_identity},
-         {"policy", ""},
+         {"policy", policy},
          {"bytes_sent", sent},
          {"bytes_received", val.bytes_received},
          {"rtt_us", val.srtt_us},

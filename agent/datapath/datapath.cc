@@ -42,6 +42,8 @@ static_assert(sizeof(meshlet_conn_value) == 88);
 static_assert(sizeof(meshlet_svc_stats) == 32);
 static_assert(sizeof(meshlet_remote_value) == 8);
 static_assert(sizeof(meshlet_tunnel_key) == 16);
+static_assert(sizeof(meshlet_authz_key) == 12);
+static_assert(sizeof(meshlet_authz_value) == 16);
 
 namespace {
 
@@ -311,6 +313,8 @@ Status Datapath::loadApplied() {
   readAll(bpf_map__fd(skel_->maps.meshlet_pods_v1), applied_.pods);
   readAll(bpf_map__fd(skel_->maps.meshlet_local_ips_v1), applied_.local_ips);
   readAll(bpf_map__fd(skel_->maps.meshlet_remote_ips_v1), applied_.remote_ips);
+  readAll(bpf_map__fd(skel_->maps.meshlet_authz_v1), applied_.authz);
+  for (auto& [k, v] : applied_.authz) v.denied = 0;  // the mirror holds verdicts, not counts
   return Status::Ok();
 }
 
@@ -327,6 +331,7 @@ Status Datapath::apply(const DesiredDatapath& d) {
       {"meshlet_pods_v1", d.pods.size(), skel_->maps.meshlet_pods_v1},
       {"meshlet_local_ips_v1", d.local_ips.size(), skel_->maps.meshlet_local_ips_v1},
       {"meshlet_remote_ips_v1", d.remote_ips.size(), skel_->maps.meshlet_remote_ips_v1},
+      {"meshlet_authz_v1", d.authz.size(), skel_->maps.meshlet_authz_v1},
   };
   for (const auto& f : fits) {
     size_t cap = bpf_map__max_entries(f.map);
@@ -345,6 +350,7 @@ Status Datapath::apply(const DesiredDatapath& d) {
   int pods = bpf_map__fd(skel_->maps.meshlet_pods_v1);
   int ips = bpf_map__fd(skel_->maps.meshlet_local_ips_v1);
   int rips = bpf_map__fd(skel_->maps.meshlet_remote_ips_v1);
+  int az = bpf_map__fd(skel_->maps.meshlet_authz_v1);
 
   // 1. Backends and affinity tables first: a service never counts a slot not yet written.
   // 2. Then services, pods and pod IPs. 3. Then stale entries, services before their slots.
@@ -352,6 +358,8 @@ Status Datapath::apply(const DesiredDatapath& d) {
   Status st = upsert(be, "meshlet_backends_v1", d.backends, applied_.backends, failed_map_);
   if (st) st = upsert(mg, "meshlet_maglev_v1", d.maglev, applied_.maglev, failed_map_);
   if (st) st = upsert(svc, "meshlet_svc_v1", d.services, applied_.services, failed_map_);
+  // Verdicts before the pods and IPs that use them: a governed pod never lacks its table.
+  if (st) st = upsert(az, "meshlet_authz_v1", d.authz, applied_.authz, failed_map_);
   if (st) st = upsert(pods, "meshlet_pods_v1", d.pods, applied_.pods, failed_map_);
   if (st) st = upsert(ips, "meshlet_local_ips_v1", d.local_ips, applied_.local_ips, failed_map_);
   if (st) {
@@ -367,6 +375,7 @@ Status Datapath::apply(const DesiredDatapath& d) {
     upsert(be, "meshlet_backends_v1", previous.backends, applied_.backends, ignored);
     upsert(mg, "meshlet_maglev_v1", previous.maglev, applied_.maglev, ignored);
     upsert(svc, "meshlet_svc_v1", previous.services, applied_.services, ignored);
+    upsert(az, "meshlet_authz_v1", previous.authz, applied_.authz, ignored);
     upsert(pods, "meshlet_pods_v1", previous.pods, applied_.pods, ignored);
     upsert(ips, "meshlet_local_ips_v1", previous.local_ips, applied_.local_ips, ignored);
     upsert(rips, "meshlet_remote_ips_v1", previous.remote_ips, applied_.remote_ips, ignored);
@@ -374,6 +383,7 @@ Status Datapath::apply(const DesiredDatapath& d) {
     removeStale(pods, previous.pods, applied_.pods);
     removeStale(ips, previous.local_ips, applied_.local_ips);
     removeStale(rips, previous.remote_ips, applied_.remote_ips);
+    removeStale(az, previous.authz, applied_.authz);
     removeStale(mg, previous.maglev, applied_.maglev);
     removeStale(be, previous.backends, applied_.backends);
     applied_ = std::move(previous);
@@ -383,6 +393,7 @@ Status Datapath::apply(const DesiredDatapath& d) {
   removeStale(pods, d.pods, applied_.pods);
   removeStale(ips, d.local_ips, applied_.local_ips);
   removeStale(rips, d.remote_ips, applied_.remote_ips);
+  removeStale(az, d.authz, applied_.authz);
   removeStale(mg, d.maglev, applied_.maglev);
   removeStale(be, d.backends, applied_.backends);
 
@@ -392,6 +403,7 @@ Status Datapath::apply(const DesiredDatapath& d) {
   applied_.pods = d.pods;
   applied_.local_ips = d.local_ips;
   applied_.remote_ips = d.remote_ips;
+  applied_.authz = d.authz;
   return Status::Ok();
 }
 
@@ -446,6 +458,20 @@ Result<int> Datapath::inboundMapFd() const {
   int fd = fcntl(bpf_map__fd(skel_->maps.meshlet_inbound_v1), F_DUPFD_CLOEXEC, 0);
   if (fd < 0) return Error::fromErrno("cannot duplicate the meshlet_inbound_v1 fd", errno);
   return fd;
+}
+
+std::vector<std::pair<meshlet_authz_key, uint64_t>> Datapath::authzDenials() const {
+  std::vector<std::pair<meshlet_authz_key, uint64_t>> out;
+  int fd = bpf_map__fd(skel_->maps.meshlet_authz_v1);
+  meshlet_authz_key key{}, next{};
+  meshlet_authz_key* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    meshlet_authz_value v{};
+    if (bpf_map_lookup_elem(fd, &next, &v) == 0 && v.denied > 0) out.emplace_back(next, v.denied);
+    key = next;
+    prev = &key;
+  }
+  return out;
 }
 
 Result<int> Datapath::tunnelMapFd() const {
@@ -534,7 +560,7 @@ std::vector<MapUsage> Datapath::mapUsage() const {
       skel_->maps.meshlet_local_ips_v1, skel_->maps.meshlet_origins_v1,
       skel_->maps.meshlet_udp_rev_v1,   skel_->maps.meshlet_socks_v1,
       skel_->maps.meshlet_conns_v1,     skel_->maps.meshlet_remote_ips_v1,
-      skel_->maps.meshlet_tunnel_v1,
+      skel_->maps.meshlet_tunnel_v1,    skel_->maps.meshlet_authz_v1,
   };
   for (const auto* m : maps) {
     MapUsage u;
@@ -553,6 +579,8 @@ std::vector<MapUsage> Datapath::mapUsage() const {
       u.entries = applied_.local_ips.size();
     } else if (m == skel_->maps.meshlet_remote_ips_v1) {
       u.entries = applied_.remote_ips.size();
+    } else if (m == skel_->maps.meshlet_authz_v1) {
+      u.entries = applied_.authz.size();
     } else {
       auto it = kernel_counts_.find(u.name);
       u.entries = it == kernel_counts_.end() ? 0 : it->second;

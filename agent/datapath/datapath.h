@@ -75,6 +75,8 @@ class Datapath {
   // Live and closed connections. Closed entries should be collected with eraseConn.
   Result<std::vector<ConnEntry>> readConns() const;
   void eraseConn(const meshlet_sock_key& key);
+  // Same-node verdicts that refused connects, with the kernel's count for each.
+  std::vector<std::pair<meshlet_authz_key, uint64_t>> authzDenials() const;
   // A duplicate of the tunnel map's fd, for the proxy thread (takeTunnelOrigin).
   Result<int> tunnelMapFd() const;
   // A duplicate of the inbound capture sockhash's fd (pod IP -> the agent's 15006 listener).

@@ -186,6 +186,7 @@ Status Agent::applySnapshot(SnapshotPtr snap, bool seed_ids) {
   TranslateInput in;
   in.snapshot = snap.get();
   in.node_name = flags_.node_name;
+  in.trust_domain = flags_.trust_domain;
   in.netns_cookies = cookies_;
   TranslateOutput out = translate(in, ids_);
   if (seed_ids && dp_->adopted()) {
@@ -343,7 +344,7 @@ int Agent::run() {
     if (now >= next_collect) {
       if (desired_ && good_) {
         metrics_.collect(*dp_, *desired_, *good_);
-        if (++collections_ % 5 == 1) metrics_.setKernelCounters(*dp_, *desired_);
+        if (++collections_ % 5 == 1) metrics_.setKernelCounters(*dp_, *desired_, *good_);
       }
       // Walking the kernel-written maps costs a syscall per entry: once a second, not per
       // loop turn (publish() runs every 200 ms and after each CNI request).

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 
 #include "agent/admin/views.h"
 #include "agent/common/log.h"
@@ -259,8 +260,17 @@ void Metrics::collect(Datapath& dp, const DesiredDatapath& info, const Snapshot&
   std::map<meshlet_sock_key, const ConnEntry*, BytesLess<meshlet_sock_key>> by_key;
   for (const auto& c : *conns) by_key[c.key] = &c;
 
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  const uint64_t now_ns = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + ts.tv_nsec;
   decltype(seen_) next;
   for (const auto& c : *conns) {
+    if (c.value.flags & MESHLET_CONN_DENIED) {
+      // Counted from the verdict's own counter (setKernelCounters); the record of the last
+      // denied attempt of a pair stays a minute for `meshlet connections`.
+      if (now_ns > c.value.end_ns + 60ull * 1000000000ull) dp.eraseConn(c.key);
+      continue;
+    }
     auto it = seen_.find(c.key);
     Seen s;
     if (it == seen_.end()) {
@@ -312,7 +322,8 @@ void Metrics::setMaps(const std::vector<MapUsage>& usage) {
   }
 }
 
-void Metrics::setKernelCounters(Datapath& dp, const DesiredDatapath& info) {
+void Metrics::setKernelCounters(Datapath& dp, const DesiredDatapath& info,
+                                const Snapshot& snapshot) {
   auto g = dp.globalCounters();
   if (last_globals_.size() != g.size()) last_globals_.assign(g.size(), 0);
   auto bump = [&](prometheus::Family<prometheus::Counter>& f,
@@ -328,6 +339,27 @@ void Metrics::setKernelCounters(Datapath& dp, const DesiredDatapath& info) {
        last_globals_[MESHLET_G_ORIGINS_FULL]);
   bump(kernel_map_full_, {{"map", "meshlet_socks_v1"}}, g[MESHLET_G_SOCKS_FULL],
        last_globals_[MESHLET_G_SOCKS_FULL]);
+
+  // Same-node denials, by verdict: labelled like the agent's own (tunnel) denials.
+  std::map<std::tuple<uint32_t, uint32_t, uint16_t>, uint64_t> denials;
+  for (const auto& [k, n] : dp.authzDenials()) {
+    auto key = std::make_tuple(k.src_pod, k.dst_pod, k.port);
+    denials[key] = n;
+    uint64_t last = last_denials_[key];
+    uint64_t delta = n >= last ? n - last : n;  // a rewritten verdict starts again at 0
+    if (delta == 0) continue;
+    auto v = info.authz.find(k);
+    uint32_t policy = v == info.authz.end() ? MESHLET_NO_ID : v->second.policy;
+    Workload src = workloadOfPodId(k.src_pod, info, snapshot);
+    Workload dst = workloadOfPodId(k.dst_pod, info, snapshot);
+    authz_denied_
+        .Add({{"policy", policy < info.authz_policies.size() ? info.authz_policies[policy] : "-"},
+              {"source_principal", src.principal},
+              {"destination_workload", dst.name},
+              {"destination_workload_namespace", dst.ns}})
+        .Increment(static_cast<double>(delta));
+  }
+  last_denials_ = std::move(denials);
 
   for (const auto& [id, s] : info.service_info) {
     SvcCounters now = dp.svcCounters(id);

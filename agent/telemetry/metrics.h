@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "agent/common/status.h"
@@ -54,7 +55,7 @@ class Metrics {
   void configRejected();
   void mapUpdateError(const std::string& map);
   void setMaps(const std::vector<MapUsage>& usage);
-  void setKernelCounters(Datapath& dp, const DesiredDatapath& info);
+  void setKernelCounters(Datapath& dp, const DesiredDatapath& info, const Snapshot& snapshot);
 
   // The mesh proxy's tunnelled connections (proxy::TunnelEvents; called on its thread).
   proxy::TunnelEvents tunnelEvents();
@@ -92,6 +93,7 @@ class Metrics {
   std::map<meshlet_sock_key, Seen, BytesLess<meshlet_sock_key>> seen_;  // by connection
   std::vector<uint64_t> last_globals_;
   std::map<uint32_t, SvcCounters> last_svc_;  // by service id
+  std::map<std::tuple<uint32_t, uint32_t, uint16_t>, uint64_t> last_denials_;  // by verdict
 
   std::mutex tunnel_mu_;  // the proxy thread's connections
   std::map<uint64_t, std::map<std::string, std::string>> tunnel_labels_;  // by TunnelConn::id

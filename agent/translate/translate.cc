@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "agent/policy/authz.h"
 #include "agent/translate/ids.h"
 
 namespace meshlet {
@@ -127,6 +128,89 @@ void translatePods(const TranslateInput& in, const IdTable& previous, TranslateO
       d.remote_ips.emplace(k, v);
       d.remote_pods.emplace(
           ip, RemotePodInfo{pod->meta.ns, pod->meta.name, pod->service_account, pod->node_name});
+    }
+  }
+}
+
+// ---- same-node L4 authorization ----
+
+// Ports whose verdict may differ from the rest: those the policies name (to.operation.ports,
+// notPorts, when destination.port). Every other port is decided like port 0.
+std::set<int> namedPorts(const std::vector<const AuthorizationPolicy*>& policies) {
+  std::set<int> ports;
+  for (const AuthorizationPolicy* p : policies) {
+    for (const AuthzRule& r : p->rules) {
+      for (const AuthzOperation& op : r.to) {
+        ports.insert(op.ports.begin(), op.ports.end());
+        ports.insert(op.not_ports.begin(), op.not_ports.end());
+      }
+      for (const AuthzCondition& c : r.when) {
+        ports.insert(c.port_values.begin(), c.port_values.end());
+        ports.insert(c.not_port_values.begin(), c.not_port_values.end());
+      }
+    }
+  }
+  return ports;
+}
+
+// For every enrolled pod of this node that AuthorizationPolicies govern, the verdict for each
+// enrolled source pod of this node (its principal is its service account's, its address its
+// first IP of the destination's family), per named port plus port 0 for the rest.
+void translateAuthz(const TranslateInput& in, TranslateOutput& out) {
+  const Snapshot& s = *in.snapshot;
+  DesiredDatapath& d = out.desired;
+  std::map<std::string, uint32_t> policy_index;
+  std::vector<const AuthorizationPolicy*> all;
+  for (const AuthorizationPolicy& p : s.authorization_policies) all.push_back(&p);
+  std::sort(all.begin(), all.end(), byNsName<AuthorizationPolicy>);
+  for (const AuthorizationPolicy* p : all) {
+    if (d.authz_policies.size() >= MESHLET_MAX_AUTHZ_POLICIES) break;
+    policy_index.emplace(p->meta.ns + "/" + p->meta.name,
+                         static_cast<uint32_t>(d.authz_policies.size()));
+    d.authz_policies.push_back(p->meta.ns + "/" + p->meta.name);
+  }
+  auto firstIp = [](const PodInfo& p, bool v4) -> std::optional<IpAddr> {
+    for (const IpAddr& ip : p.ips) {
+      if (ip.isV4() == v4) return ip;
+    }
+    return std::nullopt;
+  };
+  for (const auto& [dst_id, dst] : d.pod_info) {
+    const Pod* pod = findPod(s, dst.ns, dst.name);
+    if (!pod || dst.ips.empty()) continue;
+    auto policies = applicablePolicies(s, dst.ns, pod->meta.labels);
+    if (policies.empty()) continue;
+    for (const IpAddr& ip : dst.ips) {
+      auto it = d.local_ips.find(ipKey(ip));
+      if (it != d.local_ips.end() && it->second.pod_id == dst_id) {
+        it->second.flags |= MESHLET_IP_AUTHZ;
+      }
+    }
+    std::set<int> ports = namedPorts(policies);
+    ports.insert(0);
+    L4Connection c;
+    c.destination_ip = dst.ips.front();
+    c.destination_namespace = dst.ns;
+    c.destination_labels = pod->meta.labels;
+    for (const auto& [src_id, src] : d.pod_info) {
+      c.source_principal = in.trust_domain + "/ns/" + src.ns + "/sa/" + src.service_account;
+      c.source_ip = firstIp(src, c.destination_ip.isV4()).value_or(IpAddr{});
+      meshlet_authz_value rest{};
+      for (int port : ports) {
+        c.destination_port = port;
+        AuthzDecision dec = authorizeL4(s, c);
+        meshlet_authz_value v{};
+        v.allow = dec.allowed ? 1 : 0;
+        auto pi = policy_index.find(dec.policy);
+        v.policy = pi == policy_index.end() ? MESHLET_NO_ID : pi->second;
+        if (port != 0 && v.allow == rest.allow && v.policy == rest.policy) continue;
+        if (port == 0) rest = v;
+        meshlet_authz_key k{};
+        k.src_pod = src_id;
+        k.dst_pod = dst_id;
+        k.port = static_cast<uint16_t>(port);
+        d.authz.emplace(k, v);
+      }
     }
   }
 }
@@ -389,6 +473,7 @@ TranslateOutput translate(const TranslateInput& in, const IdTable& previous) {
   TranslateOutput out;
   if (in.snapshot == nullptr) return out;
   translatePods(in, previous, out);
+  translateAuthz(in, out);
   translateServices(in, previous, out);
   return out;
 }

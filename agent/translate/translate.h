@@ -5,6 +5,7 @@
 #include <cstring>
 #include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "agent/state/types.h"
@@ -23,6 +24,13 @@ template <>
 struct BytesLess<meshlet_backend_key> {
   bool operator()(const meshlet_backend_key& a, const meshlet_backend_key& b) const {
     return a.svc_id != b.svc_id ? a.svc_id < b.svc_id : a.slot < b.slot;
+  }
+};
+
+template <>
+struct BytesLess<meshlet_authz_key> {
+  bool operator()(const meshlet_authz_key& a, const meshlet_authz_key& b) const {
+    return std::tie(a.src_pod, a.dst_pod, a.port) < std::tie(b.src_pod, b.dst_pod, b.port);
   }
 };
 
@@ -89,12 +97,14 @@ struct DesiredDatapath {
   std::map<uint64_t, meshlet_pod_value> pods;  // netns cookie -> pod
   std::map<meshlet_ip_key, meshlet_ip_value, BytesLess<meshlet_ip_key>> local_ips;
   std::map<meshlet_ip_key, meshlet_remote_value, BytesLess<meshlet_ip_key>> remote_ips;
+  std::map<meshlet_authz_key, meshlet_authz_value, BytesLess<meshlet_authz_key>> authz;
 
   // Explanations, indexed by id.
   std::map<uint32_t, ServiceInfo> service_info;  // by svc_id
   std::map<uint32_t, BackendInfo> backend_info;  // by backend_id
   std::map<uint32_t, PodInfo> pod_info;          // by pod_id
   std::map<IpAddr, RemotePodInfo> remote_pods;   // the pods behind remote_ips
+  std::vector<std::string> authz_policies;       // meshlet_authz_value.policy -> "ns/name"
 };
 
 // Ids must stay stable across snapshots (round-robin state and stats are per id), so the
@@ -108,6 +118,7 @@ struct IdTable {
 struct TranslateInput {
   const Snapshot* snapshot = nullptr;
   std::string node_name;
+  std::string trust_domain = "cluster.local";  // for the principals of same-node pairs
   // netns cookie per pod ("ns/name"), read by the agent from the pod's netns; pods without a
   // cookie are still explained (pod_info) but not written to the pods map.
   std::map<std::string, uint64_t> netns_cookies;

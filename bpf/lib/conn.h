@@ -62,14 +62,6 @@ static __always_inline void sock_key_peer(const struct meshlet_sock_key *k,
 	p->family = k->family;
 }
 
-static __always_inline struct meshlet_ip_value *local_pod(const __u32 addr[4], __u8 family)
-{
-	struct meshlet_ip_key ik = {};
-
-	__builtin_memcpy(ik.addr, addr, sizeof(ik.addr));
-	ik.family = family;
-	return bpf_map_lookup_elem(&meshlet_local_ips_v1, &ik);
-}
 
 static __always_inline void conn_counters(struct bpf_sock_ops *skops, struct meshlet_conn_value *c)
 {

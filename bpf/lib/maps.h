@@ -84,6 +84,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } meshlet_inbound_v1 SEC(".maps");
 
+/* Same-node L4 authorization verdicts. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MESHLET_MAX_AUTHZ);
+	__type(key, struct meshlet_authz_key);
+	__type(value, struct meshlet_authz_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} meshlet_authz_v1 SEC(".maps");
+
 /* Round-robin position per service id (per CPU). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -153,6 +162,15 @@ static __always_inline void global_inc(__u32 idx)
 
 	if (v)
 		(*v)++;
+}
+
+static __always_inline struct meshlet_ip_value *local_pod(const __u32 addr[4], __u8 family)
+{
+	struct meshlet_ip_key ik = {};
+
+	__builtin_memcpy(ik.addr, addr, sizeof(ik.addr));
+	ik.family = family;
+	return bpf_map_lookup_elem(&meshlet_local_ips_v1, &ik);
 }
 
 static __always_inline struct meshlet_svc_stats *svc_stats(__u32 svc_id)

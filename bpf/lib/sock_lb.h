@@ -8,6 +8,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
+#include "lib/authz.h"
 #include "lib/maps.h"
 
 #define MESHLET_ECONNREFUSED 111
@@ -188,7 +189,12 @@ static __always_inline enum xlate_result xlate_fwd(struct bpf_sock_addr *ctx, __
 	o.proto = key.proto;
 	svc = bpf_map_lookup_elem(&meshlet_svc_v1, &key);
 	if (!svc) {
-		if (key.proto != IPPROTO_TCP || is_sendmsg || !is_remote_mesh_ip(key.addr, family))
+		if (key.proto != IPPROTO_TCP || is_sendmsg)
+			return XLATE_PASS;
+		if (authz_denied(pod, key.addr, family, key.port, MESHLET_NO_ID, MESHLET_NO_ID,
+				 key.addr, key.port))
+			return XLATE_REFUSE;
+		if (!is_remote_mesh_ip(key.addr, family))
 			return XLATE_PASS;
 		__builtin_memcpy(o.backend_addr, key.addr, sizeof(o.backend_addr));
 		o.backend_port = key.port;
@@ -210,6 +216,10 @@ static __always_inline enum xlate_result xlate_fwd(struct bpf_sock_addr *ctx, __
 	o.backend_port = be->port;
 	o.svc_id = svc->svc_id;
 	o.backend_id = be->backend_id;
+	if ((be->flags & MESHLET_BACKEND_LOCAL) && key.proto == IPPROTO_TCP && !is_sendmsg &&
+	    authz_denied(pod, be->addr, family, be->port, svc->svc_id, be->backend_id, key.addr,
+			 key.port))
+		return XLATE_REFUSE;
 	if (st) {
 		if (is_sendmsg)
 			st->udp_msgs++;

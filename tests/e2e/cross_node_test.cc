@@ -137,8 +137,10 @@ class CrossNode : public ::testing::Test {
     link_ = testing::joinNodes(*a_, *b_);
     a_->addPod("client");
     a_->addPod("outsider");  // not in the mesh
+    a_->addPod("neighbor");  // in the mesh, on the client's node
     b_->addPod("server");
     b_->spawnInPod(b_->pod("server"), [] { return testing::serveTcp(AF_INET, 8080, "db\n"); });
+    a_->spawnInPod(a_->pod("neighbor"), [] { return testing::serveTcp(AF_INET, 8080, "db\n"); });
 
     dir_ = "/tmp/meshlet-test-xnode-" + a_->id();
     for (const char* d : {"/a/config", "/b/config"}) fs::create_directories(dir_ + d);
@@ -194,7 +196,8 @@ spec:
   ports: [{name: tcp, port: 80, targetPort: 8080}]
 ---
 )" + podYaml(a_->pod("client"), "client", "node-a") +
-                       "---\n" + podYaml(b_->pod("server"), "db", "node-b") + extra;
+                       "---\n" + podYaml(a_->pod("neighbor"), "neighbor", "node-a") + "---\n" +
+                       podYaml(b_->pod("server"), "db", "node-b") + extra;
     for (const char* n : {"/a", "/b"}) writeFile(dir_ + n + "/config/cluster.yaml", yaml);
   }
   static std::string cli(const std::string& node, const std::string& args) {
@@ -204,8 +207,11 @@ spec:
   static bool certsIssued(const std::string& node) {
     auto r = run(cli(node, "certs -o json"));
     auto j = Json::parse(r.out, nullptr, false);
-    if (r.code != 0 || !j.is_array() || j.size() != 1) return false;
-    return j[0].value("state", "") == "valid";
+    if (r.code != 0 || !j.is_array() || j.size() != (node == "a" ? 2u : 1u)) return false;
+    for (const auto& c : j) {
+      if (c.value("state", "") != "valid") return false;
+    }
+    return true;
   }
   static Exchange fromClient(const std::string& ip, int port, const std::string& payload) {
     return decodeExchange(a_->runInPod(
@@ -470,6 +476,75 @@ TEST_F(CrossNode, PolicyOnTheDestinationDeniesThenAllowsTheClientIdentity) {
       << allowed.error << "\n"
       << logs();
   writeConfig("");
+}
+
+// Same node, no TLS: the kernel knows both ends, so an AuthorizationPolicy on the neighbor pod
+// is enforced at connect() — the client's connect is refused at once (ECONNREFUSED), the
+// refusal shows in `meshlet connections` and the denial metric with the policy's name; without
+// the policy the pair is spliced again.
+TEST_F(CrossNode, SameNodePolicyIsEnforcedInTheKernelAtConnect) {
+  const std::string neighbor = a_->pod("neighbor").ip4;
+  writeConfig(R"(---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: no-client, namespace: shop}
+spec:
+  selector:
+    matchLabels: {app: neighbor}
+  action: DENY
+  rules:
+  - from:
+    - source:
+        principals: ["cluster.local/ns/shop/sa/client"]
+    to:
+    - operation:
+        ports: ["8080"]
+)");
+  Exchange denied;
+  ASSERT_TRUE(waitFor(
+      [&] {
+        denied = fromClient(neighbor, 8080, "x");
+        return !denied.error.empty();
+      },
+      5000))
+      << logs();
+  EXPECT_EQ(denied.error, "connect: Connection refused");
+  Json rows;
+  EXPECT_TRUE(waitFor(
+      [&] {
+        auto r = run(cli("a", "connections -o json"));
+        rows = Json::parse(r.out, nullptr, false);
+        if (!rows.is_array()) return false;
+        for (const auto& row : rows) {
+          if (row.value("state", "") == "denied" && row.value("workload", "") == "shop/client" &&
+              row.value("peer", "") == "shop/neighbor" &&
+              row.value("remote", "") == neighbor + ":8080" &&
+              row.value("policy", "") == "denied by shop/no-client") {
+            return true;
+          }
+        }
+        return false;
+      },
+      3000))
+      << rows.dump(2);
+  EXPECT_TRUE(waitFor(
+      [] {
+        return scrapeHas("a", "meshlet_authz_denied_connections_total",
+                         {"policy=\"shop/no-client\"", "destination_workload=\"neighbor\"",
+                          "source_principal=\"spiffe://cluster.local/ns/shop/sa/client\""});
+      },
+      8000))
+      << scrape("a");
+
+  writeConfig("");
+  Exchange allowed;
+  EXPECT_TRUE(waitFor(
+      [&] {
+        allowed = fromClient(neighbor, 8080, "spliced-again");
+        return allowed.echo == "spliced-again";
+      },
+      5000))
+      << allowed.error << logs();
 }
 
 // PeerAuthentication against a client outside the mesh (a plain pod on node A dialling the

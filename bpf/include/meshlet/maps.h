@@ -22,6 +22,8 @@
 #define MESHLET_MAX_MAGLEV (MESHLET_MAX_SERVICES * 4)
 #define MESHLET_MAX_SOCKS 65536
 #define MESHLET_MAX_REMOTE_IPS 262144
+#define MESHLET_MAX_AUTHZ 262144         /* same-node (source pod, destination pod, port) verdicts */
+#define MESHLET_MAX_AUTHZ_POLICIES 4096  /* AuthorizationPolicy indexes for denial counters */
 
 /* The agent's in-pod ports (Istio ambient's numbers). */
 #define MESHLET_OUTBOUND_PORT 15001 /* 127.0.0.1 / ::1: tunnel-path sockets are rewritten here */
@@ -105,9 +107,30 @@ struct meshlet_ip_key {
 	__u8 pad[3];
 };
 
+#define MESHLET_IP_AUTHZ 0x1 /* AuthorizationPolicies apply: same-node connects check meshlet_authz_v1 */
+
 struct meshlet_ip_value {
 	__u32 pod_id;
-	__u32 pad;
+	__u32 flags; /* MESHLET_IP_* */
+};
+
+/*
+ * meshlet_authz_v1: L4 authorization of same-node pairs, decided by the agent from the
+ * AuthorizationPolicies and enforced at connect (the kernel attests both ends). port 0 holds
+ * the verdict for every port no policy names; named ports whose verdict differs have their own.
+ */
+struct meshlet_authz_key {
+	__u32 src_pod;
+	__u32 dst_pod;
+	__u16 port;
+	__u8 pad[2];
+};
+
+struct meshlet_authz_value {
+	__u8 allow;
+	__u8 pad[3];
+	__u32 policy;  /* deciding policy's index (agent's table), MESHLET_NO_ID when none */
+	__u64 denied;  /* connects refused by this verdict (the kernel counts) */
 };
 
 /* meshlet_remote_ips_v1: IP of an enrolled pod on another node (key meshlet_ip_key). */
@@ -174,6 +197,7 @@ struct meshlet_sock_key {
 #define MESHLET_CONN_CLOSED 0x2   /* closed: final counters, the agent collects and deletes */
 #define MESHLET_CONN_FAILED 0x4   /* connect never established (refused, reset, timed out) */
 #define MESHLET_CONN_SPLICED 0x8  /* in the sockhash */
+#define MESHLET_CONN_DENIED 0x10  /* refused at connect by an AuthorizationPolicy (no socket) */
 
 /* meshlet_conns_v1: live and just-closed TCP connections of enrolled pods. */
 struct meshlet_conn_value {
@@ -185,7 +209,7 @@ struct meshlet_conn_value {
 	__u32 backend_id;
 	__u32 pod_id;     /* the enrolled pod on this side */
 	__u32 peer_pod_id; /* the enrolled pod on the other side, 0xffffffff if none */
-	__u32 pad;
+	__u32 policy;      /* MESHLET_CONN_DENIED: the deciding policy's index, or MESHLET_NO_ID */
 	__u64 bytes_sent;     /* acked bytes (TCP) plus spliced bytes */
 	__u64 bytes_received; /* received bytes (TCP); spliced bytes land on the peer's entry */
 	__u64 spliced_bytes;  /* bytes this side sent through sk_msg */
@@ -210,6 +234,7 @@ enum meshlet_global_counter {
 	MESHLET_G_SOCKS_FULL = 2,   /* sockhash update failed */
 	MESHLET_G_SPLICED = 3,      /* connections put in the sockhash */
 	MESHLET_G_TUNNEL_FULL = 4,  /* tunnel map update failed: the agent cannot route it */
+	MESHLET_G_AUTHZ_DENIED = 5, /* same-node connects refused by AuthorizationPolicy */
 	MESHLET_G_MAX = 8,
 };
 

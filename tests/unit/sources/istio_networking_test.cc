@@ -812,8 +812,8 @@ TEST(IstioExamples, LoadWithTheDemoAndTranslateToTheSameDatapath) {
   EXPECT_EQ(with->virtual_services.size(), 1u);
   EXPECT_EQ(with->destination_rules.size(), 1u);
 
-  TranslateInput a{&*plain, "demo-node", {}};
-  TranslateInput b{&*with, "demo-node", {}};
+  TranslateInput a{&*plain, "demo-node", "cluster.local", {}};
+  TranslateInput b{&*with, "demo-node", "cluster.local", {}};
   TranslateOutput ta = translate(a, IdTable{});
   TranslateOutput tb = translate(b, IdTable{});
   EXPECT_FALSE(ta.desired.services.empty());
