@@ -12,11 +12,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "tests/lib/e2e_util.h"
 #include "tests/lib/sandbox.h"
@@ -111,6 +114,64 @@ std::string exchange(const std::string& ip, int port, const std::string& greetin
   return out.dump();
 }
 
+// Runs in the client pod: streams `chunks` x 64 KiB of a pattern to the echo server, one chunk
+// every `gap_ms`, reading the echo at the same time; "ok <bytes>" when every byte came back in
+// order, else what went wrong.
+std::string longTransfer(const std::string& ip, int port, int chunks, int gap_ms) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    return std::string("connect: ") + strerror(errno);
+  }
+  std::string error;
+  std::string greeting = readSome(fd, 3, 3000, &error);
+  if (greeting != "db\n") return "no greeting: " + error;
+  const size_t total = static_cast<size_t>(chunks) * 65536;
+  auto byteAt = [](size_t i) { return static_cast<char>((i * 131) ^ (i >> 11)); };
+  std::thread writer([&] {
+    std::string chunk(65536, '\0');
+    for (int c = 0; c < chunks; ++c) {
+      for (size_t i = 0; i < chunk.size(); ++i) chunk[i] = byteAt(c * chunk.size() + i);
+      for (size_t off = 0; off < chunk.size();) {
+        ssize_t w = send(fd, chunk.data() + off, chunk.size() - off, MSG_NOSIGNAL);
+        if (w <= 0) return;
+        off += static_cast<size_t>(w);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(gap_ms));
+    }
+  });
+  size_t got = 0;
+  std::string result;
+  char buf[65536];
+  while (got < total) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 5000) <= 0) {
+      result = "stalled after " + std::to_string(got) + " bytes";
+      break;
+    }
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) {
+      result = (n == 0 ? std::string("closed") : std::string(strerror(errno))) + " after " +
+               std::to_string(got) + " bytes";
+      break;
+    }
+    for (ssize_t i = 0; i < n; ++i, ++got) {
+      if (buf[i] != byteAt(got)) {
+        result = "corrupt at byte " + std::to_string(got);
+        break;
+      }
+    }
+    if (!result.empty()) break;
+  }
+  shutdown(fd, SHUT_RDWR);
+  writer.join();
+  close(fd);
+  return result.empty() ? "ok " + std::to_string(got) : result;
+}
+
 Exchange decodeExchange(const std::string& s) {
   Json j = Json::parse(s, nullptr, false);
   Exchange e;
@@ -179,7 +240,7 @@ class CrossNode : public ::testing::Test {
 
   // The same cluster state for both agents (each reads its own copy, as each node would read
   // the API server), plus `extra` documents.
-  static void writeConfig(const std::string& extra) {
+  static void writeConfig(const std::string& extra, bool with_server = true) {
     std::string yaml = std::string(R"(apiVersion: v1
 kind: Namespace
 metadata:
@@ -196,8 +257,9 @@ spec:
   ports: [{name: tcp, port: 80, targetPort: 8080}]
 ---
 )" + podYaml(a_->pod("client"), "client", "node-a") +
-                       "---\n" + podYaml(a_->pod("neighbor"), "neighbor", "node-a") + "---\n" +
-                       podYaml(b_->pod("server"), "db", "node-b") + extra;
+                       "---\n" + podYaml(a_->pod("neighbor"), "neighbor", "node-a") +
+                       (with_server ? "---\n" + podYaml(b_->pod("server"), "db", "node-b") : "") +
+                       extra;
     for (const char* n : {"/a", "/b"}) writeFile(dir_ + n + "/config/cluster.yaml", yaml);
   }
   static std::string cli(const std::string& node, const std::string& args) {
@@ -408,6 +470,103 @@ TEST_F(CrossNode, ConnectionsAndMetricsShowTheTunnelAndBothIdentities) {
                      "/metrics | promtool check metrics");
     EXPECT_EQ(check.code, 0) << check.out;
   }
+}
+
+// The root is rotated while a connection streams through the tunnel (the old root kept in
+// trust-bundle.pem, a new one written by `meshlet ca init --force`): both agents renew their
+// workloads' certificates, the open stream keeps flowing on its link, and a new connection
+// takes a new link with the new certificates.
+TEST_F(CrossNode, RootRotationDuringALongTransferBreaksNothing) {
+  auto serials = [](const std::string& node) {
+    std::set<std::string> s;
+    auto j = Json::parse(run(cli(node, "certs -o json")).out, nullptr, false);
+    if (j.is_array()) {
+      for (const auto& c : j) s.insert(c.value("serial", ""));
+    }
+    return s;
+  };
+  auto before_a = serials("a"), before_b = serials("b");
+  std::string result;
+  std::thread transfer([&] {
+    result = a_->runInPod(a_->pod("client"),
+                          [] { return longTransfer(kServiceIp, 80, 120, 40); });  // ~5 s
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  run("cp " + dir_ + "/ca/ca-cert.pem " + dir_ + "/ca/trust-bundle.pem");
+  auto init = run(std::string(MESHLET_CLI_BIN) + " ca init --force --dir " + dir_ + "/ca");
+  EXPECT_EQ(init.code, 0) << init.out;
+  auto renewed = [&](const std::string& node, const std::set<std::string>& before) {
+    auto now = serials(node);
+    if (now.empty() || now.count("")) return false;
+    for (const auto& s : now) {
+      if (before.count(s)) return false;
+    }
+    return true;
+  };
+  EXPECT_TRUE(waitFor([&] { return renewed("a", before_a) && renewed("b", before_b); }, 5000))
+      << logs();
+  EXPECT_EQ(fromClient(kServiceIp, 80, "after-rotation").echo, "after-rotation") << logs();
+  transfer.join();
+  EXPECT_EQ(result, "ok " + std::to_string(120 * 65536)) << logs();
+}
+
+// An agent restart, on either node: the tunnel's in-pod listeners and HBONE links belong to the
+// agent process, so a restart resets the connections that were open through it and refuses new
+// ones until it is back (the kernel keeps steering them to 127.0.0.1:15001); once it is up, new
+// connections flow again without anyone re-dialling by hand.
+TEST_F(CrossNode, AgentRestartOnEitherNodeResumesNewConnections) {
+  for (const char* n : {"a", "b"}) {
+    std::string node = n;
+    std::string open_result;
+    std::thread open_conn([&] {
+      open_result = a_->runInPod(a_->pod("client"),
+                                 [] { return longTransfer(kServiceIp, 80, 200, 40); });  // ~8 s
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(800));
+    pid_t& pid = node == "a" ? pid_a_ : pid_b_;
+    Sandbox* sb = node == "a" ? a_ : b_;
+    testing::stopAgent(pid);
+    if (node == "a") {
+      // Agent A is down: its listener is gone, the kernel still steers, the connect is refused.
+      EXPECT_EQ(fromClient(kServiceIp, 80, "while-down").error, "connect: Connection refused");
+    }
+    pid = testing::spawnAgent(MESHLETD_BIN, dir_ + "/" + node, sb->cgroup(), sb->bpffs(),
+                              {"--node-name", "node-" + node, "--ca-dir", dir_ + "/ca"});
+    EXPECT_TRUE(waitFor([&] { return certsIssued(node); }, 15000)) << logs();
+    Exchange after;
+    EXPECT_TRUE(waitFor(
+        [&] {
+          after = fromClient(kServiceIp, 80, "after-restart-" + node);
+          return after.echo == "after-restart-" + node;
+        },
+        10000))
+        << "restarting " << node << ": " << after.error << "\n"
+        << logs();
+    open_conn.join();
+    // Honest: the connection that was open through the restarted agent did not survive.
+    EXPECT_NE(open_result.rfind("ok", 0), 0u) << open_result;
+  }
+}
+
+// A pooled HBONE link serves later connections to the same destination, and is closed once
+// that destination leaves the cluster state.
+TEST_F(CrossNode, PooledLinkIsReusedAndClosedWhenItsEndpointLeaves) {
+  auto pooled = [] { return status("a")["tunnels"].value("pooled_links", -1); };
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(fromClient(kServiceIp, 80, "pooled").echo, "pooled") << logs();
+  }
+  EXPECT_TRUE(waitFor([&] { return pooled() == 1; }, 2000)) << status("a").dump(2);
+  writeConfig("", /*with_server=*/false);
+  EXPECT_TRUE(waitFor([&] { return pooled() == 0; }, 5000)) << status("a").dump(2);
+  writeConfig("");
+  Exchange back;
+  EXPECT_TRUE(waitFor(
+      [&] {
+        back = fromClient(kServiceIp, 80, "back");
+        return back.echo == "back";
+      },
+      5000))
+      << back.error << logs();
 }
 
 // HBONE only talks to workloads with a certificate from the mesh: openssl s_client from a pod
