@@ -112,6 +112,7 @@ struct MeshProxy::Impl {
     std::vector<int> fds;
     std::map<uint8_t, int> plain_fds;  // 15006 listener by family (MESHLET_AF_*)
     std::vector<std::string> errors;
+    std::unique_ptr<SpareSockets> spares;  // made on first use: sockets in the pod's netns
   };
 
   int map_fd = -1;
@@ -281,6 +282,14 @@ struct MeshProxy::Impl {
            tls::spiffeId(cfg->trust_domain, dst.ns, dst.service_account) + "|" + serial;
   }
 
+  // A non-blocking connect from inside `pod`'s netns, with a spare socket of that pod.
+  Result<int> dialFrom(const ProxyPod& pod, const IpAddr& ip, int port) {
+    auto it = pods.find(pod.ns + "/" + pod.name);
+    if (it == pods.end()) return connectInNetns(pod.netns, ip, port);
+    if (!it->second.spares) it->second.spares = std::make_unique<SpareSockets>(pod.netns);
+    return it->second.spares->connect(ip, port);
+  }
+
   void closeListeners(PodState& st) {
     for (const IpAddr& ip : st.pod.ips) clearInboundListener(inbound_fd, ip);
     for (int fd : st.fds) {
@@ -409,7 +418,7 @@ struct MeshProxy::Impl {
       *error = "no certificate for " + src.spiffe_id;
       return nullptr;
     }
-    auto fd = connectInNetns(src.netns, dst, MESHLET_HBONE_PORT);
+    auto fd = dialFrom(src, dst, MESHLET_HBONE_PORT);
     if (!fd.ok()) {
       *error = fd.error().message();
       return nullptr;
@@ -599,7 +608,7 @@ struct MeshProxy::Impl {
         resetAndClose(fd);
         continue;
       }
-      auto up = connectInNetns(pod.netns, dst, port);
+      auto up = dialFrom(pod, dst, port);
       if (!up.ok()) {
         logOnce(key + "/deliver",
                 "mesh proxy: cannot deliver to " + key + ": " + up.error().message());
@@ -715,7 +724,7 @@ struct MeshProxy::Impl {
               ": " + info.policy);
       return 403;
     }
-    auto fd = connectInNetns(target->netns, ip, port);
+    auto fd = dialFrom(*target, ip, port);
     if (!fd.ok()) {
       logOnce(info.pod + "/deliver",
               "mesh proxy: cannot deliver to " + info.pod + ": " + fd.error().message());

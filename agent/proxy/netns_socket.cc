@@ -1,14 +1,15 @@
 #include "agent/proxy/netns_socket.h"
 
 #include <fcntl.h>
-#include <sched.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <thread>
+#include <utility>
 
 #include "meshlet/maps.h"
 
@@ -31,6 +32,25 @@ sockaddr_storage sockaddrOf(const IpAddr& ip, int port, socklen_t* len) {
   return ss;
 }
 
+namespace {
+
+// A socket of the calling thread's netns, as the agent wants its in-pod sockets.
+int agentSocket(int family) {
+  int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  // The datapath leaves marked sockets alone (no service rewrite, no tunnel, no tracking).
+  // Needs CAP_NET_ADMIN, which the agent has; without it the socket still works.
+  uint32_t mark = MESHLET_AGENT_MARK;
+  setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+  // The agent writes whole frames and records: Nagle would hold a small one (a CONNECT, a
+  // 200) behind an unacknowledged one for a delayed-ACK time (~40 ms). Accepted sockets
+  // inherit it from their listener.
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  return fd;
+}
+
+}  // namespace
 
 Result<int> tcpSocketInNetns(const std::string& netns_path, int family) {
   int ns = open(netns_path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -43,25 +63,94 @@ Result<int> tcpSocketInNetns(const std::string& netns_path, int family) {
       step = "setns";
       return;
     }
-    fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = agentSocket(family);
     if (fd < 0) {
       err = errno;
       step = "socket";
-      return;
     }
-    // The datapath leaves marked sockets alone (no service rewrite, no tunnel, no tracking).
-    // Needs CAP_NET_ADMIN, which the agent has; without it the socket still works.
-    uint32_t mark = MESHLET_AGENT_MARK;
-    setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
-    // The agent writes whole frames and records: Nagle would hold a small one (a CONNECT, a
-    // 200) behind an unacknowledged one for a delayed-ACK time (~40 ms). Accepted sockets
-    // inherit it from their listener.
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   });
   t.join();
   close(ns);
   if (fd < 0) return Error::fromErrno(std::string(step) + " in " + netns_path, err);
+  return fd;
+}
+
+SpareSockets::SpareSockets(std::string netns_path) : netns_(std::move(netns_path)) {
+  thread_ = std::thread([this] { run(); });
+}
+
+SpareSockets::~SpareSockets() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+  for (auto* q : {&v4_, &v6_}) {
+    for (int fd : *q) close(fd);
+  }
+}
+
+void SpareSockets::run() {
+  int ns = open(netns_.c_str(), O_RDONLY | O_CLOEXEC);
+  bool in_netns = ns >= 0 && setns(ns, CLONE_NEWNET) == 0;
+  if (ns >= 0) close(ns);
+  std::unique_lock<std::mutex> l(mu_);
+  if (!in_netns) return;  // take() makes each socket itself (and reports why it cannot)
+  bool v6_works = true;
+  while (!stop_) {
+    bool made = false;
+    if (v4_.size() < kSpare) {
+      l.unlock();
+      int fd = agentSocket(AF_INET);
+      l.lock();
+      if (fd >= 0) v4_.push_back(fd);
+      made = fd >= 0;
+    }
+    if (v6_works && v6_.size() < kSpare) {
+      l.unlock();
+      int fd = agentSocket(AF_INET6);
+      l.lock();
+      if (fd >= 0) v6_.push_back(fd);
+      v6_works = fd >= 0;  // a netns without IPv6: stop trying
+      made |= fd >= 0;
+    }
+    if (!made || (v4_.size() >= kSpare && (!v6_works || v6_.size() >= kSpare))) {
+      cv_.wait(l,
+               [&] { return stop_ || v4_.size() < kSpare || (v6_works && v6_.size() < kSpare); });
+    }
+  }
+}
+
+Result<int> SpareSockets::take(int family) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto& q = family == AF_INET ? v4_ : v6_;
+    if (!q.empty()) {
+      int fd = q.front();
+      q.pop_front();
+      cv_.notify_one();
+      return fd;
+    }
+  }
+  return tcpSocketInNetns(netns_, family);
+}
+
+Result<int> SpareSockets::connect(const IpAddr& ip, int port) {
+  auto fd = take(ip.isV4() ? AF_INET : AF_INET6);
+  if (!fd.ok()) return fd;
+  return startConnect(*fd, ip, port, netns_);
+}
+
+Result<int> startConnect(int fd, const IpAddr& ip, int port, const std::string& netns_path) {
+  socklen_t len = 0;
+  sockaddr_storage ss = sockaddrOf(ip, port, &len);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS) {
+    int err = errno;
+    close(fd);
+    return Error::fromErrno(
+        "connect " + ip.toString() + " port " + std::to_string(port) + " in " + netns_path, err);
+  }
   return fd;
 }
 
@@ -89,16 +178,7 @@ Result<int> listenInNetns(const std::string& netns_path, const IpAddr& ip, int p
 Result<int> connectInNetns(const std::string& netns_path, const IpAddr& ip, int port) {
   auto fd = tcpSocketInNetns(netns_path, ip.isV4() ? AF_INET : AF_INET6);
   if (!fd.ok()) return fd;
-  socklen_t len = 0;
-  sockaddr_storage ss = sockaddrOf(ip, port, &len);
-  if (connect(*fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS) {
-    int err = errno;
-    close(*fd);
-    return Error::fromErrno("connect " + ip.toString() + " port " + std::to_string(port) +
-                                " in " + netns_path,
-                            err);
-  }
-  return fd;
+  return startConnect(*fd, ip, port, netns_path);
 }
 
 }  // namespace meshlet::proxy

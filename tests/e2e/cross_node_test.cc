@@ -440,6 +440,8 @@ TEST_F(CrossNode, ConnectionsAndMetricsShowTheTunnelAndBothIdentities) {
     EXPECT_EQ(in[0]["service"], "db.shop.svc.cluster.local");
   }
   a_->kill(holder);
+  // The app's leg to the agent was spliced by the kernel (sockhash), not carried by loopback TCP.
+  EXPECT_GE(status("a")["tunnels"].value("loopback_spliced", 0), 1) << status("a").dump(2);
 
   for (const char* n : {"a", "b"}) {
     std::string node = n;

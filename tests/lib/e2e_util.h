@@ -2,6 +2,7 @@
 // Small helpers shared by the end-to-end tests.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,6 +44,9 @@ inline bool waitFor(const std::function<bool()>& pred, int timeout_ms) {
   return pred();
 }
 
+// The cgroup (under the attach point) the test agents run in; Sandbox removes it.
+inline constexpr const char* kAgentCgroup = "meshletd";
+
 // Starts `meshletd` for a test: everything it makes (sockets, state, log, CA) lives under
 // `dir`, it attaches at the sandbox's cgroup and pins under its bpffs dir; `extra` flags are
 // appended. Returns the agent's PID.
@@ -72,8 +76,18 @@ inline pid_t spawnAgent(const std::string& bin, const std::string& dir, const st
       args.push_back(extra[i]);
     }
   }
+  // The agent lives inside the subtree it attaches to, as on a real node (where it attaches at
+  // the root cgroup): its own in-pod sockets are then seen by the datapath, which must leave
+  // them alone (SO_MARK) and splice the tunnel's loopback leg.
+  std::string agent_cgroup = cgroup + "/" + kAgentCgroup;
+  mkdir(agent_cgroup.c_str(), 0755);
   pid_t pid = fork();
   if (pid == 0) {
+    FILE* procs = fopen((agent_cgroup + "/cgroup.procs").c_str(), "w");
+    if (procs) {
+      fprintf(procs, "%d\n", getpid());
+      fclose(procs);
+    }
     int fd = open((dir + "/meshletd.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     dup2(fd, 1);
     dup2(fd, 2);

@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "agent/datapath/datapath.h"
+#include "tests/lib/e2e_util.h"
 
 namespace fs = std::filesystem;
 
@@ -147,6 +148,15 @@ Sandbox::~Sandbox() {
     rmdir(pod.cgroup.c_str());
   }
   sh("ip netns del " + node_ns_ + " 2>/dev/null");
+  // An agent a test left running in the sandbox's agent cgroup (spawnAgent put it there).
+  std::string agents = cgroup_ + "/" + kAgentCgroup;
+  for (int attempt = 0; attempt < 50 && fs::exists(agents); ++attempt) {
+    std::ifstream procs(agents + "/cgroup.procs");
+    pid_t p;
+    while (procs >> p) ::kill(p, SIGKILL);
+    if (rmdir(agents.c_str()) == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   rmdir(cgroup_.c_str());
   DatapathOptions opts;
   opts.bpffs_dir = bpffs_;
