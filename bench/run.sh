@@ -542,7 +542,11 @@ start_xagent() {
   local n=$1 d=$XRUN/$1
   mkdir -p "$d/config"
   cp "$XRUN/cluster.yaml" "$d/config/cluster.yaml"
-  "$MESHLETD" --config-dir "$d/config" --node-name "$2" --cgroup "$3" --bpffs "$BPFFS-$n" \
+  # The agent runs inside the subtree it attaches to, as on a real node (attached at the root
+  # cgroup): the kernel then splices the tunnel's loopback leg between the app and the agent.
+  mkdir -p "$3/meshletd"
+  sh -c 'echo $$ > "$0/cgroup.procs"; exec "$@"' "$3/meshletd" \
+    "$MESHLETD" --config-dir "$d/config" --node-name "$2" --cgroup "$3" --bpffs "$BPFFS-$n" \
     --admin-socket "$d/admin.sock" --metrics-addr 127.0.0.1:0 --readiness-addr 127.0.0.1:0 \
     --cni-socket "$d/cni.sock" --state-dir "$d/state" --ca-dir "$XRUN/ca" >"$RUN/meshletd-$n.log" 2>&1 &
   XAGENT_PID=$!

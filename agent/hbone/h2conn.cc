@@ -45,7 +45,11 @@ struct H2Conn::Impl {
     auto it = me->streams.find(id);
     if (it == me->streams.end()) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     Stream& s = it->second;
-    if (!s.open || (s.out.empty() && !s.fin)) {
+    // A client sends right behind its CONNECT, without waiting for the 200 (saves a round
+    // trip per connection); the server keeps those bytes until it answers, and drops them
+    // if it refuses. A server sends only once it answered 200.
+    bool can_send = s.open || me->role == Role::kClient;
+    if (!can_send || (s.out.empty() && !s.fin)) {
       s.deferred = true;
       return NGHTTP2_ERR_DEFERRED;
     }

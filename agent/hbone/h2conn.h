@@ -62,7 +62,8 @@ class H2Conn {
 
   static Result<std::unique_ptr<H2Conn>> make(Role role, Events events, Limits limits = {});
 
-  // Client: opens a CONNECT stream. Data sent before the 200 waits until it arrives.
+  // Client: opens a CONNECT stream. Data may follow at once (it goes right behind the
+  // HEADERS; a server that refuses the stream drops it).
   Result<int32_t> connect(const std::string& authority, const Headers& headers = {});
   // Server: answers a CONNECT that on_request left pending.
   Status respond(int32_t stream, int status);

@@ -32,7 +32,7 @@ void Relay::onEvents(uint32_t events) {
     connecting_ = false;
     if (err != 0) {
       failed_ = true;
-      to_socket_.clear();
+      dropQueued();
     }
     if (on_connected) on_connected(err);
     if (done_ || err != 0) {
@@ -86,7 +86,7 @@ void Relay::writeSocket() {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
     failed_ = true;
-    to_socket_.clear();
+    dropQueued();
     link_.h2().reset(stream_, NGHTTP2_CONNECT_ERROR);
     return;
   }
@@ -131,7 +131,7 @@ void Relay::onClose(uint32_t error_code) {
   stream_closed_ = true;
   if (error_code != 0) {
     // Reset: the app gets a reset too, not a clean end.
-    to_socket_.clear();
+    dropQueued();
     linger lg{1, 0};
     setsockopt(fd_, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     failed_ = true;
@@ -149,6 +149,12 @@ void Relay::onLinkProgress() {
   }
   updateInterest();
   maybeDone();
+}
+
+void Relay::dropQueued() {
+  // Bytes that will never reach the socket still count against the link's window: give it back.
+  if (!to_socket_.empty()) link_.h2().consumed(stream_, to_socket_.size());
+  to_socket_.clear();
 }
 
 void Relay::maybeDone() {

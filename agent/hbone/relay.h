@@ -46,6 +46,7 @@ class Relay {
   void writeSocket();
   void updateInterest();
   void maybeDone();
+  void dropQueued();
 
   proxy::EventLoop& loop_;
   int fd_;
