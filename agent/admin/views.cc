@@ -208,10 +208,6 @@ Json endpointsJson(const AgentView& v, const std::string& filter) {
   return out;
 }
 
-std::string authzPolicyName(const DesiredDatapath& d, uint32_t index) {
-  return index < d.authz_policies.size() ? d.authz_policies[index] : "";
-}
-
 // The same-node verdict the kernel applies to src -> dst:port ("" when no policy governs dst).
 std::string sameNodeDecision(const DesiredDatapath& d, uint32_t src, uint32_t dst, uint16_t port) {
   meshlet_authz_key k{};
@@ -318,7 +314,10 @@ Json connectionsJson(const AgentView& v, const std::vector<ConnEntry>& conns, ui
          {"bytes_received", val.bytes_received},
          {"rtt_us", val.srtt_us},
          {"retransmits", val.total_retrans},
-         {"age_s", end > val.start_ns ? (end - val.start_ns) / 1000000000ull : 0}});
+         // A denied attempt has no duration: its age is the time since it was refused.
+         {"age_s", denied ? (now_ns > val.end_ns ? (now_ns - val.end_ns) / 1000000000ull : 0)
+                   : end > val.start_ns ? (end - val.start_ns) / 1000000000ull
+                                        : 0}});
   }
   if (!v.proxy) return out;
   for (const auto& t : v.proxy->live) {

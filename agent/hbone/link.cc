@@ -99,7 +99,11 @@ void Link::process() {
 
 void Link::flush() {
   if (closed_) return;
-  plain_out_ += h2_->takeOutput();
+  if (plain_out_.empty()) {
+    plain_out_ = h2_->takeOutput();
+  } else {
+    plain_out_ += h2_->takeOutput();
+  }
   if (tls_->established() && !plain_out_.empty()) {
     if (Status st = tls_->write(plain_out_); !st) {
       fail(st.error().message());
@@ -107,7 +111,11 @@ void Link::flush() {
     }
     plain_out_.clear();
   }
-  out_ += tls_->takeOutput();
+  if (out_.empty()) {
+    out_ = tls_->takeOutput();
+  } else {
+    out_ += tls_->takeOutput();
+  }
   while (!out_.empty()) {
     ssize_t n = send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {

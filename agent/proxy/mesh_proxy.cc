@@ -262,10 +262,13 @@ struct MeshProxy::Impl {
     }
   }
 
+  // A context per role, certificate and trust bundle: a renewed certificate or a changed
+  // bundle (a root added ahead of a rotation) gives new links new contexts.
   std::string contextKey(const tls::Svid& svid, tls::MtlsRole role) const {
     return std::string(role == tls::MtlsRole::kClient ? "client|" : "server|") + svid.spiffe_id +
-           "|" + svid.info.serial;
+           "|" + svid.info.serial + "|" + rootsTag();
   }
+  std::string rootsTag() const { return std::to_string(std::hash<std::string>{}(cfg->roots_pem)); }
 
   std::shared_ptr<const tls::MtlsContext> context(const std::string& spiffe_id,
                                                   tls::MtlsRole role) const {
@@ -279,7 +282,8 @@ struct MeshProxy::Impl {
     auto s = cfg->svids.find(src.spiffe_id);
     std::string serial = s == cfg->svids.end() ? "" : s->second->info.serial;
     return src.ns + "/" + src.name + "|" + dst.node_name + "|" +
-           tls::spiffeId(cfg->trust_domain, dst.ns, dst.service_account) + "|" + serial;
+           tls::spiffeId(cfg->trust_domain, dst.ns, dst.service_account) + "|" + serial + "|" +
+           rootsTag();
   }
 
   // A non-blocking connect from inside `pod`'s netns, with a spare socket of that pod.

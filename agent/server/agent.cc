@@ -114,6 +114,7 @@ Status Agent::setUp() {
 
   if (auto st = startProxy(); !st) return st;
 
+  metrics_.setTrustDomain(flags_.trust_domain);
   if (auto st = metrics_.serve(flags_.metrics_addr); !st) return st;
   status_.metrics_port = metrics_.port();
   logInfo("metrics on " + flags_.metrics_addr + " (port " + std::to_string(metrics_.port()) + ")");

@@ -46,10 +46,13 @@ Workload workloadOfPod(const Pod& p, const std::string& trust_domain = "cluster.
   return w;
 }
 
-Workload workloadOfPodId(uint32_t pod_id, const DesiredDatapath& info, const Snapshot& s) {
+Workload workloadOfPodId(uint32_t pod_id, const DesiredDatapath& info, const Snapshot& s,
+                         const std::string& trust_domain = "cluster.local") {
   auto it = info.pod_info.find(pod_id);
   if (it == info.pod_info.end()) return {};
-  if (const Pod* p = findPod(s, it->second.ns, it->second.name)) return workloadOfPod(*p);
+  if (const Pod* p = findPod(s, it->second.ns, it->second.name)) {
+    return workloadOfPod(*p, trust_domain);
+  }
   Workload w;
   w.name = it->second.workload;
   w.ns = it->second.ns;
@@ -355,10 +358,10 @@ void Metrics::setKernelCounters(Datapath& dp, const DesiredDatapath& info,
     if (delta == 0) continue;
     auto v = info.authz.find(k);
     uint32_t policy = v == info.authz.end() ? MESHLET_NO_ID : v->second.policy;
-    Workload src = workloadOfPodId(k.src_pod, info, snapshot);
-    Workload dst = workloadOfPodId(k.dst_pod, info, snapshot);
+    Workload src = workloadOfPodId(k.src_pod, info, snapshot, trust_domain_);
+    Workload dst = workloadOfPodId(k.dst_pod, info, snapshot, trust_domain_);
     authz_denied_
-        .Add({{"policy", policy < info.authz_policies.size() ? info.authz_policies[policy] : "-"},
+        .Add({{"policy", authzPolicyName(info, policy).empty() ? "-" : authzPolicyName(info, policy)},
               {"source_principal", src.principal},
               {"destination_workload", dst.name},
               {"destination_workload_namespace", dst.ns}})

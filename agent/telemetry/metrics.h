@@ -45,6 +45,8 @@ class Metrics {
   // Starts serving /metrics on HOST:PORT (PORT 0 picks a free port; see port()).
   Status serve(const std::string& addr);
   int port() const { return port_; }
+  // The trust domain of the principals the agent derives (same-node pairs).
+  void setTrustDomain(std::string td) { trust_domain_ = std::move(td); }
 
   // One collection pass over the kernel's connection table: counts opened connections and
   // byte deltas, counts and erases closed ones.
@@ -70,6 +72,7 @@ class Metrics {
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   int port_ = 0;
+  std::string trust_domain_ = "cluster.local";
 
   prometheus::Family<prometheus::Counter>& tcp_opened_;
   prometheus::Family<prometheus::Counter>& tcp_closed_;

@@ -156,19 +156,18 @@ std::set<int> namedPorts(const std::vector<const AuthorizationPolicy*>& policies
 // For every enrolled pod of this node that AuthorizationPolicies govern, the verdict for each
 // enrolled source pod of this node (its principal is its service account's, its address its
 // first IP of the destination's family), per named port plus port 0 for the rest.
-void translateAuthz(const TranslateInput& in, TranslateOutput& out) {
+void translateAuthz(const TranslateInput& in, const IdTable& previous, TranslateOutput& out) {
   const Snapshot& s = *in.snapshot;
   DesiredDatapath& d = out.desired;
-  std::map<std::string, uint32_t> policy_index;
-  std::vector<const AuthorizationPolicy*> all;
-  for (const AuthorizationPolicy& p : s.authorization_policies) all.push_back(&p);
-  std::sort(all.begin(), all.end(), byNsName<AuthorizationPolicy>);
-  for (const AuthorizationPolicy* p : all) {
-    if (d.authz_policies.size() >= MESHLET_MAX_AUTHZ_POLICIES) break;
-    policy_index.emplace(p->meta.ns + "/" + p->meta.name,
-                         static_cast<uint32_t>(d.authz_policies.size()));
-    d.authz_policies.push_back(p->meta.ns + "/" + p->meta.name);
+  std::vector<std::string> names;
+  for (const AuthorizationPolicy& p : s.authorization_policies) {
+    names.push_back(p.meta.ns + "/" + p.meta.name);
   }
+  std::sort(names.begin(), names.end());
+  out.ids.authz_policy = assignIds(names, previous.authz_policy,
+                                   {IdPolicy::Kind::kMaxPlusOne, 0, MESHLET_MAX_AUTHZ_POLICIES});
+  const std::map<std::string, uint32_t>& policy_index = out.ids.authz_policy;
+  for (const auto& [name, index] : policy_index) d.authz_policies.emplace(index, name);
   auto firstIp = [](const PodInfo& p, bool v4) -> std::optional<IpAddr> {
     for (const IpAddr& ip : p.ips) {
       if (ip.isV4() == v4) return ip;
@@ -469,11 +468,16 @@ std::string maglevBackendName(const IpAddr& addr, int port) {
   return "[" + addr.toString() + "]:" + std::to_string(port);
 }
 
+std::string authzPolicyName(const DesiredDatapath& d, uint32_t index) {
+  auto it = d.authz_policies.find(index);
+  return it == d.authz_policies.end() ? "" : it->second;
+}
+
 TranslateOutput translate(const TranslateInput& in, const IdTable& previous) {
   TranslateOutput out;
   if (in.snapshot == nullptr) return out;
   translatePods(in, previous, out);
-  translateAuthz(in, out);
+  translateAuthz(in, previous, out);
   translateServices(in, previous, out);
   return out;
 }

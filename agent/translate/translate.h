@@ -104,7 +104,7 @@ struct DesiredDatapath {
   std::map<uint32_t, BackendInfo> backend_info;  // by backend_id
   std::map<uint32_t, PodInfo> pod_info;          // by pod_id
   std::map<IpAddr, RemotePodInfo> remote_pods;   // the pods behind remote_ips
-  std::vector<std::string> authz_policies;       // meshlet_authz_value.policy -> "ns/name"
+  std::map<uint32_t, std::string> authz_policies;  // meshlet_authz_value.policy -> "ns/name"
 };
 
 // Ids must stay stable across snapshots (round-robin state and stats are per id), so the
@@ -113,7 +113,13 @@ struct IdTable {
   std::map<std::string, uint32_t> svc;      // "ns/name/clusterIP/port/proto" -> svc_id
   std::map<std::string, uint32_t> backend;  // "<svc_id>/ip/port" -> backend_id
   std::map<std::string, uint32_t> pod;      // "ns/name" -> pod_id
+  // "ns/name" -> AuthorizationPolicy index: stable, so the kernel's record of a denial keeps
+  // naming the policy that made it while others come and go.
+  std::map<std::string, uint32_t> authz_policy;
 };
+
+// The name of an AuthorizationPolicy index, "" when unknown (MESHLET_NO_ID or gone).
+std::string authzPolicyName(const DesiredDatapath& d, uint32_t index);
 
 struct TranslateInput {
   const Snapshot* snapshot = nullptr;

@@ -17,7 +17,7 @@ using translate_test::makeNs;
 using translate_test::makePod;
 
 // Three enrolled pods of this node (web, db, batch) and one remote one, plus `policies` (YAML).
-TranslateOutput translateWith(const std::string& policies) {
+TranslateOutput translateWith(const std::string& policies, const IdTable& previous = {}) {
   Snapshot s;
   if (!policies.empty()) {
     Status st = parseYaml(policies, "policies.yaml", s);
@@ -32,7 +32,7 @@ TranslateOutput translateWith(const std::string& policies) {
   in.snapshot = &s;
   in.node_name = kNode;
   in.trust_domain = "example.org";
-  TranslateOutput out = translate(in, IdTable{});
+  TranslateOutput out = translate(in, previous);
   // The snapshot dies here: the output must not point into it.
   return out;
 }
@@ -54,8 +54,7 @@ std::string entry(const DesiredDatapath& d, const std::string& src, const std::s
   k.port = static_cast<uint16_t>(port);
   auto it = d.authz.find(k);
   if (it == d.authz.end()) return "-";
-  std::string name =
-      it->second.policy < d.authz_policies.size() ? d.authz_policies[it->second.policy] : "";
+  std::string name = authzPolicyName(d, it->second.policy);
   return std::string(it->second.allow ? "allow" : "deny") + (name.empty() ? "" : " " + name);
 }
 
@@ -97,7 +96,7 @@ TEST(AuthzTable, NoPolicyNoTableNoFlags) {
 TEST(AuthzTable, AllowOnANamedPortGivesThatPortItsOwnVerdict) {
   auto out = translateWith(kDbFromWebOn5432);
   const auto& d = out.desired;
-  ASSERT_EQ(d.authz_policies, std::vector<std::string>{"shop/db-from-web"});
+  ASSERT_EQ(d.authz_policies, (std::map<uint32_t, std::string>{{0, "shop/db-from-web"}}));
   // web (its principal is in the trust domain given to translate) may reach 5432 only.
   EXPECT_EQ(verdict(d, "web", "db", 5432), "allow shop/db-from-web");
   EXPECT_EQ(verdict(d, "web", "db", 0), "deny");
@@ -126,7 +125,8 @@ spec:
     - source: {principals: ["example.org/ns/shop/sa/web-sa"]}
 )");
   const auto& d = out.desired;
-  ASSERT_EQ(d.authz_policies, (std::vector<std::string>{"shop/a-no-web", "shop/db-from-web"}));
+  ASSERT_EQ(d.authz_policies,
+            (std::map<uint32_t, std::string>{{0, "shop/a-no-web"}, {1, "shop/db-from-web"}}));
   EXPECT_EQ(verdict(d, "web", "db", 5432), "deny shop/a-no-web");
   EXPECT_EQ(entry(d, "web", "db", 5432), "-");  // same as the rest: no entry of its own
   EXPECT_EQ(verdict(d, "web", "db", 0), "deny shop/a-no-web");
@@ -134,6 +134,24 @@ spec:
   // policy applies to web), web -> batch is denied.
   EXPECT_EQ(verdict(d, "batch", "web", 0), "allow");
   EXPECT_EQ(verdict(d, "web", "batch", 0), "deny shop/a-no-web");
+}
+
+// A policy keeps its index while others come and go, so a denial the kernel recorded earlier
+// still names the policy that made it.
+TEST(AuthzTable, PolicyIndexesAreStableAcrossTranslations) {
+  auto first = translateWith(kDbFromWebOn5432);
+  ASSERT_EQ(first.desired.authz_policies.size(), 1u);
+  uint32_t index = first.desired.authz_policies.begin()->first;
+  auto second = translateWith(std::string(kDbFromWebOn5432) + R"(---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: a-first-by-name, namespace: shop}
+spec: {action: AUDIT}
+)",
+                              first.ids);
+  ASSERT_EQ(second.desired.authz_policies.size(), 2u);
+  EXPECT_EQ(authzPolicyName(second.desired, index), "shop/db-from-web");
+  EXPECT_EQ(authzPolicyName(second.desired, MESHLET_NO_ID), "");
 }
 
 TEST(AuthzTable, NotPortsAndSourceIpBlocksAreDecidedPerPair) {
