@@ -159,14 +159,22 @@ static __always_inline void conn_established(struct bpf_sock_ops *skops, int act
 		tunnel_loopback(skops, &key, active);
 		return;
 	}
+	if (key.local[0] == key.remote[0] && key.local[1] == key.remote[1] &&
+	    key.local[2] == key.remote[2] && key.local[3] == key.remote[3]) {
+		/*
+		 * A pod talking to its own IP: the agent delivering a tunnelled or captured
+		 * stream to the app does. Spliced like a same-node pair (both ends are in by the
+		 * end of the handshake), not tracked: the agent reports the connection.
+		 */
+		if (local_pod(key.local, key.family) &&
+		    bpf_sock_hash_update(skops, &meshlet_socks_v1, &key, BPF_NOEXIST) != 0)
+			global_inc(MESHLET_G_SOCKS_FULL);
+		return;
+	}
 	if (skops->sk && skops->sk->mark == MESHLET_AGENT_MARK)
 		return;
 	self = local_pod(key.local, key.family);
 	if (!self)
-		return;
-	/* A pod talking to its own IP (the agent delivering a tunnelled stream does): not a pair. */
-	if (key.local[0] == key.remote[0] && key.local[1] == key.remote[1] &&
-	    key.local[2] == key.remote[2] && key.local[3] == key.remote[3])
 		return;
 	peer = local_pod(key.remote, key.family);
 

@@ -439,6 +439,17 @@ TEST_F(CrossNode, ConnectionsAndMetricsShowTheTunnelAndBothIdentities) {
     EXPECT_EQ(in[0]["policy"], "allowed");
     EXPECT_EQ(in[0]["service"], "db.shop.svc.cluster.local");
   }
+  // Both ends' local legs are spliced by the kernel: on A the app <-> agent loopback pair, on B
+  // the agent <-> app pair inside the server pod (two sockets each in the sockhash).
+  auto socks = [](const std::string& node) {
+    Json st = status(node);
+    for (const auto& m : st["maps"]) {
+      if (m.value("name", "") == "meshlet_socks_v1") return m.value("entries", 0);
+    }
+    return -1;
+  };
+  EXPECT_TRUE(waitFor([&] { return socks("a") >= 2 && socks("b") >= 2; }, 3000))
+      << status("a")["maps"].dump() << status("b")["maps"].dump();
   a_->kill(holder);
   // The app's leg to the agent was spliced by the kernel (sockhash), not carried by loopback TCP.
   EXPECT_GE(status("a")["tunnels"].value("loopback_spliced", 0), 1) << status("a").dump(2);
