@@ -101,7 +101,8 @@ Json statusJson(const AgentView& v, int64_t now_unix) {
     const proxy::ProxyReport& r = *v.proxy;
     Json denied = Json::object();
     for (const auto& [policy, n] : r.denied) denied[policy.empty() ? "-" : policy] = n;
-    out["tunnels"] = {{"pooled_links", r.pooled_links},
+    out["tunnels"] = {{"ready_pods", r.ready_pods},
+                      {"pooled_links", r.pooled_links},
                       {"open", r.live.size()},
                       {"outbound_opened", r.outbound_opened},
                       {"outbound_failed", r.outbound_failed},

@@ -482,165 +482,172 @@ struct MeshProxy::Impl {
     }
   }
 
-  // ---- outbound: the app's connection, rewritten by the kernel to 127.0.0.1:15001 ----
-
-  void acceptOutbound(const std::string& key, int lfd, uint8_t family) {
+  // Accepts every connection waiting on a listener: fn(fd, peer address) for each.
+  template <typename Fn>
+  static void acceptAll(int lfd, Fn fn) {
     while (true) {
       sockaddr_storage peer{};
       socklen_t len = sizeof(peer);
       int fd = accept4(lfd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) return;
-      auto ps = pods.find(key);
-      if (ps == pods.end()) {
-        resetAndClose(fd);
-        continue;
-      }
-      const ProxyPod& src = ps->second.pod;
-      auto origin =
-          takeTunnelOrigin(map_fd, src.netns_cookie, static_cast<uint16_t>(portOf(peer)), family);
-      if (!origin) {
-        ++counters.no_origin;
-        logOnce(key + "/origin", "mesh proxy: pod " + key +
-                                     ": a connection to the outbound listener has no kernel "
-                                     "record (not redirected by meshlet?); reset");
-        resetAndClose(fd);
-        continue;
-      }
-      IpAddr dst = IpAddr::fromWords(origin->backend_addr, origin->family);
-      IpAddr orig = IpAddr::fromWords(origin->orig_addr, origin->family);
-      TunnelConn info;
-      info.pod = key;
-      info.local_id = src.spiffe_id;
-      info.peer = hostPort(dst, origin->backend_port);
-      info.destination = hostPort(orig, origin->orig_port);
-      if (cfg->desired && origin->svc_id != MESHLET_NO_ID) {
-        auto svc = cfg->desired->service_info.find(origin->svc_id);
-        if (svc != cfg->desired->service_info.end()) {
-          info.service = svc->second.name + "." + svc->second.ns + ".svc.cluster.local";
-        }
-      }
-      auto remote = cfg->remote_pods.find(dst);
-      if (remote != cfg->remote_pods.end()) {
-        info.peer_pod = remote->second.ns + "/" + remote->second.name;
-      }
-      std::string error;
-      LinkEntry* le = nullptr;
-      if (remote == cfg->remote_pods.end()) {
-        error = info.peer + " is no longer an enrolled pod on another node";
-      } else {
-        le = outboundLink(src, dst, remote->second, &error);
-      }
-      Result<int32_t> stream = Error("no link");
-      if (le) {
-        hbone::Headers headers;
-        if (!info.service.empty()) headers.emplace_back(kServiceHeader, info.service);
-        stream = le->link->h2().connect(info.peer, headers);
-      }
-      if (!le || !stream.ok()) {
-        if (le) error = stream.error().message();
-        ++counters.outbound_failed;
-        logOnce(key + "/dial", "mesh proxy: " + key + " -> " + info.peer + ": " + error);
-        resetAndClose(fd);
-        continue;
-      }
-      info.peer_id = le->target_id;
-      attach(le, *stream, fd, false, std::move(info));
-      le->link->flush();
+      fn(fd, peer);
     }
+  }
+
+  // ---- outbound: the app's connection, rewritten by the kernel to 127.0.0.1:15001 ----
+
+  void acceptOutbound(const std::string& key, int lfd, uint8_t family) {
+    acceptAll(lfd, [&](int fd, const sockaddr_storage& peer) { outbound(key, fd, peer, family); });
+  }
+
+  void outbound(const std::string& key, int fd, const sockaddr_storage& peer, uint8_t family) {
+    auto ps = pods.find(key);
+    if (ps == pods.end()) {
+      resetAndClose(fd);
+      return;
+    }
+    const ProxyPod& src = ps->second.pod;
+    auto origin =
+        takeTunnelOrigin(map_fd, src.netns_cookie, static_cast<uint16_t>(portOf(peer)), family);
+    if (!origin) {
+      ++counters.no_origin;
+      logOnce(key + "/origin", "mesh proxy: pod " + key +
+                                   ": a connection to the outbound listener has no kernel "
+                                   "record (not redirected by meshlet?); reset");
+      resetAndClose(fd);
+      return;
+    }
+    IpAddr dst = IpAddr::fromWords(origin->backend_addr, origin->family);
+    IpAddr orig = IpAddr::fromWords(origin->orig_addr, origin->family);
+    TunnelConn info;
+    info.pod = key;
+    info.local_id = src.spiffe_id;
+    info.peer = hostPort(dst, origin->backend_port);
+    info.destination = hostPort(orig, origin->orig_port);
+    if (cfg->desired && origin->svc_id != MESHLET_NO_ID) {
+      auto svc = cfg->desired->service_info.find(origin->svc_id);
+      if (svc != cfg->desired->service_info.end()) {
+        info.service = svc->second.name + "." + svc->second.ns + ".svc.cluster.local";
+      }
+    }
+    auto remote = cfg->remote_pods.find(dst);
+    if (remote != cfg->remote_pods.end()) {
+      info.peer_pod = remote->second.ns + "/" + remote->second.name;
+    }
+    std::string error;
+    LinkEntry* le = nullptr;
+    if (remote == cfg->remote_pods.end()) {
+      error = info.peer + " is no longer an enrolled pod on another node";
+    } else {
+      le = outboundLink(src, dst, remote->second, &error);
+    }
+    Result<int32_t> stream = Error("no link");
+    if (le) {
+      hbone::Headers headers;
+      if (!info.service.empty()) headers.emplace_back(kServiceHeader, info.service);
+      stream = le->link->h2().connect(info.peer, headers);
+    }
+    if (!le || !stream.ok()) {
+      if (le) error = stream.error().message();
+      ++counters.outbound_failed;
+      logOnce(key + "/dial", "mesh proxy: " + key + " -> " + info.peer + ": " + error);
+      resetAndClose(fd);
+      return;
+    }
+    info.peer_id = le->target_id;
+    attach(le, *stream, fd, false, std::move(info));
+    le->link->flush();
   }
 
   // ---- inbound: HBONE from another node's agent on <pod IP>:15008 ----
 
   void acceptInbound(const std::string& key, int lfd) {
-    while (true) {
-      sockaddr_storage peer{};
-      socklen_t len = sizeof(peer);
-      int fd = accept4(lfd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd < 0) return;
-      auto ps = pods.find(key);
-      auto ctx =
-          ps == pods.end() ? nullptr : context(ps->second.pod.spiffe_id, tls::MtlsRole::kServer);
-      if (!ctx) {
-        logOnce(key + "/server",
-                "mesh proxy: pod " + key + " has no certificate yet; HBONE connection refused");
-        close(fd);
-        continue;
-      }
-      std::string error;
-      LinkEntry* le = newLink(fd, ctx, "", true, &error);
-      if (!le) {
-        logOnce(key + "/inbound", "mesh proxy: pod " + key + ": " + error);
-        continue;
-      }
-      le->pod_key = key;
-      le->peer_ip = ipOf(peer);
+    acceptAll(lfd, [&](int fd, const sockaddr_storage& peer) { inbound(key, fd, peer); });
+  }
+
+  void inbound(const std::string& key, int fd, const sockaddr_storage& peer) {
+    auto ps = pods.find(key);
+    auto ctx =
+        ps == pods.end() ? nullptr : context(ps->second.pod.spiffe_id, tls::MtlsRole::kServer);
+    if (!ctx) {
+      logOnce(key + "/server",
+              "mesh proxy: pod " + key + " has no certificate yet; HBONE connection refused");
+      close(fd);
+      return;
     }
+    std::string error;
+    LinkEntry* le = newLink(fd, ctx, "", true, &error);
+    if (!le) {
+      logOnce(key + "/inbound", "mesh proxy: pod " + key + ": " + error);
+      return;
+    }
+    le->pod_key = key;
+    le->peer_ip = ipOf(peer);
   }
 
   // ---- inbound plaintext, steered by sk_lookup to 127.0.0.1:15006 in the pod ----
 
   void acceptPlain(const std::string& key, int lfd) {
-    while (true) {
-      int fd = accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd < 0) return;
-      sockaddr_storage local{}, peer{};
-      socklen_t llen = sizeof(local), plen = sizeof(peer);
-      auto ps = pods.find(key);
-      if (ps == pods.end() || getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) != 0 ||
-          getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) != 0) {
-        resetAndClose(fd);
-        continue;
-      }
-      const ProxyPod& pod = ps->second.pod;
-      IpAddr dst = ipOf(local), src = ipOf(peer);
-      int port = portOf(local);
-      bool ours = false;
-      for (const IpAddr& ip : pod.ips) ours |= ip == dst;
-      if (!ours || port == MESHLET_INBOUND_PORT) {  // dialled 15006 itself, or misrouted
-        resetAndClose(fd);
-        continue;
-      }
-      TunnelConn info;
-      info.inbound = true;
-      info.path = "captured";
-      info.pod = key;
-      info.local_id = pod.spiffe_id;
-      info.peer = src.toString();
-      info.destination = hostPort(dst, port);
-      if (auto p = pod_by_ip.find(src); p != pod_by_ip.end()) info.peer_pod = p->second;
-      if (!admitPlain(pod, src, dst, port, info)) {
-        resetAndClose(fd);
-        continue;
-      }
-      auto up = dialFrom(pod, dst, port);
-      if (!up.ok()) {
-        logOnce(key + "/deliver",
-                "mesh proxy: cannot deliver to " + key + ": " + up.error().message());
-        resetAndClose(fd);
-        continue;
-      }
-      uint64_t id = next_conn++;
-      info.id = id;
-      info.start_unix = static_cast<int64_t>(time(nullptr));
-      PlainConn& pc = plain[id];
-      pc.info = std::move(info);
-      pc.pipe = std::make_unique<TcpPipe>(*loop, fd, *up);
-      pc.pipe->on_connected = [this, id](int err) {
-        if (auto it = plain.find(id); it != plain.end() && err == 0) markOpened(it->second);
-      };
-      pc.pipe->on_done = [this, id] {
-        loop->defer([this, id] {
-          auto it = plain.find(id);
-          if (it == plain.end()) return;
-          if (it->second.opened) {
-            reportBytes(it->second);
-            if (events.closed) events.closed(it->second.info);
-          }
-          plain.erase(it);
-        });
-      };
-      if (!pc.pipe->start(true).ok()) plain.erase(id);
+    acceptAll(lfd, [&](int fd, const sockaddr_storage& peer) { plainInbound(key, fd, peer); });
+  }
+
+  void plainInbound(const std::string& key, int fd, const sockaddr_storage& peer) {
+    sockaddr_storage local{};
+    socklen_t llen = sizeof(local);
+    auto ps = pods.find(key);
+    if (ps == pods.end() || getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) != 0) {
+      resetAndClose(fd);
+      return;
     }
+    const ProxyPod& pod = ps->second.pod;
+    IpAddr dst = ipOf(local), src = ipOf(peer);
+    int port = portOf(local);
+    bool ours = false;
+    for (const IpAddr& ip : pod.ips) ours |= ip == dst;
+    if (!ours || port == MESHLET_INBOUND_PORT) {  // dialled 15006 itself, or misrouted
+      resetAndClose(fd);
+      return;
+    }
+    TunnelConn info;
+    info.inbound = true;
+    info.path = "captured";
+    info.pod = key;
+    info.local_id = pod.spiffe_id;
+    info.peer = src.toString();
+    info.destination = hostPort(dst, port);
+    if (auto p = pod_by_ip.find(src); p != pod_by_ip.end()) info.peer_pod = p->second;
+    if (!admitPlain(pod, src, dst, port, info)) {
+      resetAndClose(fd);
+      return;
+    }
+    auto up = dialFrom(pod, dst, port);
+    if (!up.ok()) {
+      logOnce(key + "/deliver",
+              "mesh proxy: cannot deliver to " + key + ": " + up.error().message());
+      resetAndClose(fd);
+      return;
+    }
+    uint64_t id = next_conn++;
+    info.id = id;
+    info.start_unix = static_cast<int64_t>(time(nullptr));
+    PlainConn& pc = plain[id];
+    pc.info = std::move(info);
+    pc.pipe = std::make_unique<TcpPipe>(*loop, fd, *up);
+    pc.pipe->on_connected = [this, id](int err) {
+      if (auto it = plain.find(id); it != plain.end() && err == 0) markOpened(it->second);
+    };
+    pc.pipe->on_done = [this, id] {
+      loop->defer([this, id] {
+        auto it = plain.find(id);
+        if (it == plain.end()) return;
+        if (it->second.opened) {
+          reportBytes(it->second);
+          if (events.closed) events.closed(it->second.info);
+        }
+        plain.erase(it);
+      });
+    };
+    if (!pc.pipe->start(true).ok()) plain.erase(id);
   }
 
   // PeerAuthentication, then AuthorizationPolicy, for a plaintext connection; fills the
@@ -784,6 +791,10 @@ struct MeshProxy::Impl {
     }
     for (const auto& [key, st] : pods) {
       for (const auto& e : st.errors) r.listener_errors.push_back(key + ": " + e);
+      if (st.errors.empty() && !st.fds.empty() &&
+          context(st.pod.spiffe_id, tls::MtlsRole::kServer)) {
+        ++r.ready_pods;
+      }
     }
     r.pooled_links = pool.size();
     std::lock_guard<std::mutex> l(mu);

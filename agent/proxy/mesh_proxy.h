@@ -84,6 +84,8 @@ struct ProxyReport {
   std::vector<TunnelConn> live;
   std::vector<std::string> listener_errors;  // "ns/name: why"
   size_t pooled_links = 0;
+  // Pods served in full: their listeners are open and their certificate is loaded.
+  size_t ready_pods = 0;
 };
 
 // Telemetry hooks, called on the proxy's thread (the callee must be thread-safe). The snapshot

@@ -50,109 +50,12 @@ meshlet_ip_key ipKeyOf(const std::string& text) {
   return k;
 }
 
-std::string sockaddrText(const sockaddr_storage& ss) {
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (ss.ss_family == AF_INET) {
-    const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
-    inet_ntop(AF_INET, &a->sin_addr, buf, sizeof(buf));
-    return std::string(buf) + ":" + std::to_string(ntohs(a->sin_port));
-  }
-  const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
-  inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof(buf));
-  return "[" + std::string(buf) + "]:" + std::to_string(ntohs(a->sin6_port));
-}
-
 int portOf(const sockaddr_storage& ss) {
   return ss.ss_family == AF_INET ? ntohs(reinterpret_cast<const sockaddr_in*>(&ss)->sin_port)
                                  : ntohs(reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_port);
 }
 
-// What an app in the pod saw of one TCP connect().
-struct Dial {
-  int err = -1;          // errno of connect(), 0 on success
-  std::string peer;      // getpeername() "ip:port" / "[ip6]:port"
-  int local_port = 0;    // getsockname() port: the key of the tunnel map
-  std::string greeting;  // first bytes read
-};
-
-// connect() from a socket of `family` (AF_INET6 with a v4 `ip` dials ::ffff:ip), optionally
-// carrying SO_MARK `mark`, then getpeername, getsockname and one read. Runs inside the pod.
-Dial dial(int family, const std::string& ip, int port, int mark = 0, int timeout_ms = 2000) {
-  Dial r;
-  sockaddr_storage ss{};
-  socklen_t len;
-  if (family == AF_INET) {
-    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-    a->sin_family = AF_INET;
-    a->sin_port = htons(port);
-    inet_pton(AF_INET, ip.c_str(), &a->sin_addr);
-    len = sizeof(*a);
-  } else {
-    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons(port);
-    std::string text = ip.find(':') == std::string::npos ? "::ffff:" + ip : ip;
-    inet_pton(AF_INET6, text.c_str(), &a->sin6_addr);
-    len = sizeof(*a);
-  }
-  int s = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (s < 0) return r;
-  if (mark != 0 && setsockopt(s, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) != 0) {
-    r.err = errno;
-    close(s);
-    return r;
-  }
-  int rc = connect(s, reinterpret_cast<sockaddr*>(&ss), len);
-  r.err = rc == 0 ? 0 : errno;
-  if (rc != 0 && errno == EINPROGRESS) {
-    pollfd p{s, POLLOUT, 0};
-    if (poll(&p, 1, timeout_ms) == 1) {
-      int err = 0;
-      socklen_t el = sizeof(err);
-      getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &el);
-      r.err = err;
-    } else {
-      r.err = ETIMEDOUT;
-    }
-  }
-  sockaddr_storage local{};
-  socklen_t ll = sizeof(local);
-  if (getsockname(s, reinterpret_cast<sockaddr*>(&local), &ll) == 0) r.local_port = portOf(local);
-  if (r.err == 0) {
-    sockaddr_storage peer{};
-    socklen_t pl = sizeof(peer);
-    if (getpeername(s, reinterpret_cast<sockaddr*>(&peer), &pl) == 0) r.peer = sockaddrText(peer);
-    pollfd p{s, POLLIN, 0};
-    if (poll(&p, 1, timeout_ms) == 1) {
-      char buf[256];
-      ssize_t n = read(s, buf, sizeof(buf));
-      if (n > 0) r.greeting.assign(buf, n);
-    }
-  }
-  close(s);
-  return r;
-}
-
-std::string encode(const Dial& d) {
-  std::ostringstream o;
-  o << d.err << "\n" << d.peer << "\n" << d.local_port << "\n" << d.greeting;
-  return o.str();
-}
-
-Dial decode(const std::string& s) {
-  Dial d;
-  std::istringstream in(s);
-  std::string line;
-  std::getline(in, line);
-  d.err = line.empty() ? -1 : std::atoi(line.c_str());
-  std::getline(in, d.peer);
-  std::getline(in, line);
-  d.local_port = std::atoi(line.c_str());
-  std::ostringstream rest;
-  rest << in.rdbuf();
-  d.greeting = rest.str();
-  return d;
-}
+using Dial = testing::ConnectResult;
 
 // The agent's outbound listener, as the agent opens it: a socket made in the pod's netns from
 // this process (listenInNetns), bound to the pod's loopback port 15001. Every connection it
@@ -338,8 +241,9 @@ class TunnelPathTest : public ::testing::Test {
   }
   Dial dialFrom(const std::string& pod, int family, const std::string& ip, int port, int mark = 0,
                 int timeout_ms = 2000) {
-    return decode(sb_->runInPod(sb_->pod(pod),
-                                [&] { return encode(dial(family, ip, port, mark, timeout_ms)); }));
+    return testing::decode(sb_->runInPod(sb_->pod(pod), [&] {
+      return testing::encode(testing::tcpConnect(ip, port, {family, mark, timeout_ms}));
+    }));
   }
   static std::optional<meshlet_origin> take(const std::string& pod, int port, uint8_t family) {
     return takeTunnelOrigin(tunnel_fd_, cookies_.at(pod), static_cast<uint16_t>(port), family);

@@ -34,15 +34,7 @@ using testing::TestPod;
 using testing::count;
 using testing::run;
 using testing::waitFor;
-
-void writeFile(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp);
-    f << text;
-  }
-  fs::rename(tmp, path);  // the agent never sees half a file
-}
+using testing::writeFile;
 
 std::string podYaml(const TestPod& p, const std::string& app, bool ready) {
   return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + p.name +

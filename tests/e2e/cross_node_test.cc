@@ -34,17 +34,9 @@ using testing::run;
 using testing::Sandbox;
 using testing::TestPod;
 using testing::waitFor;
+using testing::writeFile;
 
 constexpr const char* kServiceIp = "198.19.0.20";
-
-void writeFile(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp);
-    f << text;
-  }
-  fs::rename(tmp, path);
-}
 
 std::string podYaml(const TestPod& p, const std::string& app, const std::string& node) {
   return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + p.name +
@@ -214,7 +206,7 @@ class CrossNode : public ::testing::Test {
                                  {"--node-name", "node-b", "--ca-dir", dir_ + "/ca"});
     for (const char* n : {"a", "b"}) {
       std::string node = n;
-      bool up = waitFor([&] { return certsIssued(node); }, 15000);
+      bool up = waitFor([&] { return nodeReady(node); }, 15000);
       if (!up) {
         ADD_FAILURE() << "agent " << node << " did not issue its certificate; log:\n"
                       << run("cat " + dir_ + "/" + node + "/meshletd.log").out;
@@ -265,6 +257,12 @@ spec:
   static std::string cli(const std::string& node, const std::string& args) {
     return std::string(MESHLET_CLI_BIN) + " --admin-socket " + dir_ + "/" + node + "/admin.sock " +
            args;
+  }
+  // Certificates issued, and the mesh proxy serving every pod of the node (listeners open,
+  // certificate loaded): until then a connection from the other node is refused.
+  static bool nodeReady(const std::string& node) {
+    size_t pods = node == "a" ? 2 : 1;
+    return certsIssued(node) && status(node)["tunnels"].value("ready_pods", 0u) == pods;
   }
   static bool certsIssued(const std::string& node) {
     auto r = run(cli(node, "certs -o json"));
@@ -545,7 +543,7 @@ TEST_F(CrossNode, AgentRestartOnEitherNodeResumesNewConnections) {
     }
     pid = testing::spawnAgent(MESHLETD_BIN, dir_ + "/" + node, sb->cgroup(), sb->bpffs(),
                               {"--node-name", "node-" + node, "--ca-dir", dir_ + "/ca"});
-    EXPECT_TRUE(waitFor([&] { return certsIssued(node); }, 15000)) << logs();
+    EXPECT_TRUE(waitFor([&] { return nodeReady(node); }, 15000)) << logs();
     Exchange after;
     EXPECT_TRUE(waitFor(
         [&] {

@@ -23,14 +23,7 @@ namespace {
 
 using testing::run;
 using testing::waitFor;
-
-void writeFile(const std::string& path, const std::string& text) {
-  {
-    std::ofstream f(path + ".tmp");
-    f << text;
-  }
-  fs::rename(path + ".tmp", path);
-}
+using testing::writeFile;
 
 // GET /healthz/ready on 127.0.0.1:port: "<code> <body>", or "" when nothing answers.
 std::string probe(int port) {

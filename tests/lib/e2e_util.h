@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <thread>
@@ -32,6 +33,17 @@ inline Cmd run(const std::string& cmd) {
   int rc = pclose(p);
   c.code = WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
   return c;
+}
+
+// Writes a file whole: a temporary file renamed over the path, so an agent watching the
+// directory never reads half of it.
+inline void writeFile(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp);
+    f << text;
+  }
+  std::rename(tmp.c_str(), path.c_str());
 }
 
 // Polls pred every 50 ms until it holds or timeout_ms passes; returns its last value.

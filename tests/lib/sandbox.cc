@@ -322,11 +322,18 @@ int serveUdp(int family, int port, const std::string& greeting) {
   }
 }
 
-ConnectResult tcpConnect(const std::string& ip, int port, int timeout_ms) {
+ConnectResult tcpConnect(const std::string& ip, int port, const DialOptions& o) {
   ConnectResult r;
+  const int timeout_ms = o.timeout_ms;
   sockaddr_storage ss{};
-  socklen_t len = makeAddr(ip, port, ss);
+  bool mapped = o.family == AF_INET6 && ip.find(':') == std::string::npos;
+  socklen_t len = makeAddr(mapped ? "::ffff:" + ip : ip, port, ss);
   int s = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (s < 0 || (o.mark != 0 && setsockopt(s, SOL_SOCKET, SO_MARK, &o.mark, sizeof(o.mark)) != 0)) {
+    r.err = errno;
+    if (s >= 0) close(s);
+    return r;
+  }
   auto t0 = std::chrono::steady_clock::now();
   int rc = connect(s, reinterpret_cast<sockaddr*>(&ss), len);
   if (rc != 0 && errno == EINPROGRESS) {
@@ -344,6 +351,13 @@ ConnectResult tcpConnect(const std::string& ip, int port, int timeout_ms) {
   }
   r.connect_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  sockaddr_storage local{};
+  socklen_t ll = sizeof(local);
+  if (getsockname(s, reinterpret_cast<sockaddr*>(&local), &ll) == 0) {
+    r.local_port = ntohs(local.ss_family == AF_INET
+                             ? reinterpret_cast<const sockaddr_in*>(&local)->sin_port
+                             : reinterpret_cast<const sockaddr_in6*>(&local)->sin6_port);
+  }
   if (r.err == 0) {
     sockaddr_storage peer{};
     socklen_t pl = sizeof(peer);
@@ -363,7 +377,8 @@ ConnectResult tcpConnect(const std::string& ip, int port, int timeout_ms) {
 
 std::string encode(const ConnectResult& r) {
   std::ostringstream o;
-  o << r.err << "\n" << r.peer << "\n" << r.connect_ms << "\n" << r.greeting;
+  o << r.err << "\n" << r.peer << "\n" << r.connect_ms << "\n" << r.local_port << "\n"
+    << r.greeting;
   return o.str();
 }
 
@@ -376,6 +391,8 @@ ConnectResult decode(const std::string& s) {
   std::getline(in, r.peer);
   std::getline(in, line);
   r.connect_ms = std::atof(line.c_str());
+  std::getline(in, line);
+  r.local_port = std::atoi(line.c_str());
   std::ostringstream rest;
   rest << in.rdbuf();
   r.greeting = rest.str();

@@ -91,8 +91,17 @@ struct ConnectResult {
   std::string peer;          // getpeername() "ip:port"
   std::string greeting;      // first bytes read
   double connect_ms = 0;
+  int local_port = 0;        // getsockname() port
 };
-ConnectResult tcpConnect(const std::string& ip, int port, int timeout_ms = 2000);
+struct DialOptions {
+  int family = 0;  // 0: the address's; AF_INET6 with an IPv4 address dials ::ffff:a.b.c.d
+  int mark = 0;    // SO_MARK on the socket, 0 for none
+  int timeout_ms = 2000;
+};
+ConnectResult tcpConnect(const std::string& ip, int port, const DialOptions& o);
+inline ConnectResult tcpConnect(const std::string& ip, int port, int timeout_ms = 2000) {
+  return tcpConnect(ip, port, DialOptions{0, 0, timeout_ms});
+}
 // Serializes a ConnectResult through runInPod's string channel.
 std::string encode(const ConnectResult& r);
 ConnectResult decode(const std::string& s);
