@@ -351,7 +351,10 @@ iperf() {
   local out gbps
   out=$(inpod "$1" iperf3 -c "$2" -p "${4:-5201}" -t "$T_IPERF" -J 2>&1) ||
     { echo "$out" | tail -5 >&2; die "iperf3 $3 failed"; }
-  gbps=$(jq -r '.end.sum_received.bits_per_second / 1e9' <<<"$out")
+  gbps=$(jq -r '(.end.sum_received.bits_per_second // 0) / 1e9' <<<"$out")
+  if [ "$(jq -r '.error // empty' <<<"$out")" != "" ]; then
+    log "  $3 iperf3 reported an error: $(jq -r '.error' <<<"$out")"
+  fi
   record "$3.gbps" "$gbps"
   log "  $3 iperf3 $(printf '%.2f' "$gbps") Gbit/s"
 }
@@ -755,7 +758,10 @@ bench_xnode() {
         map(.path) | group_by(.) | map("\(.[0])=\(length)") | join(", ")' 2>/dev/null || echo "?")
       ip netns exec "$P-xmc" ss -Htni state established >"$RUN/xn-ss-during-iperf.txt" 2>&1 || true
       wait "$probe" || { tail -5 "$RUN/xn-iperf-probe.json"; die "iperf3 xn.meshlet failed"; }
-      record xn.meshlet.gbps "$(jq -r '.end.sum_received.bits_per_second / 1e9' "$RUN/xn-iperf-probe.json")"
+      record xn.meshlet.gbps "$(jq -r '(.end.sum_received.bits_per_second // 0) / 1e9' "$RUN/xn-iperf-probe.json")"
+      if [ "$(jq -r '.error // empty' "$RUN/xn-iperf-probe.json")" != "" ]; then
+        log "  xn.meshlet iperf3 reported an error: $(jq -r '.error' "$RUN/xn-iperf-probe.json")"
+      fi
       log "  xn.meshlet iperf3 $(printf '%.2f' "$(tail -1 "$RESULTS" | cut -d' ' -f2)") Gbit/s (HBONE links from xmc meanwhile: $XLINKS_DURING)"
     else
       iperf xmc 198.19.0.20 xn.meshlet

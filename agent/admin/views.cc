@@ -108,7 +108,6 @@ Json statusJson(const AgentView& v, int64_t now_unix) {
                       {"outbound_failed", r.outbound_failed},
                       {"inbound_opened", r.inbound_opened},
                       {"captured_opened", r.captured_opened},
-                      {"loopback_spliced", v.spliced_tunnel_legs},
                       {"plaintext_rejected", r.plaintext_rejected},
                       {"denied", denied},
                       {"no_origin", r.no_origin},

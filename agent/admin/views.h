@@ -52,7 +52,6 @@ struct AgentView {
   AgentStatusInfo status;
   std::vector<MapUsage> maps;
   uint64_t spliced_connections = 0;
-  uint64_t spliced_tunnel_legs = 0;  // tunnel connections whose loopback leg the kernel splices
   std::shared_ptr<const IdentityView> identity;
   std::shared_ptr<const proxy::ProxyReport> proxy;  // the mesh proxy (tunnelled connections)
 };

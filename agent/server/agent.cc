@@ -284,9 +284,7 @@ void Agent::publish() {
   v->desired = desired_;
   v->status = status_;
   v->maps = dp_->mapUsage();
-  auto globals = dp_->globalCounters();
-  v->spliced_connections = globals[MESHLET_G_SPLICED];
-  v->spliced_tunnel_legs = globals[MESHLET_G_TUNNEL_SPLICED];
+  v->spliced_connections = dp_->globalCounters()[MESHLET_G_SPLICED];
   v->identity = identity_view_;
   if (proxy_) v->proxy = std::make_shared<proxy::ProxyReport>(proxy_->report());
   metrics_.setMaps(v->maps);

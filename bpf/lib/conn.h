@@ -13,8 +13,6 @@
  * The 4-tuple of a socket seen from its own side. In bpf_sock_ops and sk_msg_md, local_port
  * is in host order and remote_port is the network-order port in the upper 16 bits of the
  * word (the kernel shifts it on little endian), so bpf_ntohl() yields the host-order port.
- * 127.0.0.1 is every pod's: a loopback pair's key carries the netns cookie in the address
- * words IPv4 leaves unused (1 and 2), so two pods' pairs never share a key.
  */
 #define SOCK_KEY_FROM(ctx, k)                                                   \
 	do {                                                                    \
@@ -35,11 +33,6 @@
 		(k)->lport = (__u16)(ctx)->local_port;                          \
 		(k)->rport = (__u16)bpf_ntohl((ctx)->remote_port);              \
 		sock_key_unmap(k);                                              \
-		if (is_loopback_pair(k)) {                                      \
-			__u64 nc_ = bpf_get_netns_cookie(ctx);                  \
-			(k)->local[1] = (k)->remote[1] = (__u32)nc_;            \
-			(k)->local[2] = (k)->remote[2] = (__u32)(nc_ >> 32);    \
-		}                                                               \
 	} while (0)
 
 #define MESHLET_LOOPBACK4 0x7f000001
@@ -91,58 +84,6 @@ static __always_inline void conn_counters(struct bpf_sock_ops *skops, struct mes
 	}
 }
 
-/*
- * The loopback leg of the tunnel path (IPv4): the app's socket, rewritten to 127.0.0.1:15001,
- * and the agent's accepted socket go into the sockhash like a same-node pair, so sk_msg moves
- * the bytes between them without the loopback TCP stack. Both sides are in by the time the
- * app's connect() returns (the handshake completes in its context), so nothing is sent over
- * TCP first. The app's side is tracked (path TUNNEL) for the splice rule; the agent reports
- * the connection itself.
- */
-static __always_inline void tunnel_loopback(struct bpf_sock_ops *skops,
-					    struct meshlet_sock_key *key, int active)
-{
-	struct meshlet_conn_value c = {};
-	struct meshlet_pod_value *pod;
-	struct meshlet_origin *o;
-	__u64 cookie, netns;
-
-	if (!active) {
-		/* The agent's side: accepted on its outbound listener, so it carries the mark. */
-		if (key->lport == MESHLET_OUTBOUND_PORT && skops->sk &&
-		    skops->sk->mark == MESHLET_AGENT_MARK &&
-		    bpf_sock_hash_update(skops, &meshlet_socks_v1, key, BPF_NOEXIST) != 0)
-			global_inc(MESHLET_G_SOCKS_FULL);
-		return;
-	}
-	if (key->rport != MESHLET_OUTBOUND_PORT)
-		return;
-	cookie = bpf_get_socket_cookie(skops);
-	o = bpf_map_lookup_elem(&meshlet_origins_v1, &cookie);
-	if (!o || o->path != MESHLET_PATH_TUNNEL)
-		return;
-	if (bpf_sock_hash_update(skops, &meshlet_socks_v1, key, BPF_NOEXIST) != 0) {
-		global_inc(MESHLET_G_SOCKS_FULL);
-		return;
-	}
-	netns = bpf_get_netns_cookie(skops);
-	pod = bpf_map_lookup_elem(&meshlet_pods_v1, &netns);
-	__builtin_memcpy(c.orig_addr, o->orig_addr, sizeof(c.orig_addr));
-	c.orig_port = o->orig_port;
-	global_inc(MESHLET_G_TUNNEL_SPLICED);
-	c.path = MESHLET_PATH_TUNNEL;
-	c.flags = MESHLET_CONN_ACTIVE | MESHLET_CONN_SPLICED;
-	c.svc_id = o->svc_id;
-	c.backend_id = o->backend_id;
-	c.pod_id = pod ? pod->pod_id : MESHLET_NO_ID;
-	c.peer_pod_id = MESHLET_NO_ID;
-	c.policy = MESHLET_NO_ID;
-	c.start_ns = bpf_ktime_get_ns();
-	if (bpf_map_update_elem(&meshlet_conns_v1, key, &c, BPF_ANY))
-		global_inc(MESHLET_G_CONNS_FULL);
-	bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_STATE_CB_FLAG);
-}
-
 /* ACTIVE/PASSIVE_ESTABLISHED: track connections of enrolled pods, splice same-node pairs. */
 static __always_inline void conn_established(struct bpf_sock_ops *skops, int active)
 {
@@ -154,24 +95,18 @@ static __always_inline void conn_established(struct bpf_sock_ops *skops, int act
 
 	if (skops->family != MESHLET_AF_INET && skops->family != MESHLET_AF_INET6)
 		return;
-	SOCK_KEY_FROM(skops, &key);
-	if (is_loopback_pair(&key)) {
-		tunnel_loopback(skops, &key, active);
-		return;
-	}
-	if (key.local[0] == key.remote[0] && key.local[1] == key.remote[1] &&
-	    key.local[2] == key.remote[2] && key.local[3] == key.remote[3]) {
-		/*
-		 * A pod talking to its own IP: the agent delivering a tunnelled or captured
-		 * stream to the app does. Spliced like a same-node pair (both ends are in by the
-		 * end of the handshake), not tracked: the agent reports the connection.
-		 */
-		if (local_pod(key.local, key.family) &&
-		    bpf_sock_hash_update(skops, &meshlet_socks_v1, &key, BPF_NOEXIST) != 0)
-			global_inc(MESHLET_G_SOCKS_FULL);
-		return;
-	}
 	if (skops->sk && skops->sk->mark == MESHLET_AGENT_MARK)
+		return;
+	SOCK_KEY_FROM(skops, &key);
+	/*
+	 * Not spliced: the tunnel's local legs (app <-> 127.0.0.1:15001, the agent <-> the app on
+	 * the pod's own IP). The agent stops reading when its HBONE stream is full, and sk_msg's
+	 * ingress redirect has no backpressure: the app's send would fail with ENOMEM.
+	 */
+	if (is_loopback_pair(&key))
+		return;
+	if (key.local[0] == key.remote[0] && key.local[1] == key.remote[1] &&
+	    key.local[2] == key.remote[2] && key.local[3] == key.remote[3])
 		return;
 	self = local_pod(key.local, key.family);
 	if (!self)

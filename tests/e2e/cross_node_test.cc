@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -122,17 +123,27 @@ std::string longTransfer(const std::string& ip, int port, int chunks, int gap_ms
   std::string greeting = readSome(fd, 3, 3000, &error);
   if (greeting != "db\n") return "no greeting: " + error;
   const size_t total = static_cast<size_t>(chunks) * 65536;
-  auto byteAt = [](size_t i) { return static_cast<char>((i * 131) ^ (i >> 11)); };
+  // A pattern with a period of 65537 bytes: chunks differ, and both sides work from one
+  // precomputed buffer, so the app writes and checks at memory speed (as fast as iperf3).
+  constexpr size_t kPeriod = 65537;
+  std::string pattern(kPeriod + 65536, '\0');
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    size_t k = i % kPeriod;
+    pattern[i] = static_cast<char>((k * 131) ^ (k >> 11));
+  }
+  std::string write_error;
   std::thread writer([&] {
-    std::string chunk(65536, '\0');
     for (int c = 0; c < chunks; ++c) {
-      for (size_t i = 0; i < chunk.size(); ++i) chunk[i] = byteAt(c * chunk.size() + i);
-      for (size_t off = 0; off < chunk.size();) {
-        ssize_t w = send(fd, chunk.data() + off, chunk.size() - off, MSG_NOSIGNAL);
-        if (w <= 0) return;
+      const char* chunk = pattern.data() + (static_cast<size_t>(c) * 65536) % kPeriod;
+      for (size_t off = 0; off < 65536;) {
+        ssize_t w = send(fd, chunk + off, 65536 - off, MSG_NOSIGNAL);
+        if (w <= 0) {
+          write_error = std::string("send: ") + strerror(errno);
+          return;
+        }
         off += static_cast<size_t>(w);
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(gap_ms));
+      if (gap_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(gap_ms));
     }
   });
   size_t got = 0;
@@ -150,17 +161,16 @@ std::string longTransfer(const std::string& ip, int port, int chunks, int gap_ms
                std::to_string(got) + " bytes";
       break;
     }
-    for (ssize_t i = 0; i < n; ++i, ++got) {
-      if (buf[i] != byteAt(got)) {
-        result = "corrupt at byte " + std::to_string(got);
-        break;
-      }
+    if (std::memcmp(buf, pattern.data() + got % kPeriod, static_cast<size_t>(n)) != 0) {
+      result = "corrupt in the " + std::to_string(n) + " bytes after byte " + std::to_string(got);
+      break;
     }
-    if (!result.empty()) break;
+    got += static_cast<size_t>(n);
   }
   shutdown(fd, SHUT_RDWR);
   writer.join();
   close(fd);
+  if (!write_error.empty()) return write_error + " (" + result + ")";
   return result.empty() ? "ok " + std::to_string(got) : result;
 }
 
@@ -437,20 +447,8 @@ TEST_F(CrossNode, ConnectionsAndMetricsShowTheTunnelAndBothIdentities) {
     EXPECT_EQ(in[0]["policy"], "allowed");
     EXPECT_EQ(in[0]["service"], "db.shop.svc.cluster.local");
   }
-  // Both ends' local legs are spliced by the kernel: on A the app <-> agent loopback pair, on B
-  // the agent <-> app pair inside the server pod (two sockets each in the sockhash).
-  auto socks = [](const std::string& node) {
-    Json st = status(node);
-    for (const auto& m : st["maps"]) {
-      if (m.value("name", "") == "meshlet_socks_v1") return m.value("entries", 0);
-    }
-    return -1;
-  };
-  EXPECT_TRUE(waitFor([&] { return socks("a") >= 2 && socks("b") >= 2; }, 3000))
-      << status("a")["maps"].dump() << status("b")["maps"].dump();
   a_->kill(holder);
   // The app's leg to the agent was spliced by the kernel (sockhash), not carried by loopback TCP.
-  EXPECT_GE(status("a")["tunnels"].value("loopback_spliced", 0), 1) << status("a").dump(2);
 
   for (const char* n : {"a", "b"}) {
     std::string node = n;
@@ -519,6 +517,17 @@ TEST_F(CrossNode, RootRotationDuringALongTransferBreaksNothing) {
   EXPECT_EQ(fromClient(kServiceIp, 80, "after-rotation").echo, "after-rotation") << logs();
   transfer.join();
   EXPECT_EQ(result, "ok " + std::to_string(120 * 65536)) << logs();
+}
+
+// A bulk transfer at full speed, 128 MiB each way, echoed: the agents' backpressure (a full
+// HBONE stream stops the reading of the app's socket) reaches the app as a slower send, never
+// as an error, and every byte arrives in order. (The sockmap splice of the local legs, now
+// removed, failed iperf3's sends with ENOMEM after a few seconds in the benchmark; this test
+// is too short to show that.)
+TEST_F(CrossNode, BulkTransferAtFullSpeedCompletesIntact) {
+  std::string result = a_->runInPod(a_->pod("client"),
+                                    [] { return longTransfer(kServiceIp, 80, 2048, 0); });
+  EXPECT_EQ(result, "ok " + std::to_string(2048 * 65536)) << logs();
 }
 
 // An agent restart, on either node: the tunnel's in-pod listeners and HBONE links belong to the

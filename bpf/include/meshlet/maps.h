@@ -235,7 +235,6 @@ enum meshlet_global_counter {
 	MESHLET_G_SPLICED = 3,      /* connections put in the sockhash */
 	MESHLET_G_TUNNEL_FULL = 4,  /* tunnel map update failed: the agent cannot route it */
 	MESHLET_G_AUTHZ_DENIED = 5, /* same-node connects refused by AuthorizationPolicy */
-	MESHLET_G_TUNNEL_SPLICED = 6, /* tunnel loopback legs put in the sockhash (app side) */
 	MESHLET_G_MAX = 8,
 };
 
