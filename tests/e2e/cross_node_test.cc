@@ -525,8 +525,8 @@ TEST_F(CrossNode, RootRotationDuringALongTransferBreaksNothing) {
 // removed, failed iperf3's sends with ENOMEM after a few seconds in the benchmark; this test
 // is too short to show that.)
 TEST_F(CrossNode, BulkTransferAtFullSpeedCompletesIntact) {
-  std::string result = a_->runInPod(a_->pod("client"),
-                                    [] { return longTransfer(kServiceIp, 80, 2048, 0); });
+  std::string result =
+      a_->runInPod(a_->pod("client"), [] { return longTransfer(kServiceIp, 80, 2048, 0); });
   EXPECT_EQ(result, "ok " + std::to_string(2048 * 65536)) << logs();
 }
 
