@@ -70,7 +70,6 @@ static __always_inline void sock_key_peer(const struct meshlet_sock_key *k,
 	p->family = k->family;
 }
 
-
 static __always_inline void conn_counters(struct bpf_sock_ops *skops, struct meshlet_conn_value *c)
 {
 	c->srtt_us = skops->srtt_us >> 3;
