@@ -135,6 +135,8 @@ struct MeshProxy::Impl {
   uint64_t next_link = 1;
   uint64_t next_conn = 1;
   std::map<IpAddr, std::string> pod_by_ip;  // every pod of the snapshot, "ns/name"
+  std::map<IpAddr, const ProxyPod*> local_by_ip;  // the pods served here (into `pods`)
+  std::string roots_tag;  // identifies cfg->roots_pem in context and pool keys
   std::map<uint64_t, PlainConn> plain;      // by TunnelConn::id
   ProxyReport counters;                     // counters only; live is filled at publish
   std::chrono::steady_clock::time_point last_publish{};
@@ -196,6 +198,7 @@ struct MeshProxy::Impl {
   void apply(std::shared_ptr<const ProxyConfig> next) {
     bool new_snapshot = !cfg || cfg->snapshot != next->snapshot;
     cfg = std::move(next);
+    roots_tag = std::to_string(std::hash<std::string>{}(cfg->roots_pem));
     if (new_snapshot) {
       pod_by_ip.clear();
       if (cfg->snapshot) {
@@ -243,6 +246,10 @@ struct MeshProxy::Impl {
       openListeners(key, st);
       syncCapture(key, st);
     }
+    local_by_ip.clear();
+    for (const auto& [key, st] : pods) {
+      for (const IpAddr& ip : st.pod.ips) local_by_ip.emplace(ip, &st.pod);
+    }
 
     // Pooled links whose destination left, changed identity, or whose source certificate was
     // renewed take no new streams; they close once their streams are done.
@@ -266,9 +273,8 @@ struct MeshProxy::Impl {
   // bundle (a root added ahead of a rotation) gives new links new contexts.
   std::string contextKey(const tls::Svid& svid, tls::MtlsRole role) const {
     return std::string(role == tls::MtlsRole::kClient ? "client|" : "server|") + svid.spiffe_id +
-           "|" + svid.info.serial + "|" + rootsTag();
+           "|" + svid.info.serial + "|" + roots_tag;
   }
-  std::string rootsTag() const { return std::to_string(std::hash<std::string>{}(cfg->roots_pem)); }
 
   std::shared_ptr<const tls::MtlsContext> context(const std::string& spiffe_id,
                                                   tls::MtlsRole role) const {
@@ -283,7 +289,7 @@ struct MeshProxy::Impl {
     std::string serial = s == cfg->svids.end() ? "" : s->second->info.serial;
     return src.ns + "/" + src.name + "|" + dst.node_name + "|" +
            tls::spiffeId(cfg->trust_domain, dst.ns, dst.service_account) + "|" + serial + "|" +
-           rootsTag();
+           roots_tag;
   }
 
   // A non-blocking connect from inside `pod`'s netns, with a spare socket of that pod.
@@ -684,12 +690,8 @@ struct MeshProxy::Impl {
   }
 
   const ProxyPod* localPodByIp(const IpAddr& ip) const {
-    for (const auto& [key, st] : pods) {
-      for (const IpAddr& a : st.pod.ips) {
-        if (a == ip) return &st.pod;
-      }
-    }
-    return nullptr;
+    auto it = local_by_ip.find(ip);
+    return it == local_by_ip.end() ? nullptr : it->second;
   }
 
   int serveConnect(LinkEntry* le, int32_t stream, const hbone::ConnectRequest& r) {

@@ -35,17 +35,9 @@
 		sock_key_unmap(k);                                              \
 	} while (0)
 
-#define MESHLET_LOOPBACK4 0x7f000001
-
 static __always_inline int is_v4_mapped(const __u32 a[4])
 {
 	return a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0xffff);
-}
-
-static __always_inline int is_loopback_pair(const struct meshlet_sock_key *k)
-{
-	return k->family == MESHLET_AF_INET && k->local[0] == bpf_htonl(MESHLET_LOOPBACK4) &&
-	       k->remote[0] == bpf_htonl(MESHLET_LOOPBACK4);
 }
 
 /* A dual-stack socket talking IPv4 shows ::ffff:a.b.c.d: key it as the IPv4 it is. */
@@ -98,12 +90,11 @@ static __always_inline void conn_established(struct bpf_sock_ops *skops, int act
 		return;
 	SOCK_KEY_FROM(skops, &key);
 	/*
-	 * Not spliced: the tunnel's local legs (app <-> 127.0.0.1:15001, the agent <-> the app on
-	 * the pod's own IP). The agent stops reading when its HBONE stream is full, and sk_msg's
-	 * ingress redirect has no backpressure: the app's send would fail with ENOMEM.
+	 * A socket talking to its own address is not a pair: this leaves out the tunnel's local
+	 * legs (app <-> 127.0.0.1:15001, the agent <-> the app on the pod's own IP). Splicing them
+	 * is wrong: the agent stops reading when its HBONE stream is full, and sk_msg's ingress
+	 * redirect has no backpressure, so the app's send would fail with ENOMEM.
 	 */
-	if (is_loopback_pair(&key))
-		return;
 	if (key.local[0] == key.remote[0] && key.local[1] == key.remote[1] &&
 	    key.local[2] == key.remote[2] && key.local[3] == key.remote[3])
 		return;
