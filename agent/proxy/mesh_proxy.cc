@@ -134,11 +134,11 @@ struct MeshProxy::Impl {
   std::map<std::string, LinkEntry*> pool;
   uint64_t next_link = 1;
   uint64_t next_conn = 1;
-  std::map<IpAddr, std::string> pod_by_ip;  // every pod of the snapshot, "ns/name"
+  std::map<IpAddr, std::string> pod_by_ip;        // every pod of the snapshot, "ns/name"
   std::map<IpAddr, const ProxyPod*> local_by_ip;  // the pods served here (into `pods`)
-  std::string roots_tag;  // identifies cfg->roots_pem in context and pool keys
-  std::map<uint64_t, PlainConn> plain;      // by TunnelConn::id
-  ProxyReport counters;                     // counters only; live is filled at publish
+  std::string roots_tag;                // identifies cfg->roots_pem in context and pool keys
+  std::map<uint64_t, PlainConn> plain;  // by TunnelConn::id
+  ProxyReport counters;                 // counters only; live is filled at publish
   std::chrono::steady_clock::time_point last_publish{};
   std::map<std::string, std::string> logged;  // what was last logged per subject
 
