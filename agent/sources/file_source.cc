@@ -5,14 +5,15 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <exception>
 #include <filesystem>
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -20,6 +21,7 @@
 
 #include "agent/sources/k8s_objects.h"
 #include "agent/sources/objects.h"
+#include "agent/sources/yaml_doc.h"
 #include "agent/sources/yaml_reader.h"
 
 namespace meshlet {
@@ -45,44 +47,76 @@ std::string objectName(std::string_view kind, const ObjectMeta& m) {
   return std::string(kind) + " " + (m.ns.empty() ? m.name : m.ns + "/" + m.name);
 }
 
-// How a line of a YAML stream bears on document boundaries.
-struct LineKind {
-  bool marker;      // "---": a document starts here
-  bool end_marker;  // "...": the open document ends
-  bool content;     // anything but blank lines, comments and directives
-};
-
-LineKind classifyLine(std::string_view s) {
-  size_t first = s.find_first_not_of(" \t\r");
-  return {s.substr(0, 3) == "---" && (s.size() == 3 || s[3] == ' ' || s[3] == '\t' || s[3] == '\r'),
-          s.substr(0, 3) == "...",
-          first != std::string_view::npos && s[first] != '#' && s[0] != '%'};
-}
-
-// yaml-cpp reports only a line for a syntax error, so the document holding it is found by
-// counting document markers up to that line.
-int documentAtLine(const std::string& text, int line /* 0-based */) {
-  int document = 0;
-  bool open = false;
-  size_t pos = 0;
-  for (int l = 0; l <= line && pos <= text.size(); ++l) {
-    size_t end = text.find('\n', pos);
-    auto [marker, end_marker, content] = classifyLine(
-        std::string_view(text.data() + pos, (end == std::string::npos ? text.size() : end) - pos));
-    if (marker) {
-      ++document;
-      open = true;
-    } else if (end_marker) {
-      open = false;
-    } else if (content && !open) {
-      ++document;
-      open = true;
+// Which document each line of a YAML stream is in, by the file source's document model: a
+// document starts at a `---` marker line, or at the first content line (anything but blank
+// lines, comments and directives) when none is open; a `...` line ends one. For valid text the
+// count agrees with the parser's; a syntax error is placed in a document by its line, as the
+// file source always did, whatever document the parser had got to. Fed the text in pieces.
+class DocumentLines {
+ public:
+  void feed(std::string_view bytes) {
+    while (true) {
+      size_t nl = bytes.find('\n');
+      take(bytes.substr(0, nl));
+      if (nl == std::string_view::npos) return;
+      endLine();
+      bytes.remove_prefix(nl + 1);
     }
-    if (end == std::string::npos) break;
-    pos = end + 1;
   }
-  return std::max(document, 1);
-}
+
+  // The document holding `line` (0-based), at least 1. A line not yet fed in full counts as
+  // far as it was.
+  int documentAt(int line) const {
+    int n =
+        static_cast<int>(std::upper_bound(starts_.begin(), starts_.end(), line) - starts_.begin());
+    if (line >= line_ && startsDocument()) ++n;
+    return std::max(n, 1);
+  }
+
+ private:
+  // Only a line's first 4 bytes matter, and its first non-blank character when no document is
+  // open (inside one, only markers do).
+  void take(std::string_view part) {
+    if (head_size_ < head_.size()) {
+      size_t n = std::min(part.size(), head_.size() - head_size_);
+      std::copy_n(part.data(), n, head_.data() + head_size_);
+      head_size_ += n;
+    }
+    if (!open_ && !first_) {
+      size_t i = part.find_first_not_of(" \t\r");
+      if (i != std::string_view::npos) first_ = part[i];
+    }
+  }
+
+  std::string_view head() const { return std::string_view(head_.data(), head_size_); }
+  bool marker() const {  // "---" alone or followed by a blank
+    std::string_view h = head();
+    return h.substr(0, 3) == "---" &&
+           (h.size() == 3 || h[3] == ' ' || h[3] == '\t' || h[3] == '\r');
+  }
+  bool endMarker() const { return head().substr(0, 3) == "..."; }
+  bool content() const { return first_ && first_ != '#' && head_[0] != '%'; }
+  bool startsDocument() const { return marker() || (!open_ && !endMarker() && content()); }
+
+  void endLine() {
+    if (startsDocument()) {
+      starts_.push_back(line_);
+      open_ = true;
+    } else if (endMarker()) {
+      open_ = false;
+    }
+    ++line_;
+    head_size_ = 0;
+    first_ = 0;
+  }
+
+  std::vector<int> starts_;     // the first line of each document
+  int line_ = 0;                // the line being fed
+  std::array<char, 4> head_{};  // its first bytes
+  size_t head_size_ = 0;
+  char first_ = 0;  // its first non-blank character (0: none seen, or not needed)
+  bool open_ = false;
+};
 
 struct KindInfo {
   const char* kind;
@@ -208,7 +242,7 @@ bool isListKind(const std::string& kind) {
          findKind(std::string_view(kind).substr(0, kind.size() - kSuffix.size())) != nullptr;
 }
 
-Status parseDocument(const YAML::Node& doc, const std::string& file, int index, Snapshot& out) {
+Status parseDocument(const YamlNode& doc, const std::string& file, int index, Snapshot& out) {
   Reader r(where(file, index));
   Field root(doc, "");
   if (!root.present()) return Status::Ok();  // an empty document
@@ -251,43 +285,11 @@ Status parseDocument(const YAML::Node& doc, const std::string& file, int index, 
 
 template <typename T>
 void appendAll(std::vector<T>& to, std::vector<T>& from) {
+  if (to.empty()) {
+    to.swap(from);  // the first file: no copy
+    return;
+  }
   to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
-}
-
-Result<std::string> readFile(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Error::fromErrno(path + ": cannot open", errno);
-  struct stat st {};
-  if (fstat(fd, &st) != 0) {
-    int err = errno;
-    close(fd);
-    return Error::fromErrno(path + ": cannot stat", err);
-  }
-  if (st.st_size > kMaxFileBytes) {
-    close(fd);
-    return Error(path + ": file is larger than " + std::to_string(kMaxFileBytes >> 20) + " MiB",
-                 EFBIG);
-  }
-  std::string text;
-  char buf[65536];
-  while (true) {
-    ssize_t n = read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      close(fd);
-      return Error::fromErrno(path + ": cannot read", err);
-    }
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-    if (text.size() > static_cast<size_t>(kMaxFileBytes)) {
-      close(fd);
-      return Error(path + ": file is larger than " + std::to_string(kMaxFileBytes >> 20) + " MiB",
-                   EFBIG);
-    }
-  }
-  close(fd);
-  return text;
 }
 
 bool isConfigFile(const std::string& name) {
@@ -300,9 +302,85 @@ bool isConfigFile(const std::string& name) {
   return false;
 }
 
+// The documents of `stream` into `out` (all of them or, on an error, none). `document_at` says
+// which document a line is in, for syntax errors.
+Status parseStream(YamlStream& stream, const std::string& file,
+                   const std::function<int(int)>& document_at, Snapshot& out) {
+  Snapshot parsed;
+  // One document at a time: one small tree in memory whatever the size of the stream, and the
+  // document's buffers keep their capacity from one document to the next.
+  YamlDocument doc;
+  YamlParseError e;
+  try {
+    while (true) {
+      YamlStream::Next next = stream.next(doc, e);
+      if (next == YamlStream::Next::kEnd) break;
+      if (next == YamlStream::Next::kError) {
+        if (e.line < 0) {
+          return Error(where(file, std::max(stream.documents(), 1)) +
+                       ": invalid YAML: " + e.message);
+        }
+        return Error(where(file, document_at(e.line)) + ": invalid YAML at line " +
+                     std::to_string(e.line + 1) + ", column " + std::to_string(e.column + 1) +
+                     ": " + e.message);
+      }
+      MESHLET_SOURCES_TRY(parseDocument(doc.root(), file, stream.documents(), parsed));
+    }
+  } catch (const std::exception& ex) {
+    // Not expected (nothing here throws but a failed allocation), but never let it out.
+    return Error(where(file, std::max(stream.documents(), 1)) + ": " + ex.what());
+  }
+  forEachKindList(out, parsed, [](auto& to, auto& from) { appendAll(to, from); });
+  return Status::Ok();
+}
+
+Error tooLarge(const std::string& path) {
+  return Error(path + ": file is larger than " + std::to_string(kMaxFileBytes >> 20) + " MiB",
+               EFBIG);
+}
+
+// parseYaml for a file, read in pieces as it is parsed: the whole text is never in memory.
+Status parseFile(const std::string& path, Snapshot& out) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Error::fromErrno(path + ": cannot open", errno);
+  struct Closer {
+    int fd;
+    ~Closer() { close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (fstat(fd, &st) != 0) return Error::fromErrno(path + ": cannot stat", errno);
+  if (st.st_size > kMaxFileBytes) return tooLarge(path);
+
+  DocumentLines lines;
+  std::optional<Error> read_error;
+  off_t total = 0;
+  YamlStream stream([&](char* buf, size_t size) -> long {
+    while (true) {
+      ssize_t n = read(fd, buf, size);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        read_error = Error::fromErrno(path + ": cannot read", errno);
+        return -1;
+      }
+      total += n;
+      if (total > kMaxFileBytes) {  // it grew since fstat
+        read_error = tooLarge(path);
+        return -1;
+      }
+      lines.feed(std::string_view(buf, static_cast<size_t>(n)));
+      return n;
+    }
+  });
+  Status s = parseStream(
+      stream, path, [&lines](int line) { return lines.documentAt(line); }, out);
+  // A failed read is what made the parser fail ("input error"): say what it was.
+  if (!s.ok() && read_error) return *read_error;
+  return s;
+}
+
 }  // namespace
 
-Status parseObjectNode(const YAML::Node& root, const std::string& where, Snapshot& out,
+Status parseObjectNode(const YamlNode& root, const std::string& where, Snapshot& out,
                        const std::string& api_version, const std::string& kind) {
   Reader r(where);
   Field f(root, "");
@@ -311,70 +389,16 @@ Status parseObjectNode(const YAML::Node& root, const std::string& where, Snapsho
   return parseObject(f, r, Origin{where, 0}, api_version, kind, out);
 }
 
-// Calls fn(document_text, first_line, index) for each YAML document of `text`, in order, with
-// the same document model as documentAtLine: a document starts at a `---` marker, or at the
-// first content line when none is open, and `...` ends one. Parsing one document at a time
-// keeps yaml-cpp's node graph small (a whole 15 MB stream at once costs ~1 GB).
-template <typename Fn>
-Status forEachDocument(const std::string& text, Fn fn) {
-  int index = 0;
-  bool open = false, started = false;
-  size_t chunk_begin = 0;  // where the current document starts in `text`
-  int chunk_line = 0;      // and on which line
-  auto flush = [&](size_t until) -> Status {
-    if (!started) return Status::Ok();
-    started = false;
-    return fn(std::string_view(text.data() + chunk_begin, until - chunk_begin), chunk_line, index);
-  };
-  size_t pos = 0;
-  for (int line = 0; pos < text.size(); ++line) {
-    size_t end = text.find('\n', pos);
-    size_t next = end == std::string::npos ? text.size() : end + 1;
-    auto [marker, end_marker, content] = classifyLine(
-        std::string_view(text.data() + pos, (end == std::string::npos ? text.size() : end) - pos));
-    if (marker || (content && !open && !end_marker)) {
-      // A new document: the previous one is complete. (Comments and directives before a
-      // document are not part of it; yaml-cpp needs neither.)
-      MESHLET_SOURCES_TRY(flush(pos));
-      ++index;
-      started = open = true;
-      chunk_begin = pos;
-      chunk_line = line;
-    } else if (end_marker) {
-      MESHLET_SOURCES_TRY(flush(next));
-      open = false;
-    }
-    pos = next;
-  }
-  return flush(text.size());
-}
-
 Status parseYaml(const std::string& text, const std::string& file, Snapshot& out) {
-  Snapshot parsed;
-  Status st = forEachDocument(
-      text, [&](std::string_view doc, int first_line, int index) -> Status {
-        YAML::Node node;
-        try {
-          node = YAML::Load(std::string(doc));
-        } catch (const YAML::ParserException& e) {
-          if (e.mark.is_null()) return Error(file + ": invalid YAML: " + e.msg);
-          int line = first_line + e.mark.line;
-          return Error(where(file, documentAtLine(text, line)) + ": invalid YAML at line " +
-                       std::to_string(line + 1) + ", column " + std::to_string(e.mark.column + 1) +
-                       ": " + e.msg);
-        } catch (const std::exception& e) {
-          return Error(where(file, index) + ": invalid YAML: " + e.what());
-        }
-        try {
-          return parseDocument(node, file, index, parsed);
-        } catch (const std::exception& e) {
-          // Not expected (the reader never lets yaml-cpp throw), but never let it escape.
-          return Error(where(file, index) + ": " + e.what());
-        }
-      });
-  if (!st) return st;
-  forEachKindList(out, parsed, [](auto& to, auto& from) { appendAll(to, from); });
-  return Status::Ok();
+  YamlStream stream(text);
+  return parseStream(
+      stream, file,
+      [&text](int line) {
+        DocumentLines lines;
+        lines.feed(text);
+        return lines.documentAt(line);
+      },
+      out);
 }
 
 Status validateSnapshot(const Snapshot& s) {
@@ -449,10 +473,7 @@ Result<Snapshot> loadDirectory(const std::string& dir, bool synthesize) {
 
   Snapshot snapshot;
   for (const std::string& name : names) {
-    std::string path = (fs::path(dir) / name).string();
-    Result<std::string> text = readFile(path);
-    if (!text.ok()) return text.error();
-    Status s = parseYaml(*text, path, snapshot);
+    Status s = parseFile((fs::path(dir) / name).string(), snapshot);
     if (!s.ok()) return s.error();
   }
   Status valid = validateSnapshot(snapshot);

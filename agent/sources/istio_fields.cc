@@ -33,12 +33,12 @@ Status strictMap(const Reader& r, const Field& f, bool required,
                  std::initializer_list<Unsupported> unsupported) {
   MESHLET_SOURCES_TRY(r.expectMap(f, required));
   if (!f.present()) return Status::Ok();
-  for (auto it = f.node().begin(); it != f.node().end(); ++it) {
-    const std::string& key = it->first.Scalar();
+  for (auto entry : f.node().entries()) {
+    std::string_view key = entry.key.scalar();
     bool ok = false;
     for (std::string_view k : known) ok = ok || k == key;
     if (ok) continue;
-    std::string path = f.path().empty() ? key : f.path() + "." + key;
+    std::string path = f.path().empty() ? std::string(key) : f.path() + "." + std::string(key);
     for (const Unsupported& u : unsupported) {
       if (u.field == key) return r.error(path, "is not supported: " + std::string(u.why));
     }

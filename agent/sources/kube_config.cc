@@ -1,16 +1,14 @@
 // Kubeconfig and in-cluster configuration for the Kubernetes source.
 #include "agent/sources/kube_config.h"
 
-#include <yaml-cpp/yaml.h>
-
 #include <cctype>
 #include <cerrno>
-#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "agent/common/ip.h"
+#include "agent/sources/yaml_doc.h"
 
 // Returns the error of a Status from a function returning Status or Result<T>.
 #define MESHLET_KUBE_TRY(expr)         \
@@ -42,29 +40,30 @@ std::string resolvePath(const std::string& base_dir, const std::string& p) {
 }
 
 // A string field of a map (empty when absent); an error when present but not a scalar.
-Status scalar(const YAML::Node& map, const char* key, const std::string& where, std::string& out) {
-  YAML::Node n = map[key];
-  if (!n || n.IsNull()) return Status::Ok();
-  if (!n.IsScalar()) return Error(where + "." + key + ": expected a string");
-  out = n.Scalar();
+Status scalar(const YamlNode& map, const char* key, const std::string& where, std::string& out) {
+  YamlNode n = map.get(key);
+  if (!n.present()) return Status::Ok();
+  if (!n.isScalar()) return Error(where + "." + key + ": expected a string");
+  out = n.scalar();
   return Status::Ok();
 }
 
-// The entry named `name` of a kubeconfig list (clusters, users, contexts): its `field` map.
-Result<YAML::Node> namedEntry(const YAML::Node& root, const char* list, const char* field,
-                              const std::string& name, const std::string& file) {
-  YAML::Node l = root[list];
-  if (l && !l.IsNull() && !l.IsSequence()) {
+// The entry named `name` of a kubeconfig list (clusters, users, contexts): its `field` map
+// (missing when the entry has none: every lookup in it then finds nothing, as in an empty map).
+Result<YamlNode> namedEntry(const YamlNode& root, const char* list, const char* field,
+                            const std::string& name, const std::string& file) {
+  YamlNode l = root.get(list);
+  if (l.present() && !l.isSeq()) {
     return Error("kubeconfig " + file + ": " + list + ": expected a list");
   }
-  if (l && l.IsSequence()) {
+  if (l.isSeq()) {
     for (size_t i = 0; i < l.size(); ++i) {
-      YAML::Node e = l[i];
-      if (!e.IsMap() || !e["name"] || !e["name"].IsScalar()) continue;
-      if (e["name"].Scalar() != name) continue;
-      YAML::Node f = e[field];
-      if (!f || f.IsNull()) return YAML::Node(YAML::NodeType::Map);
-      if (!f.IsMap()) {
+      YamlNode e = l.at(i);
+      if (!e.get("name").isScalar()) continue;
+      if (e.get("name").scalar() != name) continue;
+      YamlNode f = e.get(field);
+      if (!f.present()) return YamlNode();
+      if (!f.isMap()) {
         return Error("kubeconfig " + file + ": " + list + "[" + std::to_string(i) + "] (" + name +
                      "): " + field + ": expected a mapping");
       }
@@ -77,7 +76,7 @@ Result<YAML::Node> namedEntry(const YAML::Node& root, const char* list, const ch
 }
 
 // A PEM from either FIELD-data (base64) or FIELD (a path).
-Status pemFrom(const YAML::Node& map, const std::string& field, const std::string& where,
+Status pemFrom(const YamlNode& map, const std::string& field, const std::string& where,
                const std::string& base_dir, std::string& out) {
   std::string data, path;
   MESHLET_KUBE_TRY(scalar(map, (field + "-data").c_str(), where, data));
@@ -200,13 +199,14 @@ Result<KubeConfig> loadKubeconfig(const std::string& path) {
 }
 
 Result<KubeConfig> parseKubeconfig(const std::string& text, const std::string& path) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const std::exception& e) {
-    return Error("kubeconfig " + path + ": invalid YAML: " + e.what());
+  YamlDocument doc;
+  YamlParseError e;
+  if (!doc.parse(text, e)) {
+    return Error("kubeconfig " + path + ": invalid YAML" + (e.line < 0 ? ": " : " at ") +
+                 e.format());
   }
-  if (!root.IsMap()) return Error("kubeconfig " + path + ": not a mapping");
+  YamlNode root = doc.root();
+  if (!root.isMap()) return Error("kubeconfig " + path + ": not a mapping");
   std::string base_dir = std::filesystem::path(path).parent_path().string();
   std::string kind;
   MESHLET_KUBE_TRY(scalar(root, "kind", "kubeconfig " + path, kind));
@@ -257,7 +257,7 @@ Result<KubeConfig> parseKubeconfig(const std::string& text, const std::string& p
   if (!user.ok()) return user.error();
   std::string uwhere = "kubeconfig " + path + ": user " + user_name;
   for (const char* unsupported : {"exec", "auth-provider", "username", "password"}) {
-    if ((*user)[unsupported] && !(*user)[unsupported].IsNull()) {
+    if (user->get(unsupported).present()) {
       return Error(uwhere + "." + unsupported +
                    ": not supported (use token, tokenFile or a client certificate)");
     }

@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <exception>
 #include <fstream>
 #include <random>
 #include <set>
@@ -33,21 +32,18 @@ std::string urlEncode(const std::string& s) {
   return out;
 }
 
-std::string scalarOf(const YAML::Node& n) { return n && n.IsScalar() ? n.Scalar() : ""; }
+std::string scalarOf(const YamlNode& n) { return std::string(n.scalar()); }
 
-std::string metaField(const YAML::Node& obj, const char* field) {
-  if (!obj || !obj.IsMap()) return "";
-  YAML::Node m = obj["metadata"];
-  if (!m || !m.IsMap()) return "";
-  return scalarOf(m[field]);
+std::string metaField(const YamlNode& obj, const char* field) {
+  return scalarOf(obj.get("metadata").get(field));
 }
 
 // The message of a metav1.Status body, or the start of whatever the body is.
 std::string bodyMessage(const std::string& body) {
-  try {
-    YAML::Node n = YAML::Load(body);
-    if (n.IsMap() && n["message"] && n["message"].IsScalar()) return n["message"].Scalar();
-  } catch (const std::exception&) {
+  YamlDocument doc;
+  YamlParseError e;
+  if (doc.parse(body, e) && doc.root().get("message").isScalar()) {
+    return scalarOf(doc.root().get("message"));
   }
   std::string s = body.substr(0, 200);
   for (char& c : s) {
@@ -318,20 +314,20 @@ KubeSource::Outcome KubeSource::list(size_t index, std::string& version, std::st
         error = httpError("GET " + target, *r);
         return Outcome::kError;
       }
-      YAML::Node body;
-      try {
-        body = YAML::Load(r->body);
-      } catch (const std::exception& e) {
-        error = "GET " + target + ": invalid JSON: " + e.what();
+      YamlDocument doc;  // the objects are parsed from it, none refers to it afterwards
+      YamlParseError e;
+      if (!doc.parse(r->body, e)) {
+        error = "GET " + target + ": invalid JSON: " + e.format();
         return Outcome::kError;
       }
-      YAML::Node items = body.IsMap() ? body["items"] : YAML::Node();
-      if (items && !items.IsNull() && !items.IsSequence()) {
+      YamlNode body = doc.root();
+      YamlNode items = body.get("items");
+      if (items.present() && !items.isSeq()) {
         error = "GET " + target + ": items is not a list";
         return Outcome::kError;
       }
-      for (size_t i = 0; items && items.IsSequence() && i < items.size(); ++i) {
-        YAML::Node item = items[i];
+      for (size_t i = 0; i < items.size(); ++i) {
+        YamlNode item = items.at(i);
         std::string key = kubeObjectKey(item);
         auto f = parseKubeObject(item, res, res.apiVersion(v), where);
         if (f.ok() && !key.empty()) {
@@ -371,18 +367,18 @@ KubeSource::Outcome KubeSource::watch(size_t index, const std::string& version, 
   bool gone = false;
   std::string stream_error;
   auto on_line = [&](std::string_view line) -> bool {
-    YAML::Node ev;
-    try {
-      ev = YAML::Load(std::string(line));
-    } catch (const std::exception& e) {
-      stream_error = where + ": invalid event JSON: " + e.what();
+    YamlDocument doc;
+    YamlParseError e;
+    if (!doc.parse(line, e)) {
+      stream_error = where + ": invalid event JSON: " + e.format();
       return false;
     }
-    std::string type = ev.IsMap() ? scalarOf(ev["type"]) : "";
-    YAML::Node obj = ev.IsMap() ? ev["object"] : YAML::Node();
+    YamlNode ev = doc.root();
+    std::string type = scalarOf(ev.get("type"));
+    YamlNode obj = ev.get("object");
     if (type == "ERROR") {
-      std::string code = obj && obj.IsMap() ? scalarOf(obj["code"]) : "";
-      std::string msg = obj && obj.IsMap() ? scalarOf(obj["message"]) : "";
+      std::string code = scalarOf(obj.get("code"));
+      std::string msg = scalarOf(obj.get("message"));
       if (code == "410") {
         gone = true;
       } else {
@@ -390,7 +386,7 @@ KubeSource::Outcome KubeSource::watch(size_t index, const std::string& version, 
       }
       return false;
     }
-    if (!obj || !obj.IsMap()) {
+    if (!obj.isMap()) {
       stream_error = where + ": event without an object";
       return false;
     }

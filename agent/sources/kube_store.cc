@@ -17,16 +17,8 @@ void appendFragment(Snapshot& to, const Snapshot& from) {
   });
 }
 
-std::string scalarAt(const YAML::Node& n, const char* a, const char* b) {
-  try {
-    if (!n.IsMap()) return "";
-    YAML::Node x = n[a];
-    if (!x || !x.IsMap()) return "";
-    YAML::Node y = x[b];
-    return y && y.IsScalar() ? y.Scalar() : "";
-  } catch (const std::exception&) {
-    return "";
-  }
+std::string scalarAt(const YamlNode& n, const char* a, const char* b) {
+  return std::string(n.get(a).get(b).scalar());
 }
 
 }  // namespace
@@ -49,14 +41,14 @@ const std::vector<KubeResource>& kubeResources() {
   return kResources;
 }
 
-std::string kubeObjectKey(const YAML::Node& object) {
+std::string kubeObjectKey(const YamlNode& object) {
   std::string name = scalarAt(object, "metadata", "name");
   if (name.empty()) return "";
   std::string ns = scalarAt(object, "metadata", "namespace");
   return ns.empty() ? name : ns + "/" + name;
 }
 
-Result<std::shared_ptr<const Snapshot>> parseKubeObject(const YAML::Node& object,
+Result<std::shared_ptr<const Snapshot>> parseKubeObject(const YamlNode& object,
                                                         const KubeResource& res,
                                                         const std::string& api_version,
                                                         const std::string& where) {

@@ -5,8 +5,6 @@
 // takes a whole Snapshot from it when something changed. Cheap per event: an upsert or erase
 // in a map; the O(objects) snapshot build happens at most once per take, however many events
 // arrived in between.
-#include <yaml-cpp/yaml.h>
-
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -16,6 +14,7 @@
 #include <vector>
 
 #include "agent/common/status.h"
+#include "agent/sources/yaml_doc.h"
 #include "agent/state/types.h"
 
 namespace meshlet {
@@ -45,11 +44,11 @@ const std::vector<KubeResource>& kubeResources();
 
 // "namespace/name" (or "name" for a cluster-scoped object) from an object's metadata; empty
 // when it has no name.
-std::string kubeObjectKey(const YAML::Node& object);
+std::string kubeObjectKey(const YamlNode& object);
 
 // Parses one API object into a one-object fragment. Items of a list carry no apiVersion/kind:
 // `api_version` and the resource's kind are the defaults.
-Result<std::shared_ptr<const Snapshot>> parseKubeObject(const YAML::Node& object,
+Result<std::shared_ptr<const Snapshot>> parseKubeObject(const YamlNode& object,
                                                         const KubeResource& res,
                                                         const std::string& api_version,
                                                         const std::string& where);

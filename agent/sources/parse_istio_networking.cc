@@ -134,9 +134,9 @@ Status matchMap(const Reader& r, const Field& f, MatchUse use,
                 std::map<std::string, StringMatch>& out) {
   MESHLET_SOURCES_TRY(r.expectMap(f, false));
   if (!f.present()) return Status::Ok();
-  for (auto it = f.node().begin(); it != f.node().end(); ++it) {
-    const std::string& name = it->first.Scalar();
-    Field value(it->second, f.path() + "[" + quote(name) + "]");
+  for (auto entry : f.node().entries()) {
+    std::string name(entry.key.scalar());
+    Field value(entry.value, f.path() + "[" + quote(name) + "]");
     if (use == MatchUse::kHeader) {
       if (std::string why = checkHeaderName(name); !why.empty()) {
         return r.error(value, quote(name) + " " + why);

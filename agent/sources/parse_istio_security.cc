@@ -462,9 +462,9 @@ Status parsePeerAuthentication(const Reader& r, const Field& root, const Origin&
     return r.error(ports, "requires a workload selector (as Istio requires)");
   }
   if (!ports.present()) return Status::Ok();
-  for (auto it = ports.node().begin(); it != ports.node().end(); ++it) {
-    Field key(it->first, ports.path() + "[" + quote(it->first.Scalar()) + "]");
-    Field value(it->second, key.path());
+  for (auto entry : ports.node().entries()) {
+    Field key(entry.key, ports.path() + "[" + quote(entry.key.scalar()) + "]");
+    Field value(entry.value, key.path());
     int port = 0;
     MESHLET_SOURCES_TRY(stringPort(r, key, port));
     MESHLET_SOURCES_TRY(strictMap(r, value, true, {"mode"}));

@@ -188,6 +188,7 @@ Status parseEndpointSlice(const Reader& r, const Field& root, const Origin& orig
 
   Field endpoints = root.child("endpoints");
   MESHLET_SOURCES_TRY(r.expectSeq(endpoints, false));
+  out.endpoints.reserve(endpoints.size());
   for (size_t i = 0; i < endpoints.size(); ++i) {
     Endpoint e;
     MESHLET_SOURCES_TRY(parseEndpoint(r, endpoints.element(i), out.address_type, e));

@@ -3,8 +3,9 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <iterator>
 #include <optional>
-#include <set>
+#include <unordered_set>
 #include <utility>
 
 namespace meshlet::file_source_internal {
@@ -24,9 +25,8 @@ bool matchesDnsLabel(std::string_view s) {
 
 // A decimal integer with an optional sign. nullopt when not a number; `overflow` set when it
 // is a number that does not fit in 64 bits.
-std::optional<int64_t> parseDecimal(const std::string& s, bool& overflow) {
+std::optional<int64_t> parseDecimal(std::string_view v, bool& overflow) {
   overflow = false;
-  std::string_view v = s;
   if (!v.empty() && v.front() == '+') v.remove_prefix(1);
   if (v.empty()) return std::nullopt;
   size_t digits_from = v.front() == '-' ? 1 : 0;
@@ -61,36 +61,44 @@ std::string quote(std::string_view s) {
   return out + "\"";
 }
 
-Field::Field(const YAML::Node& node, std::string path)
-    : node_(node), valid_(node.IsDefined()), path_(std::move(path)) {}
-
-std::string Field::scalar() const { return isScalar() ? node_.Scalar() : std::string(); }
-
-bool Field::isQuotedString() const {
-  return isScalar() && (node_.Tag() == "!" || node_.Tag() == "tag:yaml.org,2002:str");
+void Field::setPath(std::initializer_list<std::string_view> parts) {
+  size_t size = 0;
+  for (std::string_view p : parts) size += p.size();
+  on_heap_ = size > short_.size();
+  if (on_heap_) {
+    long_.reserve(size);
+    for (std::string_view p : parts) long_.append(p);
+    return;
+  }
+  char* out = short_.data();
+  for (std::string_view p : parts) out = std::copy(p.begin(), p.end(), out);
+  short_size_ = static_cast<uint8_t>(size);
 }
 
-Field Field::child(const std::string& key) const {
-  std::string path = path_.empty() ? key : path_ + "." + key;
-  if (!isMap()) return Field(YAML::Node(YAML::NodeType::Undefined), std::move(path));
-  const YAML::Node& n = node_;
-  return Field(n[key], std::move(path));
+Field Field::child(std::string_view key) const {
+  Field f(node_.get(key));
+  std::string_view path = pathView();
+  if (path.empty()) {
+    f.setPath({key});
+  } else {
+    f.setPath({path, ".", key});
+  }
+  return f;
 }
 
 Field Field::element(size_t index) const {
-  std::string path = path_ + "[" + std::to_string(index) + "]";
-  if (!isSeq() || index >= node_.size()) {
-    return Field(YAML::Node(YAML::NodeType::Undefined), std::move(path));
-  }
-  const YAML::Node& n = node_;
-  return Field(n[index], std::move(path));
+  Field f(node_.at(index));
+  char digits[24];
+  char* end = std::to_chars(digits, digits + sizeof(digits), index).ptr;
+  f.setPath({pathView(), "[", std::string_view(digits, static_cast<size_t>(end - digits)), "]"});
+  return f;
 }
 
 std::string Field::describe() const {
   if (!present()) return "null";
-  if (node_.IsMap()) return "a map";
-  if (node_.IsSequence()) return "a list";
-  return isQuotedString() ? "string " + quote(node_.Scalar()) : quote(node_.Scalar());
+  if (isMap()) return "a map";
+  if (isSeq()) return "a list";
+  return isQuotedString() ? "string " + quote(text()) : quote(text());
 }
 
 Error Reader::error(const std::string& path, const std::string& message) const {
@@ -111,12 +119,22 @@ Status Reader::required(const Field& f) const {
 Status Reader::expectMap(const Field& f, bool required_field) const {
   if (!f.present()) return required_field ? required(f) : Status::Ok();
   if (!f.isMap()) return error(f, "expected a map, got " + f.describe());
-  std::set<std::string> keys;
-  for (auto it = f.node().begin(); it != f.node().end(); ++it) {
-    if (!it->first.IsScalar()) return error(f, "map keys must be strings");
-    if (!keys.insert(it->first.Scalar()).second) {
-      return error(f, "duplicate key " + quote(it->first.Scalar()));
+  // The first key (in document order) that repeats an earlier one. Objects' maps are small:
+  // a linear search up to kSmall keys, a hash set beyond.
+  constexpr size_t kSmall = 16;
+  const YamlNode& map = f.node();
+  std::unordered_set<std::string_view> seen;
+  for (size_t i = 0; i < map.size(); ++i) {
+    YamlNode key = map.keyAt(i);
+    if (!key.isScalar()) return error(f, "map keys must be strings");
+    std::string_view text = key.scalar();
+    bool duplicate = false;
+    if (map.size() <= kSmall) {
+      for (size_t j = 0; j < i && !duplicate; ++j) duplicate = map.keyAt(j).scalar() == text;
+    } else {
+      duplicate = !seen.insert(text).second;
     }
+    if (duplicate) return error(f, "duplicate key " + quote(text));
   }
   return Status::Ok();
 }
@@ -130,7 +148,7 @@ Status Reader::expectSeq(const Field& f, bool required_field) const {
 Status Reader::string(const Field& f, std::string& out, bool required_field) const {
   if (!f.present()) return required_field ? required(f) : Status::Ok();
   if (!f.isScalar()) return error(f, "expected a string, got " + f.describe());
-  out = f.scalar();
+  out.assign(f.text());
   return Status::Ok();
 }
 
@@ -140,7 +158,7 @@ Status Reader::integer(const Field& f, int64_t& out, bool required_field) const 
     return error(f, "expected an integer, got " + f.describe());
   }
   bool overflow = false;
-  std::optional<int64_t> v = parseDecimal(f.scalar(), overflow);
+  std::optional<int64_t> v = parseDecimal(f.text(), overflow);
   if (overflow) return error(f, f.scalar() + " is out of range");
   if (!v) return error(f, "expected an integer, got " + f.describe());
   out = *v;
@@ -150,16 +168,17 @@ Status Reader::integer(const Field& f, int64_t& out, bool required_field) const 
 Status Reader::boolean(const Field& f, bool& out) const {
   if (!f.present()) return Status::Ok();
   // The YAML 1.1 booleans, as sigs.k8s.io/yaml (go-yaml v2) reads them.
-  static const std::set<std::string> kTrue = {"true", "True", "TRUE", "yes", "Yes", "YES",
-                                              "on",   "On",   "ON",   "y",   "Y"};
-  static const std::set<std::string> kFalse = {"false", "False", "FALSE", "no", "No", "NO",
-                                               "off",   "Off",   "OFF",   "n",  "N"};
+  static constexpr std::string_view kTrue[] = {"true", "True", "TRUE", "yes", "Yes", "YES",
+                                               "on",   "On",   "ON",   "y",   "Y"};
+  static constexpr std::string_view kFalse[] = {"false", "False", "FALSE", "no", "No", "NO",
+                                                "off",   "Off",   "OFF",   "n",  "N"};
   if (f.isScalar() && !f.isQuotedString()) {
-    if (kTrue.count(f.scalar())) {
+    std::string_view text = f.text();
+    if (std::find(std::begin(kTrue), std::end(kTrue), text) != std::end(kTrue)) {
       out = true;
       return Status::Ok();
     }
-    if (kFalse.count(f.scalar())) {
+    if (std::find(std::begin(kFalse), std::end(kFalse), text) != std::end(kFalse)) {
       out = false;
       return Status::Ok();
     }
@@ -173,7 +192,7 @@ Status Reader::port(const Field& f, int& out, bool required_field) const {
   Status s = integer(f, v, true);
   if (!s.ok()) {
     bool overflow = false;
-    if (f.isScalar() && !f.isQuotedString() && !parseDecimal(f.scalar(), overflow) && overflow) {
+    if (f.isScalar() && !f.isQuotedString() && !parseDecimal(f.text(), overflow) && overflow) {
       return error(f, f.scalar() + " is out of range 1-65535");
     }
     return s;
@@ -218,12 +237,12 @@ Status Reader::stringMap(const Field& f, std::map<std::string, std::string>& out
   MESHLET_SOURCES_TRY(expectMap(f, false));
   if (!f.present()) return Status::Ok();
   std::map<std::string, std::string> result;
-  for (auto it = f.node().begin(); it != f.node().end(); ++it) {
-    const std::string& key = it->first.Scalar();
-    Field value(it->second, f.path() + "[" + quote(key) + "]");
-    std::string text;
-    MESHLET_SOURCES_TRY(string(value, text, false));
-    result[key] = text;
+  for (auto [key, value] : f.node().entries()) {
+    if (value.present() && !value.isScalar()) {  // what string() refuses; the path only then
+      Field v(value, f.path() + "[" + quote(key.scalar()) + "]");
+      return error(v, "expected a string, got " + v.describe());
+    }
+    result[std::string(key.scalar())] = std::string(value.scalar());
   }
   out = std::move(result);
   return Status::Ok();

@@ -1,17 +1,18 @@
 #pragma once
-// Private to agent/sources: typed, path-tracking access to yaml-cpp nodes. Nothing here throws
-// (yaml-cpp is only called in ways that cannot); every problem becomes an Error that names the
-// file, the document, the object and the field:
+// Private to agent/sources: typed, path-tracking access to YamlDocument nodes. Nothing here
+// throws; every problem becomes an Error that names the file, the document, the object and the
+// field:
 //   "svc.yaml (document 2): Service default/web: spec.ports[0].port: 70000 is out of range 1-65535"
-#include <yaml-cpp/yaml.h>
-
+#include <array>
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <string>
 #include <string_view>
 
 #include "agent/common/ip.h"
 #include "agent/common/status.h"
+#include "agent/sources/yaml_doc.h"
 #include "agent/state/types.h"
 
 // Returns the Status of `expr` from the enclosing function when it is an error.
@@ -23,37 +24,46 @@
 
 namespace meshlet::file_source_internal {
 
-// A yaml-cpp node plus its field path ("spec.ports[0].port"). A missing key and an explicit
-// null are both "absent", as in the Kubernetes API. Not assignable on purpose: assigning a
-// YAML::Node rebinds the *content* of the node it refers to.
+// A document node plus its field path ("spec.ports[0].port"). A missing key and an explicit
+// null are both "absent", as in the Kubernetes API.
 class Field {
  public:
-  Field(const YAML::Node& node, std::string path);
-  Field(const Field&) = default;
-  Field& operator=(const Field&) = delete;
+  Field(YamlNode node, std::string_view path) : node_(node) { setPath({path}); }
 
-  bool present() const { return valid_ && node_.IsDefined() && !node_.IsNull(); }
-  bool isMap() const { return present() && node_.IsMap(); }
-  bool isSeq() const { return present() && node_.IsSequence(); }
-  bool isScalar() const { return present() && node_.IsScalar(); }
+  bool present() const { return node_.present(); }
+  bool isMap() const { return node_.isMap(); }
+  bool isSeq() const { return node_.isSeq(); }
+  bool isScalar() const { return node_.isScalar(); }
   // The scalar text; empty when not a scalar.
-  std::string scalar() const;
-  // True for a quoted ("80") or explicitly !!str-tagged scalar: a string, never a number.
-  bool isQuotedString() const;
+  std::string scalar() const { return std::string(node_.scalar()); }
+  std::string_view text() const { return node_.scalar(); }
+  // True for a quoted ("80"), block (|, >) or explicitly !!str-tagged scalar: a string, never a
+  // number.
+  bool isQuotedString() const { return node_.isQuoted(); }
   // A child of a map (absent when this is not a map or the key is missing).
-  Field child(const std::string& key) const;
+  Field child(std::string_view key) const;
   // An element of a sequence (absent when out of range or not a sequence).
   Field element(size_t index) const;
-  size_t size() const { return isMap() || isSeq() ? node_.size() : 0; }
-  const std::string& path() const { return path_; }
-  const YAML::Node& node() const { return node_; }
+  size_t size() const { return node_.size(); }
+  std::string path() const { return std::string(pathView()); }
+  std::string_view pathView() const {
+    return on_heap_ ? std::string_view(long_) : std::string_view(short_.data(), short_size_);
+  }
+  const YamlNode& node() const { return node_; }
   // A short human description of what the value is, for "expected X, got Y" messages.
   std::string describe() const;
 
  private:
-  YAML::Node node_;
-  bool valid_ = false;
-  std::string path_;
+  explicit Field(YamlNode node) : node_(node) {}
+  void setPath(std::initializer_list<std::string_view> parts);
+
+  YamlNode node_;
+  // The path: in place when short, which is nearly always (the parsers ask for a million
+  // fields of a big file, and need a path only for the odd error message), else on the heap.
+  std::array<char, 94> short_{};
+  uint8_t short_size_ = 0;
+  bool on_heap_ = false;
+  std::string long_;
 };
 
 // Reads the fields of one object; knows where it is for error messages.

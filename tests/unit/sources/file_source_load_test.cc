@@ -208,6 +208,47 @@ TEST(FileSourceLoad, MissingDirectoryOrNotADirectory) {
   EXPECT_NE(not_dir.error().message().find("not a directory"), std::string::npos);
 }
 
+// loadDirectory parses a file as it reads it; its errors are the same as parseYaml's on the
+// whole text, wherever they are in the file.
+TEST(FileSourceLoad, ErrorsDeepInALargeFileAreReportedLikeParseYaml) {
+  std::string head;
+  for (int i = 0; i < 2000; ++i) {
+    head += "---\n" + service("s" + std::to_string(i), "198.18." + std::to_string(i / 250) + "." +
+                                                           std::to_string(i % 250 + 1));
+  }
+  ASSERT_EQ(std::count(head.begin(), head.end(), '\n'), 10000);
+  struct Case {
+    std::string tail;
+    std::string expected;  // after "FILE (document 2001): invalid YAML at line "
+  };
+  const Case cases[] = {
+      {"---\napiVersion: v1\nkind: [\n",
+       "10004, column 1: did not find expected node content while parsing a flow node"},
+      {"---\napiVersion: v1\nkind: Service\nmetadata: {name: \xff}\n",
+       "10004, column 18: invalid leading UTF-8 octet (#FF)"},
+  };
+  for (const Case& c : cases) {
+    TempDir dir;
+    dir.write("big.yaml", head + c.tail);
+    auto r = loadDirectory(dir.path());
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().message(),
+              dir.file("big.yaml") + " (document 2001): invalid YAML at line " + c.expected);
+    Snapshot s;
+    Status st = parseYaml(head + c.tail, "big.yaml", s);
+    EXPECT_EQ(errorOf(st), "big.yaml (document 2001): invalid YAML at line " + c.expected);
+  }
+}
+
+TEST(FileSourceLoad, FileOverTheLimitIsRefused) {
+  TempDir dir;
+  dir.write("huge.yaml", "# " + std::string((16 << 20) + 1, 'x') + "\n");
+  auto r = loadDirectory(dir.path());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message(), dir.file("huge.yaml") + ": file is larger than 16 MiB");
+  EXPECT_EQ(r.error().code(), EFBIG);
+}
+
 TEST(FileSourceLoad, BrokenSymlinkIsAnError) {
   TempDir dir;
   dir.write("a.yaml", service("a", "198.18.10.1"));

@@ -369,22 +369,26 @@ TEST(IstioSecurity, DuplicateNamesPerKindAreRejected) {
 }
 
 TEST(IstioSecurity, ParseObjectNodeAcceptsIstioKinds) {
-  YAML::Node n = YAML::Load(authz("{action: DENY, rules: [{}]}"));
+  YamlDocument n;
+  YamlParseError e;
+  ASSERT_TRUE(n.parse(authz("{action: DENY, rules: [{}]}"), e)) << e.format();
   Snapshot s;
-  Status st = parseObjectNode(n, "watch authorizationpolicies", s);
+  Status st = parseObjectNode(n.root(), "watch authorizationpolicies", s);
   ASSERT_TRUE(st.ok()) << st.error().message();
   ASSERT_EQ(s.authorization_policies.size(), 1u);
   EXPECT_EQ(s.authorization_policies[0].meta.origin.file, "watch authorizationpolicies");
   // As items of a typed list (no apiVersion/kind of their own).
-  YAML::Node item = YAML::Load("metadata: {name: p, namespace: foo}\nspec: {mtls: {mode: STRICT}}");
+  YamlDocument item;
+  ASSERT_TRUE(item.parse("metadata: {name: p, namespace: foo}\nspec: {mtls: {mode: STRICT}}", e));
   Snapshot t;
-  st = parseObjectNode(item, "list peerauthentications", t, "security.istio.io/v1beta1",
+  st = parseObjectNode(item.root(), "list peerauthentications", t, "security.istio.io/v1beta1",
                        "PeerAuthentication");
   ASSERT_TRUE(st.ok()) << st.error().message();
   EXPECT_EQ(t.peer_authentications.at(0).mode, MtlsMode::kStrict);
-  YAML::Node bad = YAML::Load(authz("{action: CUSTOM}"));
+  YamlDocument bad;
+  ASSERT_TRUE(bad.parse(authz("{action: CUSTOM}"), e));
   Snapshot u;
-  st = parseObjectNode(bad, "watch authorizationpolicies", u);
+  st = parseObjectNode(bad.root(), "watch authorizationpolicies", u);
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.error().message(),
             "watch authorizationpolicies: AuthorizationPolicy foo/httpbin: spec.action: CUSTOM "
@@ -393,14 +397,18 @@ TEST(IstioSecurity, ParseObjectNodeAcceptsIstioKinds) {
 
 // The Kubernetes source hands over objects as the API server sends them: JSON.
 TEST(IstioSecurity, JsonFromTheApiServer) {
-  YAML::Node n = YAML::Load(R"({"apiVersion":"security.istio.io/v1","kind":"AuthorizationPolicy",
+  YamlDocument n;
+  YamlParseError e;
+  ASSERT_TRUE(n.parse(R"({"apiVersion":"security.istio.io/v1","kind":"AuthorizationPolicy",
     "metadata":{"name":"p","namespace":"foo","resourceVersion":"12","generation":1,
                 "managedFields":[{"manager":"kubectl","operation":"Update"}]},
     "spec":{"action":"DENY","rules":[{"from":[{"source":{"ipBlocks":["198.18.0.0/16"]}}],
             "to":[{"operation":{"ports":["8080"]}}]}]},
-    "status":{"observedGeneration":"1"}})");
+    "status":{"observedGeneration":"1"}})",
+                      e))
+      << e.format();
   Snapshot s;
-  Status st = parseObjectNode(n, "watch authorizationpolicies", s);
+  Status st = parseObjectNode(n.root(), "watch authorizationpolicies", s);
   ASSERT_TRUE(st.ok()) << st.error().message();
   const AuthorizationPolicy& p = s.authorization_policies.at(0);
   EXPECT_EQ(p.action, AuthzAction::kDeny);
