@@ -1,7 +1,10 @@
 #pragma once
 // IPv4/IPv6 address value type; parsing never throws.
+#include <endian.h>
+
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,8 +26,17 @@ struct IpAddr {
   static IpAddr fromWords(const uint32_t words[4], uint8_t af);
   bool operator==(const IpAddr& o) const { return family == o.family && bytes == o.bytes; }
   bool operator!=(const IpAddr& o) const { return !(*this == o); }
+  // Family, then the address as a number (the bytes in order): two 64-bit compares, as
+  // 100 000s of backends are sorted by address on every sync.
   bool operator<(const IpAddr& o) const {
-    return family != o.family ? family < o.family : bytes < o.bytes;
+    if (family != o.family) return family < o.family;
+    uint64_t a[2], b[2];
+    std::memcpy(a, bytes.data(), sizeof(a));
+    std::memcpy(b, o.bytes.data(), sizeof(b));
+    for (int i = 0; i < 2; ++i) {
+      if (a[i] != b[i]) return be64toh(a[i]) < be64toh(b[i]);
+    }
+    return false;
   }
 };
 

@@ -71,9 +71,12 @@ Status upsert(int fd, const char* name, const Map& want, const Map& have, std::s
   using V = typename Map::mapped_type;
   std::vector<K> keys;
   std::vector<V> values;
+  // One merge walk: both maps iterate in key order.
+  auto less = want.key_comp();
+  auto h = have.begin();
   for (const auto& [k, v] : want) {
-    auto it = have.find(k);
-    if (it != have.end() && sameBytes(it->second, v)) continue;
+    while (h != have.end() && less(h->first, k)) ++h;
+    if (h != have.end() && !less(k, h->first) && sameBytes(h->second, v)) continue;
     keys.push_back(k);
     values.push_back(v);
   }
@@ -103,8 +106,11 @@ template <typename Map>
 void removeStale(int fd, const Map& want, const Map& have) {
   using K = typename Map::key_type;
   std::vector<K> keys;
+  auto less = want.key_comp();
+  auto w = want.begin();
   for (const auto& [k, v] : have) {
-    if (want.count(k) == 0) keys.push_back(k);
+    while (w != want.end() && less(w->first, k)) ++w;
+    if (w == want.end() || less(k, w->first)) keys.push_back(k);
   }
   constexpr size_t kBatch = 4096;
   for (size_t off = 0; off < keys.size(); off += kBatch) {
@@ -125,11 +131,18 @@ void readAll(int fd, Map& out) {
   using V = typename Map::mapped_type;
   K key{}, next{};
   K* prev = nullptr;
+  std::vector<std::pair<K, V>> entries;
   while (bpf_map_get_next_key(fd, prev, &next) == 0) {
     V v{};
-    if (bpf_map_lookup_elem(fd, &next, &v) == 0) out[next] = v;
+    if (bpf_map_lookup_elem(fd, &next, &v) == 0) entries.emplace_back(next, v);
     key = next;
     prev = &key;
+  }
+  // Sorted once (a flat map filled key by key in hash order would move its entries each time).
+  if constexpr (requires { typename Map::container_type; }) {
+    out = Map(typename Map::container_type(entries.begin(), entries.end()));
+  } else {
+    out = Map(entries.begin(), entries.end());
   }
 }
 

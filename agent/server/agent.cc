@@ -57,17 +57,24 @@ IdTable seedIds(const DesiredDatapath& fresh, const DesiredDatapath& kernel) {
     svc_map[id] = it->second;
     ids.svc[serviceIdKey(s.ns, s.name, s.cluster_ip, s.port, s.protocol)] = it->second;
   }
-  std::map<std::string, uint32_t> kernel_be;  // backend id key (kernel svc id) -> backend id
+  // backend id key (kernel svc id) -> backend id
+  std::vector<std::pair<BackendIdKey, uint32_t>> kernel_be;
   for (const auto& [k, v] : kernel.backends) {
-    kernel_be[backendIdKey(k.svc_id, IpAddr::fromWords(v.addr, v.family), v.port)] = v.backend_id;
+    kernel_be.emplace_back(backendIdKey(k.svc_id, IpAddr::fromWords(v.addr, v.family), v.port),
+                           v.backend_id);
   }
+  FlatMap<BackendIdKey, uint32_t> kernel_ids(std::move(kernel_be));
+  std::vector<std::pair<BackendIdKey, uint32_t>> seeded;
   for (const auto& [id, b] : fresh.backend_info) {
     auto s = svc_map.find(b.svc_id);
     if (s == svc_map.end()) continue;
-    std::string key = backendIdKey(s->second, b.addr, b.port);
-    auto it = kernel_be.find(key);
-    if (it != kernel_be.end()) ids.backend[key] = it->second;
+    auto it = kernel_ids.find(backendIdKey(s->second, b.addr, b.port));
+    if (it != kernel_ids.end()) seeded.emplace_back(it->first, it->second);
   }
+  ids.backend = FlatMap<BackendIdKey, uint32_t>(std::move(seeded));
+  std::vector<std::pair<uint32_t, uint32_t>> slots;  // the kernel's slots keep their backends
+  for (const auto& [k, v] : kernel.backends) slots.emplace_back(v.backend_id, k.slot);
+  ids.slot = FlatMap<uint32_t, uint32_t>(std::move(slots));
   for (const auto& [id, p] : fresh.pod_info) {
     auto it = kernel.pods.find(p.netns_cookie);
     if (p.netns_cookie != 0 && it != kernel.pods.end()) {

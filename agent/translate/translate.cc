@@ -19,7 +19,11 @@ std::string serviceIdKey(const std::string& ns, const std::string& name, const I
          (protocol == Protocol::kUDP ? "UDP" : "TCP");
 }
 
-std::string backendIdKey(uint32_t svc_id, const IpAddr& addr, int port) {
+BackendIdKey backendIdKey(uint32_t svc_id, const IpAddr& addr, int port) {
+  return BackendIdKey{svc_id, addr, static_cast<uint16_t>(port)};
+}
+
+std::string BackendIdKey::toString() const {
   return std::to_string(svc_id) + "/" + addr.toString() + "/" + std::to_string(port);
 }
 
@@ -230,7 +234,6 @@ struct Candidate {
   IpAddr addr;
   int port = 0;
   const Endpoint* ep = nullptr;
-  std::string id_key;
 };
 
 using SliceIndex = std::map<std::pair<std::string, std::string>, std::vector<const EndpointSlice*>>;
@@ -280,12 +283,10 @@ std::vector<Frontend> collectFrontends(const Snapshot& s) {
 // The endpoints behind one frontend: slices of the service in its namespace with the cluster IP's
 // address family, backend port from the slice port named like the service port (same protocol).
 // The same address:port in two slices is kept once, preferring a ready copy.
-std::vector<Candidate> collectCandidates(const Frontend& f, uint32_t svc_id,
-                                         const SliceIndex& slices) {
-  std::vector<Candidate> out;
+std::vector<Candidate> collectCandidates(const Frontend& f, const SliceIndex& slices) {
+  std::vector<Candidate> all;
   auto it = slices.find({f.svc->meta.ns, f.svc->meta.name});
-  if (it == slices.end()) return out;
-  std::map<std::pair<IpAddr, int>, size_t> index;  // (addr, port) -> position in out
+  if (it == slices.end()) return all;
   for (const EndpointSlice* slice : it->second) {
     if (slice->address_type != f.ip.family) continue;
     int backend_port = 0;
@@ -298,26 +299,24 @@ std::vector<Candidate> collectCandidates(const Frontend& f, uint32_t svc_id,
     if (backend_port <= 0 || backend_port > 65535) continue;
     for (const Endpoint& ep : slice->endpoints) {
       for (const IpAddr& addr : ep.addresses) {
-        if (addr.family != f.ip.family) continue;
-        auto [pos, inserted] = index.emplace(std::make_pair(addr, backend_port), out.size());
-        if (!inserted) {
-          Candidate& existing = out[pos->second];
-          if (!existing.ep->ready && ep.ready) existing.ep = &ep;
-          continue;
-        }
-        Candidate c;
-        c.addr = addr;
-        c.port = backend_port;
-        c.ep = &ep;
-        c.id_key = backendIdKey(svc_id, addr, backend_port);
-        out.push_back(std::move(c));
+        if (addr.family == f.ip.family) all.push_back(Candidate{addr, backend_port, &ep});
       }
     }
   }
-  // Deterministic order (also the order new backend ids are handed out in).
-  std::sort(out.begin(), out.end(), [](const Candidate& a, const Candidate& b) {
+  // Deterministic order (also the order new backend ids are handed out in); of copies of one
+  // address:port the first ready one stays, else the first.
+  std::stable_sort(all.begin(), all.end(), [](const Candidate& a, const Candidate& b) {
     return std::tie(a.addr, a.port) < std::tie(b.addr, b.port);
   });
+  std::vector<Candidate> out;
+  out.reserve(all.size());
+  for (const Candidate& c : all) {
+    if (!out.empty() && out.back().addr == c.addr && out.back().port == c.port) {
+      if (!out.back().ep->ready && c.ep->ready) out.back().ep = c.ep;
+      continue;
+    }
+    out.push_back(c);
+  }
   return out;
 }
 
@@ -348,22 +347,32 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
       assignIds(svc_keys, previous.svc, {IdPolicy::Kind::kLowestFree, 0, MESHLET_MAX_SERVICES});
 
   // Frontends that got an id, with their endpoints.
-  std::vector<std::pair<const Frontend*, std::vector<Candidate>>> resolved;
+  struct Resolved {
+    const Frontend* f;
+    uint32_t svc_id;
+    std::vector<Candidate> candidates;
+  };
+  std::vector<Resolved> resolved;
   const SliceIndex slices = indexSlices(s);
-  std::vector<std::string> backend_keys;
+  std::vector<BackendIdKey> backend_keys;
   for (const Frontend& f : frontends) {
     auto id_it = out.ids.svc.find(f.id_key);
     if (id_it == out.ids.svc.end()) continue;  // service ids exhausted
-    auto candidates = collectCandidates(f, id_it->second, slices);
-    for (const Candidate& c : candidates) backend_keys.push_back(c.id_key);
-    resolved.emplace_back(&f, std::move(candidates));
+    auto candidates = collectCandidates(f, slices);
+    for (const Candidate& c : candidates) {
+      backend_keys.push_back(backendIdKey(id_it->second, c.addr, c.port));
+    }
+    resolved.push_back(Resolved{&f, id_it->second, std::move(candidates)});
   }
   out.ids.backend = assignIds(backend_keys, previous.backend,
                               {IdPolicy::Kind::kLowestFree, 0, MESHLET_MAX_BACKENDS});
 
   DesiredDatapath& d = out.desired;
-  for (auto& [f, candidates] : resolved) {
-    const uint32_t svc_id = out.ids.svc.at(f->id_key);
+  std::vector<std::pair<uint32_t, BackendInfo>> infos;
+  infos.reserve(backend_keys.size());
+  std::vector<std::pair<meshlet_backend_key, meshlet_backend_value>> backends;
+  std::vector<std::pair<uint32_t, uint32_t>> slot_of;  // backend_id -> slot
+  for (const auto& [f, svc_id, candidates] : resolved) {
     const uint8_t algo = lbAlgo(*f->svc);
 
     ServiceInfo si;
@@ -379,11 +388,11 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
     d.service_info.emplace(svc_id, std::move(si));
 
     // Every endpoint is explained; ready ones get slots, local first, each group in
-    // (addr, port) order (candidates are already sorted).
-    std::vector<BackendInfo*> local_ready;
-    std::vector<BackendInfo*> remote_ready;
+    // (addr, port) order (candidates are already sorted). Positions in `infos`.
+    std::vector<size_t> local_ready;
+    std::vector<size_t> remote_ready;
     for (const Candidate& c : candidates) {
-      auto id_it = out.ids.backend.find(c.id_key);
+      auto id_it = out.ids.backend.find(backendIdKey(svc_id, c.addr, c.port));
       if (id_it == out.ids.backend.end()) continue;  // backend ids exhausted
       BackendInfo bi;
       bi.backend_id = id_it->second;
@@ -396,24 +405,41 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
       bi.node_name = c.ep->node_name;
       bi.local = !in.node_name.empty() && c.ep->node_name == in.node_name;
       if (!c.ep->target_pod.empty()) bi.pod = f->svc->meta.ns + "/" + c.ep->target_pod;
-      auto [pos, inserted] = d.backend_info.emplace(bi.backend_id, std::move(bi));
-      if (!inserted || !pos->second.ready) continue;
-      (pos->second.local ? local_ready : remote_ready).push_back(&pos->second);
+      if (bi.ready) (bi.local ? local_ready : remote_ready).push_back(infos.size());
+      infos.emplace_back(bi.backend_id, std::move(bi));
     }
 
-    // count is 16 bits: beyond that many ready backends the rest get no slot.
+    // count is 16 bits: beyond that many ready backends the rest get no slot. Local backends
+    // take slots [0, local_count), remote ones the rest; each keeps its previous slot when that
+    // is still in its range and free, the others fill the free slots in (addr, port) order.
     constexpr size_t kMaxSlots = std::numeric_limits<uint16_t>::max();
-    std::vector<BackendInfo*> slots;
-    for (auto* group : {&local_ready, &remote_ready}) {
-      for (BackendInfo* bi : *group) {
-        if (slots.size() < kMaxSlots) slots.push_back(bi);
+    const size_t local_count = std::min(local_ready.size(), kMaxSlots);
+    const size_t remote_count = std::min(remote_ready.size(), kMaxSlots - local_count);
+    constexpr size_t kFree = std::numeric_limits<size_t>::max();
+    std::vector<size_t> slots(local_count + remote_count, kFree);  // slot -> position in infos
+    auto fill = [&](const std::vector<size_t>& group, size_t first, size_t n) {
+      std::vector<size_t> waiting;
+      for (size_t i = 0; i < n; ++i) {
+        auto prev = previous.slot.find(infos[group[i]].second.backend_id);
+        if (prev != previous.slot.end() && prev->second >= first && prev->second < first + n &&
+            slots[prev->second] == kFree) {
+          slots[prev->second] = group[i];
+        } else {
+          waiting.push_back(group[i]);
+        }
       }
-    }
-    const size_t local_count = std::min(local_ready.size(), slots.size());
+      size_t next = first;
+      for (size_t pos : waiting) {
+        while (slots[next] != kFree) ++next;
+        slots[next] = pos;
+      }
+    };
+    fill(local_ready, 0, local_count);
+    fill(remote_ready, local_count, remote_count);
 
-    std::vector<std::string> names;
+    std::vector<std::string> names;  // Maglev only
     for (uint32_t slot = 0; slot < slots.size(); ++slot) {
-      BackendInfo& bi = *slots[slot];
+      BackendInfo& bi = infos[slots[slot]].second;
       bi.slot = slot;
       meshlet_backend_key k{};
       k.svc_id = svc_id;
@@ -426,8 +452,9 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
       bi.tunnel = !bi.local && d.remote_pods.count(bi.addr) != 0;
       v.flags = bi.local ? MESHLET_BACKEND_LOCAL : bi.tunnel ? MESHLET_BACKEND_TUNNEL : 0;
       v.backend_id = bi.backend_id;
-      d.backends.emplace(k, v);
-      names.push_back(maglevBackendName(bi.addr, bi.port));
+      backends.emplace_back(k, v);
+      slot_of.emplace_back(bi.backend_id, slot);
+      if (algo == MESHLET_LB_MAGLEV) names.push_back(maglevBackendName(bi.addr, bi.port));
     }
 
     meshlet_svc_value v{};
@@ -448,6 +475,9 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
       }
     }
   }
+  d.backend_info = decltype(d.backend_info)(std::move(infos));
+  d.backends = decltype(d.backends)(std::move(backends));
+  out.ids.slot = decltype(out.ids.slot)(std::move(slot_of));
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <tuple>
 #include <vector>
 
+#include "agent/common/flat_map.h"
 #include "agent/state/types.h"
 #include "meshlet/maps.h"
 
@@ -92,7 +93,7 @@ struct RemotePodInfo {
 // Everything the datapath should contain for one snapshot.
 struct DesiredDatapath {
   std::map<meshlet_svc_key, meshlet_svc_value, BytesLess<meshlet_svc_key>> services;
-  std::map<meshlet_backend_key, meshlet_backend_value, BytesLess<meshlet_backend_key>> backends;
+  FlatMap<meshlet_backend_key, meshlet_backend_value, BytesLess<meshlet_backend_key>> backends;
   std::map<meshlet_maglev_key, uint32_t, BytesLess<meshlet_maglev_key>> maglev;
   std::map<uint64_t, meshlet_pod_value> pods;  // netns cookie -> pod
   std::map<meshlet_ip_key, meshlet_ip_value, BytesLess<meshlet_ip_key>> local_ips;
@@ -101,17 +102,45 @@ struct DesiredDatapath {
 
   // Explanations, indexed by id.
   std::map<uint32_t, ServiceInfo> service_info;  // by svc_id
-  std::map<uint32_t, BackendInfo> backend_info;  // by backend_id
+  FlatMap<uint32_t, BackendInfo> backend_info;  // by backend_id
   std::map<uint32_t, PodInfo> pod_info;          // by pod_id
   std::map<IpAddr, RemotePodInfo> remote_pods;   // the pods behind remote_ips
   std::map<uint32_t, std::string> authz_policies;  // meshlet_authz_value.policy -> "ns/name"
+};
+
+// A backend of one service port, as its id is assigned: (svc_id, address, port).
+struct BackendIdKey {
+  uint32_t svc_id = 0;
+  IpAddr addr;
+  uint16_t port = 0;
+
+  // A total order for tables (not the addresses' numeric order): integers, no memcmp.
+  bool operator<(const BackendIdKey& o) const {
+    if (svc_id != o.svc_id) return svc_id < o.svc_id;
+    uint64_t a[2], b[2];
+    std::memcpy(a, addr.bytes.data(), sizeof(a));
+    std::memcpy(b, o.addr.bytes.data(), sizeof(b));
+    if (a[0] != b[0]) return a[0] < b[0];
+    if (a[1] != b[1]) return a[1] < b[1];
+    if (port != o.port) return port < o.port;
+    return addr.family < o.addr.family;
+  }
+  bool operator==(const BackendIdKey& o) const {
+    return svc_id == o.svc_id && addr == o.addr && port == o.port;
+  }
+  // "svc_id/ip/port", for logs and tests.
+  std::string toString() const;
 };
 
 // Ids must stay stable across snapshots (round-robin state and stats are per id), so the
 // translator carries an assignment table from one call to the next.
 struct IdTable {
   std::map<std::string, uint32_t> svc;      // "ns/name/clusterIP/port/proto" -> svc_id
-  std::map<std::string, uint32_t> backend;  // "<svc_id>/ip/port" -> backend_id
+  FlatMap<BackendIdKey, uint32_t> backend;
+  // backend_id -> the slot its service gave it. A ready backend keeps its slot from one call to
+  // the next while the slot stays in its group's range (local or remote), so a backend joining
+  // or leaving rewrites one or two entries of the backends map, not every entry after it.
+  FlatMap<uint32_t, uint32_t> slot;
   std::map<std::string, uint32_t> pod;      // "ns/name" -> pod_id
   // "ns/name" -> AuthorizationPolicy index: stable, so the kernel's record of a denial keeps
   // naming the policy that made it while others come and go.
@@ -138,7 +167,7 @@ struct TranslateOutput {
 // The keys of IdTable, the one definition of their format.
 std::string serviceIdKey(const std::string& ns, const std::string& name, const IpAddr& cluster_ip,
                          int port, Protocol protocol);
-std::string backendIdKey(uint32_t svc_id, const IpAddr& addr, int port);
+BackendIdKey backendIdKey(uint32_t svc_id, const IpAddr& addr, int port);
 std::string podIdKey(const std::string& ns, const std::string& name);
 
 // Pure: same input, same output.

@@ -103,6 +103,13 @@ inline EndpointPort epPort(const std::string& name, int number, Protocol proto =
   return p;
 }
 
+// The backend id table keyed by text ("svc_id/ip/port"), for readable expectations.
+inline std::map<std::string, uint32_t> byText(const FlatMap<BackendIdKey, uint32_t>& ids) {
+  std::map<std::string, uint32_t> out;
+  for (const auto& [key, id] : ids) out.emplace(key.toString(), id);
+  return out;
+}
+
 inline TranslateOutput run(const Snapshot& s, const IdTable& previous = {},
                            std::map<std::string, uint64_t> cookies = {}) {
   TranslateInput in;

@@ -33,7 +33,7 @@ TEST(TranslateIds, StartFromZeroAndCoverEverything) {
   // New ids are handed out in (namespace, name) order: api before web.
   EXPECT_EQ(out.ids.svc, (std::map<std::string, uint32_t>{{"shop/api/198.18.100.2/9000/TCP", 0},
                                                           {"shop/web/198.18.100.1/80/TCP", 1}}));
-  EXPECT_EQ(out.ids.backend, (std::map<std::string, uint32_t>{{"0/198.18.0.20/9000", 0},
+  EXPECT_EQ(byText(out.ids.backend), (std::map<std::string, uint32_t>{{"0/198.18.0.20/9000", 0},
                                                               {"0/198.18.0.21/9000", 1},
                                                               {"1/198.18.0.10/8080", 2},
                                                               {"1/198.18.0.11/8080", 3}}));
@@ -51,9 +51,9 @@ TEST(TranslateIds, SurviveUnrelatedChanges) {
   EXPECT_EQ(second.ids.svc.at("shop/api/198.18.100.2/9000/TCP"),
             first.ids.svc.at("shop/api/198.18.100.2/9000/TCP"));
   for (const char* key : {"1/198.18.0.10/8080", "1/198.18.0.11/8080", "0/198.18.0.20/9000"}) {
-    EXPECT_EQ(second.ids.backend.at(key), first.ids.backend.at(key)) << key;
+    EXPECT_EQ(byText(second.ids.backend).at(key), byText(first.ids.backend).at(key)) << key;
   }
-  EXPECT_EQ(second.ids.backend.count("0/198.18.0.21/9000"), 0u);
+  EXPECT_EQ(byText(second.ids.backend).count("0/198.18.0.21/9000"), 0u);
   EXPECT_EQ(second.ids.svc.at("shop/aaa/198.18.100.3/80/TCP"), 2u);
 }
 
@@ -66,7 +66,7 @@ TEST(TranslateIds, RemovedServiceFreesItsIds) {
   EXPECT_EQ(second.ids.svc.size(), 1u);
   EXPECT_EQ(second.ids.svc.count("shop/api/198.18.100.2/9000/TCP"), 0u);
   EXPECT_EQ(second.desired.service_info.count(api_id), 0u);
-  for (const auto& [key, id] : second.ids.backend) {
+  for (const auto& [key, id] : byText(second.ids.backend)) {
     EXPECT_NE(key.rfind(std::to_string(api_id) + "/", 0), 0u) << key;
   }
   // The freed id is handed out again once it is no longer in the table.
@@ -91,13 +91,56 @@ TEST(TranslateIds, AddingABackendDoesNotRenumberOthers) {
   s.endpoint_slices[0].endpoints.insert(s.endpoint_slices[0].endpoints.begin(),
                                         makeSlice("", "", "", {}, {{"198.18.0.1"}}).endpoints[0]);
   auto second = run(s, first.ids);
-  for (const auto& [key, id] : first.ids.backend) EXPECT_EQ(second.ids.backend.at(key), id);
-  ASSERT_EQ(second.ids.backend.count("1/198.18.0.1/8080"), 1u);
-  EXPECT_EQ(second.ids.backend.at("1/198.18.0.1/8080"), 4u);
-  // The new backend takes slot 0 (lowest local address) but the others keep their ids.
+  for (const auto& [key, id] : byText(first.ids.backend)) {
+    EXPECT_EQ(byText(second.ids.backend).at(key), id);
+  }
+  ASSERT_EQ(byText(second.ids.backend).count("1/198.18.0.1/8080"), 1u);
+  EXPECT_EQ(byText(second.ids.backend).at("1/198.18.0.1/8080"), 4u);
+  // Slots: local backends first. The local one keeps slot 0, the new local one takes slot 1,
+  // and the remote one, whose slot 1 is now in the local range, moves to slot 2.
   auto v = findSvc(second.desired, svcKey("198.18.100.1", 80));
   ASSERT_TRUE(v);
-  EXPECT_EQ(second.desired.backends.at({v->svc_id, 0}).backend_id, 4u);
+  EXPECT_EQ(v->count, 3);
+  EXPECT_EQ(v->local_count, 2);
+  EXPECT_EQ(second.desired.backends.at({v->svc_id, 0}).backend_id,
+            byText(first.ids.backend).at("1/198.18.0.10/8080"));
+  EXPECT_EQ(second.desired.backends.at({v->svc_id, 1}).backend_id, 4u);
+  EXPECT_EQ(second.desired.backends.at({v->svc_id, 2}).backend_id,
+            byText(first.ids.backend).at("1/198.18.0.11/8080"));
+}
+
+// A backend that leaves frees its slot; only the backend of the last slot moves into it, every
+// other backend keeps its slot (one map entry rewritten, one deleted, not all that follow).
+TEST(TranslateIds, SlotsStayWhenABackendLeavesOrReturns) {
+  Snapshot s;
+  s.services = {makeSvc("shop", "web", {"198.18.100.1"}, {port("http", 80)})};
+  s.endpoint_slices = {makeSlice("shop", "web-x1", "web", {epPort("http", 8080)},
+                                 {{"198.18.0.10", "node-b"},
+                                  {"198.18.0.11", "node-b"},
+                                  {"198.18.0.12", "node-b"},
+                                  {"198.18.0.13", "node-b"}})};
+  auto slots = [](const TranslateOutput& o) {
+    std::map<uint32_t, uint32_t> by_slot;  // slot -> backend id
+    for (const auto& [k, v] : o.desired.backends) by_slot[k.slot] = v.backend_id;
+    return by_slot;
+  };
+  auto first = run(s);
+  const auto before = slots(first);
+  ASSERT_EQ(before.size(), 4u);
+  s.endpoint_slices[0].endpoints[1].ready = false;  // 198.18.0.11, slot 1
+  auto second = run(s, first.ids);
+  const auto after = slots(second);
+  ASSERT_EQ(after.size(), 3u);
+  EXPECT_EQ(after.at(0), before.at(0));
+  EXPECT_EQ(after.at(1), before.at(3));  // the last slot's backend fills the hole
+  EXPECT_EQ(after.at(2), before.at(2));
+  // It comes back: it takes the free slot at the end, the others stay.
+  s.endpoint_slices[0].endpoints[1].ready = true;
+  auto third = run(s, second.ids);
+  const auto back = slots(third);
+  ASSERT_EQ(back.size(), 4u);
+  for (uint32_t slot : {0u, 1u, 2u}) EXPECT_EQ(back.at(slot), after.at(slot)) << slot;
+  EXPECT_EQ(back.at(3), before.at(1));
 }
 
 template <typename M>
