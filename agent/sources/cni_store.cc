@@ -89,7 +89,7 @@ Snapshot mergeCniPods(const Snapshot& file, const std::map<std::string, CniPod>&
   Snapshot s = file;
   for (const auto& [key, c] : cni) {
     Pod* known = nullptr;
-    for (auto& p : s.pods) {
+    for (auto& p : s.pods.mut()) {
       if (p.meta.ns == c.ns && p.meta.name == c.name) known = &p;
     }
     if (known) {

@@ -283,13 +283,15 @@ Status parseDocument(const YamlNode& doc, const std::string& file, int index, Sn
   return Status::Ok();
 }
 
-template <typename T>
-void appendAll(std::vector<T>& to, std::vector<T>& from) {
+template <typename List>
+void appendAll(List& to, List& from) {
   if (to.empty()) {
-    to.swap(from);  // the first file: no copy
+    std::swap(to, from);  // the first file: no copy
     return;
   }
-  to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
+  auto& dst = to.mut();
+  auto& src = from.mut();
+  dst.insert(dst.end(), std::make_move_iterator(src.begin()), std::make_move_iterator(src.end()));
 }
 
 bool isConfigFile(const std::string& name) {

@@ -13,7 +13,8 @@ namespace {
 // Appends a fragment's objects (every kind) to `to`.
 void appendFragment(Snapshot& to, const Snapshot& from) {
   forEachKindList(to, from, [](auto& list, const auto& more) {
-    list.insert(list.end(), more.begin(), more.end());
+    auto& dst = list.mut();
+    dst.insert(dst.end(), more.begin(), more.end());
   });
 }
 
@@ -133,7 +134,7 @@ std::shared_ptr<Snapshot> KubeStore::take(std::vector<std::string>* dropped) {
   std::map<IpAddr, std::string> owner;
   std::vector<Service> services;
   services.reserve(out->services.size());
-  for (Service& s : out->services) {
+  for (Service& s : out->services.mut()) {
     std::string name = s.meta.ns + "/" + s.meta.name;
     std::string clash;
     for (const IpAddr& ip : s.cluster_ips) {

@@ -11,6 +11,7 @@
 #include "agent/common/ip.h"
 #include "agent/state/istio.h"
 #include "agent/state/meta.h"
+#include "agent/state/shared_list.h"
 
 namespace meshlet {
 
@@ -88,18 +89,19 @@ struct Pod {
   std::string enrolled_by = "file";  // "file" (YAML) or "cni" (the CNI plugin told us)
 };
 
-// One immutable view of the cluster. Sources build it; everyone else reads it.
+// One immutable view of the cluster. Sources build it; everyone else reads it. Copies share
+// each kind's list until they write to it (SharedList).
 struct Snapshot {
   uint64_t generation = 0;
-  std::vector<Namespace> namespaces;
-  std::vector<Service> services;
-  std::vector<EndpointSlice> endpoint_slices;
-  std::vector<Pod> pods;
+  SharedList<Namespace> namespaces;
+  SharedList<Service> services;
+  SharedList<EndpointSlice> endpoint_slices;
+  SharedList<Pod> pods;
   // Istio resources (agent/state/istio.h).
-  std::vector<AuthorizationPolicy> authorization_policies;
-  std::vector<PeerAuthentication> peer_authentications;
-  std::vector<VirtualService> virtual_services;
-  std::vector<DestinationRule> destination_rules;
+  SharedList<AuthorizationPolicy> authorization_policies;
+  SharedList<PeerAuthentication> peer_authentications;
+  SharedList<VirtualService> virtual_services;
+  SharedList<DestinationRule> destination_rules;
 };
 
 using SnapshotPtr = std::shared_ptr<const Snapshot>;

@@ -187,7 +187,7 @@ TEST_F(IstioTcpLabelsTest, PodInfoWithoutSnapshotPodFallsBackToWorkload) {
 TEST_F(IstioTcpLabelsTest, EmptyAppLabelFallsBackLikeTranslation) {
   // translate() skips empty app.kubernetes.io/name / app values (PodInfo.workload "web");
   // the metrics labels of the same pod should agree.
-  for (auto& p : snapshot_->pods) {
+  for (auto& p : snapshot_->pods.mut()) {
     if (p.meta.name == "client-1") p.meta.labels = {{"app.kubernetes.io/name", ""}, {"app", "web"}};
   }
   desired_ = scenario::translateSnapshot(*snapshot_);

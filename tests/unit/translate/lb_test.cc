@@ -81,9 +81,9 @@ Snapshot lbService(int local, int remote, SessionAffinity affinity = SessionAffi
                    bool round_robin = false, bool prefer_close = false) {
   Snapshot s;
   s.services = {makeSvc("shop", "web", {"198.18.100.1"}, {port("http", 80)})};
-  s.services[0].session_affinity = affinity;
-  s.services[0].round_robin = round_robin;
-  s.services[0].prefer_close = prefer_close;
+  s.services.mut()[0].session_affinity = affinity;
+  s.services.mut()[0].round_robin = round_robin;
+  s.services.mut()[0].prefer_close = prefer_close;
   EndpointSlice slice = makeSlice("shop", "web-x1", "web", {epPort("http", 8080)}, {});
   for (int i = 0; i < local + remote; ++i) {
     Endpoint ep;

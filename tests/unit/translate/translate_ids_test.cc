@@ -44,7 +44,7 @@ TEST(TranslateIds, SurviveUnrelatedChanges) {
   auto first = run(s);
   // A new service, and the api backends change.
   s.services.push_back(makeSvc("shop", "aaa", {"198.18.100.3"}, {port("http", 80)}));
-  s.endpoint_slices[1].endpoints.pop_back();
+  s.endpoint_slices.mut()[1].endpoints.pop_back();
   auto second = run(s, first.ids);
   const std::string web = "shop/web/198.18.100.1/80/TCP";
   EXPECT_EQ(second.ids.svc.at(web), first.ids.svc.at(web));
@@ -88,7 +88,7 @@ TEST(TranslateIds, IdFreedInTheSameCallNotReusedWhileOthersAreFree) {
 TEST(TranslateIds, AddingABackendDoesNotRenumberOthers) {
   Snapshot s = twoServices();
   auto first = run(s);
-  s.endpoint_slices[0].endpoints.insert(s.endpoint_slices[0].endpoints.begin(),
+  s.endpoint_slices.mut()[0].endpoints.insert(s.endpoint_slices.mut()[0].endpoints.begin(),
                                         makeSlice("", "", "", {}, {{"198.18.0.1"}}).endpoints[0]);
   auto second = run(s, first.ids);
   for (const auto& [key, id] : byText(first.ids.backend)) {
@@ -127,7 +127,7 @@ TEST(TranslateIds, SlotsStayWhenABackendLeavesOrReturns) {
   auto first = run(s);
   const auto before = slots(first);
   ASSERT_EQ(before.size(), 4u);
-  s.endpoint_slices[0].endpoints[1].ready = false;  // 198.18.0.11, slot 1
+  s.endpoint_slices.mut()[0].endpoints[1].ready = false;  // 198.18.0.11, slot 1
   auto second = run(s, first.ids);
   const auto after = slots(second);
   ASSERT_EQ(after.size(), 3u);
@@ -135,7 +135,7 @@ TEST(TranslateIds, SlotsStayWhenABackendLeavesOrReturns) {
   EXPECT_EQ(after.at(1), before.at(3));  // the last slot's backend fills the hole
   EXPECT_EQ(after.at(2), before.at(2));
   // It comes back: it takes the free slot at the end, the others stay.
-  s.endpoint_slices[0].endpoints[1].ready = true;
+  s.endpoint_slices.mut()[0].endpoints[1].ready = true;
   auto third = run(s, second.ids);
   const auto back = slots(third);
   ASSERT_EQ(back.size(), 4u);
@@ -154,7 +154,7 @@ bool sameBytes(const M& a, const M& b) {
 
 TEST(TranslateDeterminism, SameInputSameOutputWhateverTheOrder) {
   Snapshot s = twoServices();
-  s.services[0].session_affinity = SessionAffinity::kClientIP;
+  s.services.mut()[0].session_affinity = SessionAffinity::kClientIP;
   s.namespaces = {makeNs("shop", enrolled())};
   s.pods = {makePod("shop", "web-0", kNode, {"198.18.0.10"}),
             makePod("shop", "web-1", kNode, {"198.18.0.12"})};
@@ -162,10 +162,10 @@ TEST(TranslateDeterminism, SameInputSameOutputWhateverTheOrder) {
   auto a = run(s, {}, cookies);
   auto b = run(s, {}, cookies);
   Snapshot r = s;
-  std::reverse(r.services.begin(), r.services.end());
-  std::reverse(r.endpoint_slices.begin(), r.endpoint_slices.end());
-  std::reverse(r.pods.begin(), r.pods.end());
-  for (auto& slice : r.endpoint_slices) {
+  std::reverse(r.services.mut().begin(), r.services.mut().end());
+  std::reverse(r.endpoint_slices.mut().begin(), r.endpoint_slices.mut().end());
+  std::reverse(r.pods.mut().begin(), r.pods.mut().end());
+  for (auto& slice : r.endpoint_slices.mut()) {
     std::reverse(slice.endpoints.begin(), slice.endpoints.end());
   }
   auto c = run(r, {}, cookies);

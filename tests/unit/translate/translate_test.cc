@@ -234,9 +234,9 @@ TEST_P(TranslateLbAlgo, FromServiceSpec) {
   const LbCase& c = GetParam();
   Snapshot s;
   s.services = {makeSvc("shop", "web", {"198.18.100.1"}, {port("http", 80)})};
-  s.services[0].session_affinity = c.affinity;
-  s.services[0].round_robin = c.round_robin;
-  s.services[0].prefer_close = c.prefer_close;
+  s.services.mut()[0].session_affinity = c.affinity;
+  s.services.mut()[0].round_robin = c.round_robin;
+  s.services.mut()[0].prefer_close = c.prefer_close;
   s.endpoint_slices = {makeSlice("shop", "web-x1", "web", {epPort("http", 8080)},
                                  {{"198.18.0.10"}, {"198.18.1.10", "node-b"}})};
   auto out = run(s);
@@ -275,7 +275,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(TranslateServices, MaglevServiceWithoutReadyBackendsHasNoTable) {
   Snapshot s;
   s.services = {makeSvc("shop", "web", {"198.18.100.1"}, {port("http", 80)})};
-  s.services[0].session_affinity = SessionAffinity::kClientIP;
+  s.services.mut()[0].session_affinity = SessionAffinity::kClientIP;
   auto out = run(s);
   auto v = findSvc(out.desired, svcKey("198.18.100.1", 80));
   ASSERT_TRUE(v);

@@ -106,7 +106,7 @@ TEST(TunnelTranslate, NodeIdsDoNotDependOnPodOrder) {
   s.pods = {makePod("shop", "a", "node-c", {"198.18.2.10"}),
             makePod("shop", "b", "node-b", {"198.18.1.10"})};
   Snapshot reversed = s;
-  std::reverse(reversed.pods.begin(), reversed.pods.end());
+  std::reverse(reversed.pods.mut().begin(), reversed.pods.mut().end());
   auto one = run(s);
   auto two = run(reversed);
   EXPECT_EQ(remoteNode(one.desired, "198.18.1.10"), remoteNode(two.desired, "198.18.1.10"));
