@@ -200,9 +200,9 @@ Json endpointsJson(const AgentView& v, const std::string& filter) {
                    {"ready", b->ready},
                    {"serving", b->serving},
                    {"terminating", b->terminating},
-                   {"node", b->node_name},
+                   {"node", v.desired->name(b->node)},
                    {"local", b->local},
-                   {"pod", b->pod},
+                   {"pod", v.desired->name(b->pod)},
                    {"backend_id", b->backend_id}});
   }
   return out;
@@ -275,7 +275,7 @@ Json connectionsJson(const AgentView& v, const std::vector<ConnEntry>& conns, ui
       peer = p->ns + "/" + p->name;
     } else if (v.desired && val.backend_id != MESHLET_NO_ID) {
       auto b = v.desired->backend_info.find(val.backend_id);
-      if (b != v.desired->backend_info.end()) peer = b->second.pod;
+      if (b != v.desired->backend_info.end()) peer = v.desired->name(b->second.pod);
     }
     const PodInfo* self = podById(v, val.pod_id);
     bool denied = val.flags & MESHLET_CONN_DENIED;

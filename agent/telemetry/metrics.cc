@@ -80,7 +80,7 @@ std::map<std::string, std::string> istioTcpLabels(const ConnEntry& conn, const C
     // A backend on another node: its pod is in the snapshot.
     auto b = info.backend_info.find(backend_id);
     if (b != info.backend_info.end()) {
-      if (const Pod* p = findPodByKey(snapshot, b->second.pod)) other = workloadOfPod(*p);
+      if (const Pod* p = findPodByKey(snapshot, info.name(b->second.pod))) other = workloadOfPod(*p);
     }
   }
   std::string svc_host = "unknown", svc_name = "unknown", svc_ns = "unknown";

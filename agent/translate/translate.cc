@@ -5,6 +5,7 @@
 #include <set>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -370,6 +371,12 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
   DesiredDatapath& d = out.desired;
   std::vector<std::pair<uint32_t, BackendInfo>> infos;
   infos.reserve(backend_keys.size());
+  std::unordered_map<std::string, uint32_t> name_index;
+  auto intern = [&](const std::string& name) {
+    auto [it, added] = name_index.emplace(name, static_cast<uint32_t>(d.names.size()));
+    if (added) d.names.push_back(name);
+    return it->second;
+  };
   std::vector<std::pair<meshlet_backend_key, meshlet_backend_value>> backends;
   std::vector<std::pair<uint32_t, uint32_t>> slot_of;  // backend_id -> slot
   for (const auto& [f, svc_id, candidates] : resolved) {
@@ -402,9 +409,9 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
       bi.ready = c.ep->ready;
       bi.serving = c.ep->serving;
       bi.terminating = c.ep->terminating;
-      bi.node_name = c.ep->node_name;
+      if (!c.ep->node_name.empty()) bi.node = intern(c.ep->node_name);
       bi.local = !in.node_name.empty() && c.ep->node_name == in.node_name;
-      if (!c.ep->target_pod.empty()) bi.pod = f->svc->meta.ns + "/" + c.ep->target_pod;
+      if (!c.ep->target_pod.empty()) bi.pod = intern(f->svc->meta.ns + "/" + c.ep->target_pod);
       if (bi.ready) (bi.local ? local_ready : remote_ready).push_back(infos.size());
       infos.emplace_back(bi.backend_id, std::move(bi));
     }
@@ -496,6 +503,11 @@ bool podEnrolled(const Snapshot& s, const Pod& pod) {
 std::string maglevBackendName(const IpAddr& addr, int port) {
   if (addr.isV4()) return addr.toString() + ":" + std::to_string(port);
   return "[" + addr.toString() + "]:" + std::to_string(port);
+}
+
+const std::string& DesiredDatapath::name(uint32_t index) const {
+  static const std::string kNone;
+  return index < names.size() ? names[index] : kNone;
 }
 
 std::string authzPolicyName(const DesiredDatapath& d, uint32_t index) {

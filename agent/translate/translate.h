@@ -67,6 +67,8 @@ struct ServiceInfo {  // one service port on one cluster IP family
   bool prefer_close = false;
 };
 
+// 44 bytes, one per endpoint of every service (100 000s): names are indexes into
+// DesiredDatapath::names, read with DesiredDatapath::name().
 struct BackendInfo {
   uint32_t backend_id = 0;
   uint32_t svc_id = 0;
@@ -77,8 +79,8 @@ struct BackendInfo {
   bool terminating = false;
   bool local = false;
   bool tunnel = false;  // an enrolled pod on another node: reached through HBONE
-  std::string node_name;
-  std::string pod;  // namespace/name of the target pod, when known
+  uint32_t node = MESHLET_NO_ID;  // the endpoint's nodeName
+  uint32_t pod = MESHLET_NO_ID;   // namespace/name of the target pod, when known
   uint32_t slot = MESHLET_NO_ID;  // slot in the backends map, MESHLET_NO_ID when not ready
 };
 
@@ -106,6 +108,10 @@ struct DesiredDatapath {
   std::map<uint32_t, PodInfo> pod_info;          // by pod_id
   std::map<IpAddr, RemotePodInfo> remote_pods;   // the pods behind remote_ips
   std::map<uint32_t, std::string> authz_policies;  // meshlet_authz_value.policy -> "ns/name"
+  std::vector<std::string> names;  // node and pod names of backend_info, each once
+
+  // names[index], "" for MESHLET_NO_ID.
+  const std::string& name(uint32_t index) const;
 };
 
 // A backend of one service port, as its id is assigned: (svc_id, address, port).

@@ -93,7 +93,7 @@ TEST(TranslateServices, ReadyOnlySlotsTerminatingExplained) {
   const BackendInfo* notready = findBackend(d, v->svc_id, "198.18.0.12", 8080);
   ASSERT_TRUE(ready && term && notready);
   EXPECT_EQ(ready->slot, 0u);
-  EXPECT_EQ(ready->pod, "shop/web-0");
+  EXPECT_EQ(d.name(ready->pod), "shop/web-0");
   EXPECT_TRUE(ready->local);
   EXPECT_EQ(d.backends.at({v->svc_id, 0}).backend_id, ready->backend_id);
   EXPECT_EQ(term->slot, MESHLET_NO_ID);
@@ -102,7 +102,7 @@ TEST(TranslateServices, ReadyOnlySlotsTerminatingExplained) {
   EXPECT_FALSE(term->ready);
   EXPECT_EQ(notready->slot, MESHLET_NO_ID);
   EXPECT_FALSE(notready->local);
-  EXPECT_EQ(notready->node_name, "node-b");
+  EXPECT_EQ(d.name(notready->node), "node-b");
 }
 
 TEST(TranslateServices, LocalBackendsFirstSortedByAddress) {
