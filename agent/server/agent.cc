@@ -1,7 +1,5 @@
 #include "agent/server/agent.h"
 
-#include <malloc.h>
-
 #include <sys/stat.h>
 #include <time.h>
 
@@ -254,7 +252,6 @@ void Agent::pollConfig() {
         recordError("configuration rejected, the last good state stays in force: " +
                     loaded.error().message());
         metrics_.configRejected();
-        returnFreedMemory();
         return;
       }
       file = std::make_shared<const Snapshot>(std::move(*loaded));
@@ -270,7 +267,6 @@ void Agent::pollConfig() {
     }
     file_good_ = std::move(file);
     status_.config_ok = true;
-    returnFreedMemory();
     logInfo("configuration generation " + std::to_string(status_.generation) +
             " applied: " + std::to_string(desired_->service_info.size()) + " service ports, " +
             std::to_string(desired_->pod_info.size()) + " enrolled pods, in " +
@@ -287,12 +283,6 @@ void Agent::pollConfig() {
       }
     }
   }
-}
-
-void Agent::returnFreedMemory() {
-  // A new configuration frees the previous one's snapshot, tables and parse buffers: hand the
-  // pages back, or the heap keeps the high-water mark of every reload as resident memory.
-  malloc_trim(0);
 }
 
 void Agent::publish() {

@@ -59,7 +59,6 @@ class Agent {
   void updateProxy();
   void reconcileInboundCapture(const proxy::ProxyConfig& cfg);
   void publish();
-  void returnFreedMemory();
   void recordError(const std::string& message);
   AdminResponse handle(const AdminRequest& req);
 
