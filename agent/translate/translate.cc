@@ -394,8 +394,8 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
     si.prefer_close = f->svc->prefer_close;
     d.service_info.emplace(svc_id, std::move(si));
 
-    // Every endpoint is explained; ready ones get slots, local first, each group in
-    // (addr, port) order (candidates are already sorted). Positions in `infos`.
+    // Every endpoint is explained; the ready ones, local and remote apart, in (addr, port)
+    // order (candidates are already sorted), get slots below. Positions in `infos`.
     std::vector<size_t> local_ready;
     std::vector<size_t> remote_ready;
     for (const Candidate& c : candidates) {
