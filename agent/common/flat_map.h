@@ -10,6 +10,7 @@
 #include <functional>
 #include <initializer_list>
 #include <stdexcept>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -58,8 +59,6 @@ class FlatMap {
   size_t size() const { return v_.size(); }
   bool empty() const { return v_.empty(); }
   void clear() { v_.clear(); }
-  void reserve(size_t n) { v_.reserve(n); }
-  void shrink_to_fit() { v_.shrink_to_fit(); }
 
   const_iterator find(const K& k) const {
     auto it = lower(k);
@@ -109,7 +108,6 @@ class FlatMap {
                       });
   }
 
-  const container_type& entries() const { return v_; }
   Less key_comp() const { return Less(); }
 
  private:
@@ -125,5 +123,17 @@ class FlatMap {
 
   container_type v_;
 };
+
+// A std::map or a FlatMap from a vector of (key, value) pairs in any order; of equal keys the
+// first stays. A FlatMap takes the vector over.
+template <typename Map, typename Pairs>
+Map mapFromPairs(Pairs pairs) {
+  if constexpr (requires { typename Map::container_type; }) {
+    static_assert(std::is_same_v<Pairs, typename Map::container_type>);
+    return Map(std::move(pairs));
+  } else {
+    return Map(std::make_move_iterator(pairs.begin()), std::make_move_iterator(pairs.end()));
+  }
+}
 
 }  // namespace meshlet

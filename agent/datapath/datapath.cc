@@ -139,11 +139,7 @@ void readAll(int fd, Map& out) {
     prev = &key;
   }
   // Sorted once (a flat map filled key by key in hash order would move its entries each time).
-  if constexpr (requires { typename Map::container_type; }) {
-    out = Map(typename Map::container_type(entries.begin(), entries.end()));
-  } else {
-    out = Map(entries.begin(), entries.end());
-  }
+  out = mapFromPairs<Map>(std::move(entries));
 }
 
 int libbpfLog(enum libbpf_print_level level, const char* fmt, va_list args) {

@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "agent/common/flat_map.h"
+
 namespace meshlet {
 
 // How new ids are chosen for keys that had none in the previous table.
@@ -98,11 +100,7 @@ Table assignIds(const std::vector<Key>& wanted, const Table& previous, const IdP
   for (size_t k = 0; k < keys.size(); ++k) {
     if (has[k]) out.emplace_back(std::move(keys[k]), ids[k]);
   }
-  if constexpr (requires { typename Table::container_type; }) {
-    return Table(typename Table::container_type(std::move(out)));
-  } else {
-    return Table(out.begin(), out.end());
-  }
+  return mapFromPairs<Table>(std::move(out));
 }
 
 }  // namespace meshlet
