@@ -64,6 +64,8 @@ class DocumentLines {
     }
   }
 
+  int linesFed() const { return line_; }
+
   // The document holding `line` (0-based), at least 1. A line not yet fed in full counts as
   // far as it was.
   int documentAt(int line) const {
@@ -341,6 +343,21 @@ Error tooLarge(const std::string& path) {
                EFBIG);
 }
 
+// The document holding `line` of a file (only for an error message: the file is read again
+// up to that line, so parsing never pays for counting lines).
+int documentAtLineOfFile(const std::string& path, int line) {
+  DocumentLines lines;
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return lines.documentAt(line);
+  char buf[65536];
+  ssize_t n;
+  while (lines.linesFed() <= line && (n = read(fd, buf, sizeof(buf))) > 0) {
+    lines.feed(std::string_view(buf, static_cast<size_t>(n)));
+  }
+  close(fd);
+  return lines.documentAt(line);
+}
+
 // parseYaml for a file, read in pieces as it is parsed: the whole text is never in memory.
 Status parseFile(const std::string& path, Snapshot& out) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -353,7 +370,6 @@ Status parseFile(const std::string& path, Snapshot& out) {
   if (fstat(fd, &st) != 0) return Error::fromErrno(path + ": cannot stat", errno);
   if (st.st_size > kMaxFileBytes) return tooLarge(path);
 
-  DocumentLines lines;
   std::optional<Error> read_error;
   off_t total = 0;
   YamlStream stream([&](char* buf, size_t size) -> long {
@@ -369,12 +385,11 @@ Status parseFile(const std::string& path, Snapshot& out) {
         read_error = tooLarge(path);
         return -1;
       }
-      lines.feed(std::string_view(buf, static_cast<size_t>(n)));
       return n;
     }
   });
   Status s = parseStream(
-      stream, path, [&lines](int line) { return lines.documentAt(line); }, out);
+      stream, path, [&path](int line) { return documentAtLineOfFile(path, line); }, out);
   // A failed read is what made the parser fail ("input error"): say what it was.
   if (!s.ok() && read_error) return *read_error;
   return s;
