@@ -228,7 +228,7 @@ Result<std::unique_ptr<Datapath>> Datapath::open(const DatapathOptions& opts) {
     return Error::fromErrno("cannot load the BPF programs (see the libbpf messages above)", err);
   }
   if (auto st = dp->attach(opts); !st) return st.error();
-  if (auto st = dp->loadApplied(); !st) return st.error();
+  dp->applied_ = std::make_shared<const DesiredDatapath>(dp->readMaps());
   return dp;
 }
 
@@ -315,19 +315,22 @@ Status Datapath::attach(const DatapathOptions& opts) {
   return Status::Ok();
 }
 
-Status Datapath::loadApplied() {
-  readAll(bpf_map__fd(skel_->maps.meshlet_svc_v1), applied_.services);
-  readAll(bpf_map__fd(skel_->maps.meshlet_backends_v1), applied_.backends);
-  readAll(bpf_map__fd(skel_->maps.meshlet_maglev_v1), applied_.maglev);
-  readAll(bpf_map__fd(skel_->maps.meshlet_pods_v1), applied_.pods);
-  readAll(bpf_map__fd(skel_->maps.meshlet_local_ips_v1), applied_.local_ips);
-  readAll(bpf_map__fd(skel_->maps.meshlet_remote_ips_v1), applied_.remote_ips);
-  readAll(bpf_map__fd(skel_->maps.meshlet_authz_v1), applied_.authz);
-  for (auto& [k, v] : applied_.authz) v.denied = 0;  // the mirror holds verdicts, not counts
-  return Status::Ok();
+DesiredDatapath Datapath::readMaps() const {
+  DesiredDatapath m;
+  readAll(bpf_map__fd(skel_->maps.meshlet_svc_v1), m.services);
+  readAll(bpf_map__fd(skel_->maps.meshlet_backends_v1), m.backends);
+  readAll(bpf_map__fd(skel_->maps.meshlet_maglev_v1), m.maglev);
+  readAll(bpf_map__fd(skel_->maps.meshlet_pods_v1), m.pods);
+  readAll(bpf_map__fd(skel_->maps.meshlet_local_ips_v1), m.local_ips);
+  readAll(bpf_map__fd(skel_->maps.meshlet_remote_ips_v1), m.remote_ips);
+  readAll(bpf_map__fd(skel_->maps.meshlet_authz_v1), m.authz);
+  for (auto& [k, v] : m.authz) v.denied = 0;  // the mirror holds verdicts, not counts
+  return m;
 }
 
-Status Datapath::apply(const DesiredDatapath& d) {
+Status Datapath::apply(std::shared_ptr<const DesiredDatapath> desired) {
+  const DesiredDatapath& d = *desired;
+  const DesiredDatapath& have = *applied_;
   struct Fit {
     const char* name;
     size_t want;
@@ -364,55 +367,46 @@ Status Datapath::apply(const DesiredDatapath& d) {
   // 1. Backends and affinity tables first: a service never counts a slot not yet written.
   // 2. Then services, pods and pod IPs. 3. Then stale entries, services before their slots.
   failed_map_.clear();
-  Status st = upsert(be, "meshlet_backends_v1", d.backends, applied_.backends, failed_map_);
-  if (st) st = upsert(mg, "meshlet_maglev_v1", d.maglev, applied_.maglev, failed_map_);
-  if (st) st = upsert(svc, "meshlet_svc_v1", d.services, applied_.services, failed_map_);
+  Status st = upsert(be, "meshlet_backends_v1", d.backends, have.backends, failed_map_);
+  if (st) st = upsert(mg, "meshlet_maglev_v1", d.maglev, have.maglev, failed_map_);
+  if (st) st = upsert(svc, "meshlet_svc_v1", d.services, have.services, failed_map_);
   // Verdicts before the pods and IPs that use them: a governed pod never lacks its table.
-  if (st) st = upsert(az, "meshlet_authz_v1", d.authz, applied_.authz, failed_map_);
-  if (st) st = upsert(pods, "meshlet_pods_v1", d.pods, applied_.pods, failed_map_);
-  if (st) st = upsert(ips, "meshlet_local_ips_v1", d.local_ips, applied_.local_ips, failed_map_);
+  if (st) st = upsert(az, "meshlet_authz_v1", d.authz, have.authz, failed_map_);
+  if (st) st = upsert(pods, "meshlet_pods_v1", d.pods, have.pods, failed_map_);
+  if (st) st = upsert(ips, "meshlet_local_ips_v1", d.local_ips, have.local_ips, failed_map_);
   if (st) {
-    st = upsert(rips, "meshlet_remote_ips_v1", d.remote_ips, applied_.remote_ips, failed_map_);
+    st = upsert(rips, "meshlet_remote_ips_v1", d.remote_ips, have.remote_ips, failed_map_);
   }
   if (!st) {
     ++map_update_errors_;
-    // Roll back to what was in force: read what the maps hold now and restore the mirror.
-    DesiredDatapath previous = std::move(applied_);
-    applied_ = DesiredDatapath{};
-    loadApplied();
+    // Roll back to what was in force (the mirror stays): diff it against what the maps hold now.
+    const DesiredDatapath& previous = have;
+    const DesiredDatapath now = readMaps();
     std::string ignored;
-    upsert(be, "meshlet_backends_v1", previous.backends, applied_.backends, ignored);
-    upsert(mg, "meshlet_maglev_v1", previous.maglev, applied_.maglev, ignored);
-    upsert(svc, "meshlet_svc_v1", previous.services, applied_.services, ignored);
-    upsert(az, "meshlet_authz_v1", previous.authz, applied_.authz, ignored);
-    upsert(pods, "meshlet_pods_v1", previous.pods, applied_.pods, ignored);
-    upsert(ips, "meshlet_local_ips_v1", previous.local_ips, applied_.local_ips, ignored);
-    upsert(rips, "meshlet_remote_ips_v1", previous.remote_ips, applied_.remote_ips, ignored);
-    removeStale(svc, previous.services, applied_.services);
-    removeStale(pods, previous.pods, applied_.pods);
-    removeStale(ips, previous.local_ips, applied_.local_ips);
-    removeStale(rips, previous.remote_ips, applied_.remote_ips);
-    removeStale(az, previous.authz, applied_.authz);
-    removeStale(mg, previous.maglev, applied_.maglev);
-    removeStale(be, previous.backends, applied_.backends);
-    applied_ = std::move(previous);
+    upsert(be, "meshlet_backends_v1", previous.backends, now.backends, ignored);
+    upsert(mg, "meshlet_maglev_v1", previous.maglev, now.maglev, ignored);
+    upsert(svc, "meshlet_svc_v1", previous.services, now.services, ignored);
+    upsert(az, "meshlet_authz_v1", previous.authz, now.authz, ignored);
+    upsert(pods, "meshlet_pods_v1", previous.pods, now.pods, ignored);
+    upsert(ips, "meshlet_local_ips_v1", previous.local_ips, now.local_ips, ignored);
+    upsert(rips, "meshlet_remote_ips_v1", previous.remote_ips, now.remote_ips, ignored);
+    removeStale(svc, previous.services, now.services);
+    removeStale(pods, previous.pods, now.pods);
+    removeStale(ips, previous.local_ips, now.local_ips);
+    removeStale(rips, previous.remote_ips, now.remote_ips);
+    removeStale(az, previous.authz, now.authz);
+    removeStale(mg, previous.maglev, now.maglev);
+    removeStale(be, previous.backends, now.backends);
     return Error(st.error().message() + "; the previous state was restored", st.error().code());
   }
-  removeStale(svc, d.services, applied_.services);
-  removeStale(pods, d.pods, applied_.pods);
-  removeStale(ips, d.local_ips, applied_.local_ips);
-  removeStale(rips, d.remote_ips, applied_.remote_ips);
-  removeStale(az, d.authz, applied_.authz);
-  removeStale(mg, d.maglev, applied_.maglev);
-  removeStale(be, d.backends, applied_.backends);
-
-  applied_.services = d.services;
-  applied_.backends = d.backends;
-  applied_.maglev = d.maglev;
-  applied_.pods = d.pods;
-  applied_.local_ips = d.local_ips;
-  applied_.remote_ips = d.remote_ips;
-  applied_.authz = d.authz;
+  removeStale(svc, d.services, have.services);
+  removeStale(pods, d.pods, have.pods);
+  removeStale(ips, d.local_ips, have.local_ips);
+  removeStale(rips, d.remote_ips, have.remote_ips);
+  removeStale(az, d.authz, have.authz);
+  removeStale(mg, d.maglev, have.maglev);
+  removeStale(be, d.backends, have.backends);
+  applied_ = std::move(desired);
   return Status::Ok();
 }
 
@@ -577,19 +571,19 @@ std::vector<MapUsage> Datapath::mapUsage() const {
     u.capacity = bpf_map__max_entries(m);
     // The agent's mirror knows the config maps; the kernel-written ones were counted last.
     if (m == skel_->maps.meshlet_svc_v1) {
-      u.entries = applied_.services.size();
+      u.entries = applied_->services.size();
     } else if (m == skel_->maps.meshlet_backends_v1) {
-      u.entries = applied_.backends.size();
+      u.entries = applied_->backends.size();
     } else if (m == skel_->maps.meshlet_maglev_v1) {
-      u.entries = applied_.maglev.size();
+      u.entries = applied_->maglev.size();
     } else if (m == skel_->maps.meshlet_pods_v1) {
-      u.entries = applied_.pods.size();
+      u.entries = applied_->pods.size();
     } else if (m == skel_->maps.meshlet_local_ips_v1) {
-      u.entries = applied_.local_ips.size();
+      u.entries = applied_->local_ips.size();
     } else if (m == skel_->maps.meshlet_remote_ips_v1) {
-      u.entries = applied_.remote_ips.size();
+      u.entries = applied_->remote_ips.size();
     } else if (m == skel_->maps.meshlet_authz_v1) {
-      u.entries = applied_.authz.size();
+      u.entries = applied_->authz.size();
     } else {
       auto it = kernel_counts_.find(u.name);
       u.entries = it == kernel_counts_.end() ? 0 : it->second;

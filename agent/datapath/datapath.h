@@ -69,8 +69,13 @@ class Datapath {
 
   // Makes the maps hold exactly `desired`: writes new and changed entries, then deletes stale
   // ones, in an order under which a concurrent connect() always finds a consistent service.
-  // Checks capacities first: a desired state that does not fit is refused whole.
-  Status apply(const DesiredDatapath& desired);
+  // Checks capacities first: a desired state that does not fit is refused whole. On success
+  // the datapath keeps `desired` as its mirror of the maps (shared, not copied).
+  Status apply(std::shared_ptr<const DesiredDatapath> desired);
+  // The same for a state the caller does not keep (tests): applies a copy.
+  Status apply(const DesiredDatapath& desired) {
+    return apply(std::make_shared<const DesiredDatapath>(desired));
+  }
 
   // Live and closed connections. Closed entries should be collected with eraseConn.
   Result<std::vector<ConnEntry>> readConns() const;
@@ -99,7 +104,7 @@ class Datapath {
 
   bool adopted() const { return adopted_; }
   // What the agent last wrote (or, right after open, what the maps held).
-  const DesiredDatapath& applied() const { return applied_; }
+  const DesiredDatapath& applied() const { return *applied_; }
   uint64_t mapUpdateErrors() const { return map_update_errors_; }
   // The map the last failed apply() was about ("" when none failed).
   const std::string& lastFailedMap() const { return failed_map_; }
@@ -107,7 +112,8 @@ class Datapath {
  private:
   Datapath() = default;
   Status attach(const DatapathOptions& opts);
-  Status loadApplied();
+  // What the maps hold now, read back from the kernel.
+  DesiredDatapath readMaps() const;
 
   struct ::meshlet_bpf* skel_ = nullptr;
   std::vector<::bpf_link*> links_;
@@ -117,7 +123,8 @@ class Datapath {
   uint64_t map_update_errors_ = 0;
   std::string failed_map_;
   std::map<std::string, uint64_t> kernel_counts_;  // by map name, see refreshKernelCounts()
-  DesiredDatapath applied_;  // mirror of what the maps hold
+  // Mirror of what the maps hold: the last applied desired state, or what open() read.
+  std::shared_ptr<const DesiredDatapath> applied_ = std::make_shared<const DesiredDatapath>();
 };
 
 // The origin of a tunnel-path connection the outbound listener accepted: the pod's netns

@@ -198,16 +198,17 @@ Status Agent::applySnapshot(SnapshotPtr snap, bool seed_ids) {
   in.netns_cookies = cookies_;
   TranslateOutput out = translate(in, ids_);
   if (seed_ids && dp_->adopted()) {
-    DesiredDatapath kernel = dp_->applied();
+    const DesiredDatapath& kernel = dp_->applied();
     ids_ = seedIds(out.desired, kernel);
     out = translate(in, ids_);
   }
-  if (auto st = dp_->apply(out.desired); !st) {
+  auto desired = std::make_shared<const DesiredDatapath>(std::move(out.desired));
+  if (auto st = dp_->apply(desired); !st) {
     metrics_.mapUpdateError(dp_->lastFailedMap().empty() ? "unknown" : dp_->lastFailedMap());
     return st;
   }
   ids_ = std::move(out.ids);
-  desired_ = std::make_shared<const DesiredDatapath>(std::move(out.desired));
+  desired_ = std::move(desired);
   good_ = std::move(snap);
   double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

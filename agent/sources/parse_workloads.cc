@@ -51,7 +51,7 @@ Status parseEndpoint(const Reader& r, const Field& e, IpFamily family, Endpoint&
       return r.error(a, quote(a.scalar()) + " is an " + familyName(ip.family) +
                             " address but addressType is " + familyName(family));
     }
-    out.addresses.push_back(ip);
+    if (i == 0) out.address = ip;
   }
 
   // Kubernetes: ready absent means ready; serving absent means the same as ready; terminating
@@ -65,7 +65,9 @@ Status parseEndpoint(const Reader& r, const Field& e, IpFamily family, Endpoint&
   out.terminating = false;
   MESHLET_SOURCES_TRY(r.boolean(conditions.child("terminating"), out.terminating));
 
-  MESHLET_SOURCES_TRY(r.string(e.child("nodeName"), out.node_name, false));
+  std::string node;
+  MESHLET_SOURCES_TRY(r.string(e.child("nodeName"), node, false));
+  out.node_name = node;
   Field target = e.child("targetRef");
   MESHLET_SOURCES_TRY(r.expectMap(target, false));
   std::string kind;

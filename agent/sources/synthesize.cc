@@ -98,7 +98,7 @@ void buildSlices(const Service& svc, IpFamily family, const std::vector<const Po
       ports.push_back(EndpointPort{sp.name, sp.protocol, number});
     }
     Endpoint e;
-    e.addresses.push_back(*ip);
+    e.address = *ip;
     // Ready: the pod's Ready condition, for a pod that is running (or whose phase is unknown to
     // a hand-written file). Terminal pods were left out by the caller.
     e.ready = pod->ready && (pod->phase == "Running" || pod->phase.empty());

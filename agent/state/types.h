@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "agent/common/ip.h"
+#include "agent/common/name.h"
 #include "agent/state/istio.h"
 #include "agent/state/meta.h"
 #include "agent/state/shared_list.h"
@@ -54,13 +55,16 @@ struct EndpointPort {
   int port = 0;
 };
 
+// 40 bytes: a Service can have 100 000s of endpoints.
 struct Endpoint {
-  std::vector<IpAddr> addresses;
+  // addresses[0]. Kubernetes gives the addresses after the first no meaning ("clients may
+  // choose to only use the first element", kube-proxy does); they are validated, not kept.
+  IpAddr address;
   bool ready = true;        // conditions.ready (absent = true, as Kubernetes says)
   bool serving = true;      // conditions.serving
   bool terminating = false; // conditions.terminating
-  std::string node_name;
-  std::string target_pod;   // targetRef.name when kind Pod
+  Name node_name;
+  Name target_pod;  // targetRef.name when kind Pod
 };
 
 struct EndpointSlice {

@@ -299,9 +299,7 @@ std::vector<Candidate> collectCandidates(const Frontend& f, const SliceIndex& sl
     }
     if (backend_port <= 0 || backend_port > 65535) continue;
     for (const Endpoint& ep : slice->endpoints) {
-      for (const IpAddr& addr : ep.addresses) {
-        if (addr.family == f.ip.family) all.push_back(Candidate{addr, backend_port, &ep});
-      }
+      if (ep.address.family == f.ip.family) all.push_back(Candidate{ep.address, backend_port, &ep});
     }
   }
   // Deterministic order (also the order new backend ids are handed out in); of copies of one
@@ -411,7 +409,9 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
       bi.terminating = c.ep->terminating;
       if (!c.ep->node_name.empty()) bi.node = intern(c.ep->node_name);
       bi.local = !in.node_name.empty() && c.ep->node_name == in.node_name;
-      if (!c.ep->target_pod.empty()) bi.pod = intern(f->svc->meta.ns + "/" + c.ep->target_pod);
+      if (!c.ep->target_pod.empty()) {
+        bi.pod = intern(f->svc->meta.ns + "/" + c.ep->target_pod.str());
+      }
       if (bi.ready) (bi.local ? local_ready : remote_ready).push_back(infos.size());
       infos.emplace_back(bi.backend_id, std::move(bi));
     }

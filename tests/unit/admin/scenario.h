@@ -68,7 +68,7 @@ inline EndpointSlice slice(const std::string& ns, const std::string& name, const
   s.ports.push_back({port_name, Protocol::kTCP, port});
   for (const Ep& e : eps) {
     Endpoint ep;
-    ep.addresses.push_back(ip(e.addr));
+    ep.address = ip(e.addr);
     ep.node_name = e.node;
     ep.ready = e.ready;
     ep.serving = e.ready || e.terminating;

@@ -216,6 +216,9 @@ const std::vector<BadInput> kCases = {
     {"SliceBadAddress",
      slice("endpoints: [{addresses: [198.19.1.256]}]"),
      {"endpoints[0].addresses[0]: \"198.19.1.256\" is not a valid IP address"}},
+    {"SliceBadSecondAddress",  // only the first is kept, every one is checked
+     slice("endpoints: [{addresses: [198.19.1.1, 198.19.1.256]}]"),
+     {"endpoints[0].addresses[1]: \"198.19.1.256\" is not a valid IP address"}},
     {"SliceNoAddresses",
      slice("endpoints: [{addresses: []}]"),
      {"endpoints[0].addresses: must have at least one address"}},

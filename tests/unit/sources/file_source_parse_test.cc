@@ -212,6 +212,7 @@ items:
       name: web-7d9f8-fghij
   - addresses:
     - 198.19.2.12
+    - 198.19.2.99
     conditions:
       ready: false
   - addresses:
@@ -287,7 +288,7 @@ TEST(YamlParse, KubectlEndpointSliceList) {
   EXPECT_EQ(e.ports[0].port, 8080);
   EXPECT_EQ(e.ports[1].protocol, Protocol::kUDP);
   ASSERT_EQ(e.endpoints.size(), 4u);
-  EXPECT_EQ(e.endpoints[0].addresses, std::vector<IpAddr>{ip("198.19.1.10")});
+  EXPECT_EQ(e.endpoints[0].address, ip("198.19.1.10"));
   EXPECT_TRUE(e.endpoints[0].ready);
   EXPECT_TRUE(e.endpoints[0].serving);
   EXPECT_FALSE(e.endpoints[0].terminating);
@@ -298,6 +299,8 @@ TEST(YamlParse, KubectlEndpointSliceList) {
   EXPECT_TRUE(e.endpoints[1].terminating);
   // serving absent = ready; terminating absent = false.
   EXPECT_FALSE(e.endpoints[2].ready);
+  // The first of several addresses is the endpoint's (Kubernetes defines no others).
+  EXPECT_EQ(e.endpoints[2].address, ip("198.19.2.12"));
   EXPECT_FALSE(e.endpoints[2].serving);
   EXPECT_FALSE(e.endpoints[2].terminating);
   // no conditions at all = ready and serving; a non-Pod targetRef is no target pod.
@@ -305,7 +308,7 @@ TEST(YamlParse, KubectlEndpointSliceList) {
   EXPECT_TRUE(e.endpoints[3].serving);
   EXPECT_EQ(e.endpoints[3].target_pod, "");
   EXPECT_EQ(s.endpoint_slices[1].address_type, IpFamily::kV6);
-  EXPECT_EQ(s.endpoint_slices[1].endpoints[0].addresses[0], ip("2001:db8:1::10"));
+  EXPECT_EQ(s.endpoint_slices[1].endpoints[0].address, ip("2001:db8:1::10"));
   EXPECT_EQ(s.endpoint_slices[1].meta.origin.document, 1);
 }
 

@@ -204,7 +204,7 @@ TEST_F(KubeSourceTest, WatchEventsAddModifyDeleteAndBookmarks) {
                                                 {{"198.18.0.3", "web-2"}}));
   auto s = waitSnapshot([](const Snapshot& s) { return endpointCount(s) == 1; });
   ASSERT_NE(s, nullptr);
-  EXPECT_EQ(s->endpoint_slices[0].endpoints[0].addresses[0].toString(), "198.18.0.3");
+  EXPECT_EQ(s->endpoint_slices[0].endpoints[0].address.toString(), "198.18.0.3");
   // ADDED.
   server_->put(kSvc, testing::realService("shop", "api", "198.19.0.11", 80, 8080, "api"));
   ASSERT_NE(waitSnapshot([](const Snapshot& s) { return s.services.size() == 2; }), nullptr);

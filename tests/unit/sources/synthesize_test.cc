@@ -79,7 +79,7 @@ TEST(SynthesizeEndpointSlices, ReadyNotReadyAndNamedTargetPort) {
   EXPECT_EQ(e.ports[1].port, 9001);
   ASSERT_EQ(e.endpoints.size(), 4u);
   EXPECT_EQ(e.endpoints[0].target_pod, "web-1");
-  EXPECT_EQ(e.endpoints[0].addresses, std::vector<IpAddr>{ip("198.19.1.1")});
+  EXPECT_EQ(e.endpoints[0].address, ip("198.19.1.1"));
   EXPECT_EQ(e.endpoints[0].node_name, "node-a");
   EXPECT_TRUE(e.endpoints[0].ready);
   EXPECT_TRUE(e.endpoints[0].serving);
@@ -154,11 +154,11 @@ spec:
   ASSERT_TRUE(v4 && v6);
   EXPECT_EQ(v4->address_type, IpFamily::kV4);
   ASSERT_EQ(v4->endpoints.size(), 1u);
-  EXPECT_EQ(v4->endpoints[0].addresses[0], ip("198.19.1.1"));
+  EXPECT_EQ(v4->endpoints[0].address, ip("198.19.1.1"));
   EXPECT_EQ(v6->address_type, IpFamily::kV6);
   ASSERT_EQ(v6->endpoints.size(), 2u);
-  EXPECT_EQ(v6->endpoints[0].addresses[0], ip("2001:db8:1::1"));
-  EXPECT_EQ(v6->endpoints[1].addresses[0], ip("2001:db8:1::2"));
+  EXPECT_EQ(v6->endpoints[0].address, ip("2001:db8:1::1"));
+  EXPECT_EQ(v6->endpoints[1].address, ip("2001:db8:1::2"));
   EXPECT_FALSE(v6->endpoints[1].ready);
   ASSERT_EQ(v6->ports.size(), 1u);
   EXPECT_EQ(v6->ports[0].name, "");

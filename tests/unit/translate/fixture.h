@@ -84,7 +84,7 @@ inline EndpointSlice makeSlice(const std::string& ns, const std::string& name,
   s.ports = std::move(ports);
   for (const Ep& e : eps) {
     Endpoint ep;
-    ep.addresses.push_back(ip(e.addr));
+    ep.address = ip(e.addr);
     ep.node_name = e.node;
     ep.ready = e.ready;
     ep.serving = e.serving;

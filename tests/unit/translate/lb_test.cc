@@ -87,7 +87,7 @@ Snapshot lbService(int local, int remote, SessionAffinity affinity = SessionAffi
   EndpointSlice slice = makeSlice("shop", "web-x1", "web", {epPort("http", 8080)}, {});
   for (int i = 0; i < local + remote; ++i) {
     Endpoint ep;
-    ep.addresses = {ip(("198.18.1." + std::to_string(10 + i)).c_str())};
+    ep.address = ip(("198.18.1." + std::to_string(10 + i)).c_str());
     ep.node_name = i < local ? "node-a" : "node-b";
     slice.endpoints.push_back(ep);
   }
