@@ -83,6 +83,8 @@ Json statusJson(const AgentView& v, int64_t now_unix) {
            {"last_error", s.last_error},
            {"last_error_time", s.last_error_time},
            {"last_sync_ms", s.last_sync_ms},
+           {"last_sync_translate_ms", s.last_sync_translate_ms},
+           {"last_sync_maps_ms", s.last_sync_maps_ms},
            {"uptime_s", now_unix - s.started_unix},
            {"cgroup", s.cgroup},
            {"bpffs", s.bpffs},

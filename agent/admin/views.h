@@ -26,7 +26,9 @@ struct AgentStatusInfo {
   bool config_ok = false;
   std::string last_error;
   std::string last_error_time;
-  double last_sync_ms = 0;
+  double last_sync_ms = 0;            // the whole sync, of which:
+  double last_sync_translate_ms = 0;  // snapshot -> desired maps
+  double last_sync_maps_ms = 0;       // writing the maps
   bool adopted = false;
   int metrics_port = 0;
   int64_t started_unix = 0;

@@ -203,16 +203,22 @@ Status Agent::applySnapshot(SnapshotPtr snap, bool seed_ids) {
     out = translate(in, ids_);
   }
   auto desired = std::make_shared<const DesiredDatapath>(std::move(out.desired));
+  auto t1 = std::chrono::steady_clock::now();
   if (auto st = dp_->apply(desired); !st) {
     metrics_.mapUpdateError(dp_->lastFailedMap().empty() ? "unknown" : dp_->lastFailedMap());
     return st;
   }
   ids_ = std::move(out.ids);
   desired_ = std::move(desired);
+  auto t2 = std::chrono::steady_clock::now();
   good_ = std::move(snap);
-  double ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  auto msBetween = [](auto a, auto b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+  };
+  double ms = msBetween(t0, std::chrono::steady_clock::now());
   status_.last_sync_ms = ms;
+  status_.last_sync_translate_ms = msBetween(t0, t1);
+  status_.last_sync_maps_ms = msBetween(t1, t2);
   status_.generation++;
   if (health_) health_->setReady();
   metrics_.setConfig(status_.generation, true, ms / 1000.0);
@@ -271,7 +277,9 @@ void Agent::pollConfig() {
     logInfo("configuration generation " + std::to_string(status_.generation) +
             " applied: " + std::to_string(desired_->service_info.size()) + " service ports, " +
             std::to_string(desired_->pod_info.size()) + " enrolled pods, in " +
-            std::to_string(status_.last_sync_ms) + " ms");
+            std::to_string(status_.last_sync_ms) + " ms (translation " +
+            std::to_string(status_.last_sync_translate_ms) + " ms, maps " +
+            std::to_string(status_.last_sync_maps_ms) + " ms)");
     return;
   }
   // Same files: pods whose netns appeared, vanished or was recreated need a new cookie.

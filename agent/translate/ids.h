@@ -29,11 +29,19 @@ struct IdPolicy {
 // when the key had one within [first, limit), otherwise a new one per `policy`, handed out in the
 // order of `wanted`. Keys of `previous` that are not wanted are dropped. Pure.
 // Table maps Key to uint32_t in Key's operator< order: std::map or FlatMap.
+// Wanted keys already sorted and unique (the translator's backends) cost no copy and no search.
 template <typename Key, typename Table>
 Table assignIds(const std::vector<Key>& wanted, const Table& previous, const IdPolicy& policy) {
-  std::vector<Key> keys = wanted;
-  std::sort(keys.begin(), keys.end());
-  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  const bool sorted_unique =
+      std::adjacent_find(wanted.begin(), wanted.end(),
+                         [](const Key& a, const Key& b) { return !(a < b); }) == wanted.end();
+  std::vector<Key> copy;
+  if (!sorted_unique) {
+    copy = wanted;
+    std::sort(copy.begin(), copy.end());
+    copy.erase(std::unique(copy.begin(), copy.end()), copy.end());
+  }
+  const std::vector<Key>& keys = sorted_unique ? wanted : copy;
   std::vector<uint32_t> ids(keys.size());
   std::vector<uint8_t> has(keys.size(), 0);
   size_t assigned = 0;
@@ -72,7 +80,8 @@ Table assignIds(const std::vector<Key>& wanted, const Table& previous, const IdP
   size_t fresh = 0;  // kLowestFree: cursor over never-held ids
   size_t freed = 0;  // kLowestFree: cursor over ids freed in this call
   for (size_t w = 0; w < wanted.size() && assigned < keys.size(); ++w) {
-    size_t at = std::lower_bound(keys.begin(), keys.end(), wanted[w]) - keys.begin();
+    size_t at =
+        sorted_unique ? w : std::lower_bound(keys.begin(), keys.end(), wanted[w]) - keys.begin();
     if (has[at]) continue;
     uint32_t id;
     if (lowest_free) {
@@ -98,7 +107,7 @@ Table assignIds(const std::vector<Key>& wanted, const Table& previous, const IdP
   std::vector<std::pair<Key, uint32_t>> out;
   out.reserve(assigned);
   for (size_t k = 0; k < keys.size(); ++k) {
-    if (has[k]) out.emplace_back(std::move(keys[k]), ids[k]);
+    if (has[k]) out.emplace_back(sorted_unique ? keys[k] : std::move(copy[k]), ids[k]);
   }
   return mapFromPairs<Table>(std::move(out));
 }

@@ -353,18 +353,27 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
   };
   std::vector<Resolved> resolved;
   const SliceIndex slices = indexSlices(s);
-  std::vector<BackendIdKey> backend_keys;
   for (const Frontend& f : frontends) {
     auto id_it = out.ids.svc.find(f.id_key);
     if (id_it == out.ids.svc.end()) continue;  // service ids exhausted
-    auto candidates = collectCandidates(f, slices);
-    for (const Candidate& c : candidates) {
-      backend_keys.push_back(backendIdKey(id_it->second, c.addr, c.port));
+    resolved.push_back(Resolved{&f, id_it->second, collectCandidates(f, slices)});
+  }
+  // In service id order, each service's candidates in (address, port) order: the backend keys
+  // come out sorted, so ids are assigned without sorting and read back with one walk.
+  std::sort(resolved.begin(), resolved.end(),
+            [](const Resolved& a, const Resolved& b) { return a.svc_id < b.svc_id; });
+  std::vector<BackendIdKey> backend_keys;
+  size_t total = 0;
+  for (const Resolved& r : resolved) total += r.candidates.size();
+  backend_keys.reserve(total);
+  for (const Resolved& r : resolved) {
+    for (const Candidate& c : r.candidates) {
+      backend_keys.push_back(backendIdKey(r.svc_id, c.addr, c.port));
     }
-    resolved.push_back(Resolved{&f, id_it->second, std::move(candidates)});
   }
   out.ids.backend = assignIds(backend_keys, previous.backend,
                               {IdPolicy::Kind::kLowestFree, 0, MESHLET_MAX_BACKENDS});
+  auto next_id = out.ids.backend.begin();  // walks along with backend_keys
 
   DesiredDatapath& d = out.desired;
   std::vector<std::pair<uint32_t, BackendInfo>> infos;
@@ -377,6 +386,8 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
   };
   std::vector<std::pair<meshlet_backend_key, meshlet_backend_value>> backends;
   std::vector<std::pair<uint32_t, uint32_t>> slot_of;  // backend_id -> slot
+  backends.reserve(backend_keys.size());
+  slot_of.reserve(backend_keys.size());
   for (const auto& [f, svc_id, candidates] : resolved) {
     const uint8_t algo = lbAlgo(*f->svc);
 
@@ -397,10 +408,11 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
     std::vector<size_t> local_ready;
     std::vector<size_t> remote_ready;
     for (const Candidate& c : candidates) {
-      auto id_it = out.ids.backend.find(backendIdKey(svc_id, c.addr, c.port));
-      if (id_it == out.ids.backend.end()) continue;  // backend ids exhausted
+      const BackendIdKey key = backendIdKey(svc_id, c.addr, c.port);
+      while (next_id != out.ids.backend.end() && next_id->first < key) ++next_id;
+      if (next_id == out.ids.backend.end() || key < next_id->first) continue;  // ids exhausted
       BackendInfo bi;
-      bi.backend_id = id_it->second;
+      bi.backend_id = next_id->second;
       bi.svc_id = svc_id;
       bi.addr = c.addr;
       bi.port = c.port;

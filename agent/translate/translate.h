@@ -120,16 +120,12 @@ struct BackendIdKey {
   IpAddr addr;
   uint16_t port = 0;
 
-  // A total order for tables (not the addresses' numeric order): integers, no memcmp.
+  // Service, then address (numeric), then port: the order the translator produces a
+  // service's endpoints in, so its list of keys comes out sorted.
   bool operator<(const BackendIdKey& o) const {
     if (svc_id != o.svc_id) return svc_id < o.svc_id;
-    uint64_t a[2], b[2];
-    std::memcpy(a, addr.bytes.data(), sizeof(a));
-    std::memcpy(b, o.addr.bytes.data(), sizeof(b));
-    if (a[0] != b[0]) return a[0] < b[0];
-    if (a[1] != b[1]) return a[1] < b[1];
-    if (port != o.port) return port < o.port;
-    return addr.family < o.addr.family;
+    if (addr != o.addr) return addr < o.addr;
+    return port < o.port;
   }
   bool operator==(const BackendIdKey& o) const {
     return svc_id == o.svc_id && addr == o.addr && port == o.port;
