@@ -1,4 +1,6 @@
 // meshletd: flags -> agent -> run. Nothing else lives here.
+#include <malloc.h>
+
 #include <csignal>
 #include <cstdio>
 
@@ -37,6 +39,14 @@ int main(int argc, char** argv) {
     meshlet::logInfo("uninstalled: programs detached, pins under " + f.bpffs + " removed");
     return 0;
   }
+  // A sync builds tables of a few MB each (one entry per endpoint) and frees the previous ones.
+  // glibc's adaptive policy alternates between serving such blocks with fresh mmaps and
+  // trimming the heap, so every other sync faults all its tables in anew (page faults cost up
+  // to 20 us each on some VMs: a 100 000-endpoint translation took 30 or 150 ms by turns).
+  // Fixed thresholds keep those blocks in the heap and reuse its pages from sync to sync;
+  // free memory beyond 32 MB at the heap's top still goes back to the kernel.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 32 << 20);
   meshlet::Agent agent(f);
   g_agent = &agent;
   struct sigaction sa {};

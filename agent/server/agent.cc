@@ -72,9 +72,11 @@ IdTable seedIds(const DesiredDatapath& fresh, const DesiredDatapath& kernel) {
     if (it != kernel_ids.end()) seeded.emplace_back(it->first, it->second);
   }
   ids.backend = FlatMap<BackendIdKey, uint32_t>(std::move(seeded));
-  std::vector<std::pair<uint32_t, uint32_t>> slots;  // the kernel's slots keep their backends
-  for (const auto& [k, v] : kernel.backends) slots.emplace_back(v.backend_id, k.slot);
-  ids.slot = FlatMap<uint32_t, uint32_t>(std::move(slots));
+  for (const auto& [k, v] : kernel.backends) {  // the kernel's slots keep their backends
+    if (v.backend_id >= MESHLET_MAX_BACKENDS) continue;
+    if (v.backend_id >= ids.slot.size()) ids.slot.resize(v.backend_id + 1, MESHLET_NO_ID);
+    ids.slot[v.backend_id] = k.slot;
+  }
   for (const auto& [id, p] : fresh.pod_info) {
     auto it = kernel.pods.find(p.netns_cookie);
     if (p.netns_cookie != 0 && it != kernel.pods.end()) {

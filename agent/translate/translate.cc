@@ -237,17 +237,36 @@ struct Candidate {
   const Endpoint* ep = nullptr;
 };
 
-using SliceIndex = std::map<std::pair<std::string, std::string>, std::vector<const EndpointSlice*>>;
+// Every slice, in (namespace, service, slice name) order: a service's slices are one range.
+using SliceIndex = std::vector<const EndpointSlice*>;
+
+bool bySliceService(const EndpointSlice* a, const EndpointSlice* b) {
+  return std::tie(a->meta.ns, a->service_name, a->meta.name) <
+         std::tie(b->meta.ns, b->service_name, b->meta.name);
+}
 
 SliceIndex indexSlices(const Snapshot& s) {
   SliceIndex index;
-  for (const EndpointSlice& slice : s.endpoint_slices) {
-    index[{slice.meta.ns, slice.service_name}].push_back(&slice);
-  }
-  for (auto& [key, slices] : index) {
-    std::stable_sort(slices.begin(), slices.end(), byNsName<EndpointSlice>);
-  }
+  index.reserve(s.endpoint_slices.size());
+  for (const EndpointSlice& slice : s.endpoint_slices) index.push_back(&slice);
+  std::stable_sort(index.begin(), index.end(), bySliceService);
   return index;
+}
+
+// The slices of service ns/name, in slice name order.
+std::pair<SliceIndex::const_iterator, SliceIndex::const_iterator> slicesOf(
+    const SliceIndex& index, const std::string& ns, const std::string& name) {
+  struct Less {
+    const std::string& ns;
+    const std::string& name;
+    bool operator()(const EndpointSlice* a, int) const {
+      return std::tie(a->meta.ns, a->service_name) < std::tie(ns, name);
+    }
+    bool operator()(int, const EndpointSlice* b) const {
+      return std::tie(ns, name) < std::tie(b->meta.ns, b->service_name);
+    }
+  };
+  return std::equal_range(index.begin(), index.end(), 0, Less{ns, name});
 }
 
 std::vector<Frontend> collectFrontends(const Snapshot& s) {
@@ -255,9 +274,7 @@ std::vector<Frontend> collectFrontends(const Snapshot& s) {
   for (const Service& svc : s.services) services.push_back(&svc);
   std::stable_sort(services.begin(), services.end(), byNsName<Service>);
 
-  std::vector<Frontend> out;
-  std::set<meshlet_svc_key, BytesLess<meshlet_svc_key>> seen_keys;
-  std::set<std::string> seen_ids;
+  std::vector<Frontend> all;
   for (const Service* svc : services) {
     for (const IpAddr& ip : svc->cluster_ips) {
       for (const ServicePort& port : svc->ports) {
@@ -272,11 +289,36 @@ std::vector<Frontend> collectFrontends(const Snapshot& s) {
         f.key.proto = static_cast<uint8_t>(port.protocol);
         f.key.family = afOf(ip);
         f.id_key = serviceIdKey(svc->meta.ns, svc->meta.name, ip, port.port, port.protocol);
-        // Two services claiming the same VIP:port/proto: the first in (ns, name) order wins.
-        if (!seen_keys.insert(f.key).second || !seen_ids.insert(f.id_key).second) continue;
-        out.push_back(std::move(f));
+        all.push_back(std::move(f));
       }
     }
+  }
+  // Two services claiming the same VIP:port/proto: the first in (ns, name) order wins; then
+  // the same service port twice is kept once. Sorting positions: no set of 10 000s of nodes.
+  std::vector<uint8_t> dropped(all.size(), 0);
+  std::vector<uint32_t> order(all.size());
+  auto dropLaterCopies = [&](auto less) {
+    for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](uint32_t a, uint32_t b) { return less(all[a], all[b]); });
+    const Frontend* kept = nullptr;
+    for (uint32_t i : order) {
+      if (dropped[i]) continue;
+      if (kept && !less(*kept, all[i])) {
+        dropped[i] = 1;
+      } else {
+        kept = &all[i];
+      }
+    }
+  };
+  dropLaterCopies([](const Frontend& a, const Frontend& b) {
+    return BytesLess<meshlet_svc_key>()(a.key, b.key);
+  });
+  dropLaterCopies([](const Frontend& a, const Frontend& b) { return a.id_key < b.id_key; });
+  std::vector<Frontend> out;
+  out.reserve(all.size());
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (!dropped[i]) out.push_back(std::move(all[i]));
   }
   return out;
 }
@@ -286,9 +328,9 @@ std::vector<Frontend> collectFrontends(const Snapshot& s) {
 // The same address:port in two slices is kept once, preferring a ready copy.
 std::vector<Candidate> collectCandidates(const Frontend& f, const SliceIndex& slices) {
   std::vector<Candidate> all;
-  auto it = slices.find({f.svc->meta.ns, f.svc->meta.name});
-  if (it == slices.end()) return all;
-  for (const EndpointSlice* slice : it->second) {
+  auto [first, last] = slicesOf(slices, f.svc->meta.ns, f.svc->meta.name);
+  for (auto it = first; it != last; ++it) {
+    const EndpointSlice* slice = *it;
     if (slice->address_type != f.ip.family) continue;
     int backend_port = 0;
     for (const EndpointPort& p : slice->ports) {
@@ -374,6 +416,9 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
   out.ids.backend = assignIds(backend_keys, previous.backend,
                               {IdPolicy::Kind::kLowestFree, 0, MESHLET_MAX_BACKENDS});
   auto next_id = out.ids.backend.begin();  // walks along with backend_keys
+  uint32_t id_end = 0;
+  for (const auto& [key, id] : out.ids.backend) id_end = std::max(id_end, id + 1);
+  out.ids.slot.assign(id_end, MESHLET_NO_ID);
 
   DesiredDatapath& d = out.desired;
   std::vector<std::pair<uint32_t, BackendInfo>> infos;
@@ -385,9 +430,9 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
     return it->second;
   };
   std::vector<std::pair<meshlet_backend_key, meshlet_backend_value>> backends;
-  std::vector<std::pair<uint32_t, uint32_t>> slot_of;  // backend_id -> slot
   backends.reserve(backend_keys.size());
-  slot_of.reserve(backend_keys.size());
+  std::vector<std::pair<uint32_t, ServiceInfo>> service_info;  // in id order, like `resolved`
+  service_info.reserve(resolved.size());
   for (const auto& [f, svc_id, candidates] : resolved) {
     const uint8_t algo = lbAlgo(*f->svc);
 
@@ -401,7 +446,7 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
     si.protocol = f->port->protocol;
     si.lb = lbName(algo);
     si.prefer_close = f->svc->prefer_close;
-    d.service_info.emplace(svc_id, std::move(si));
+    service_info.emplace_back(svc_id, std::move(si));
 
     // Every endpoint is explained; the ready ones, local and remote apart, in (addr, port)
     // order (candidates are already sorted), get slots below. Positions in `infos`.
@@ -439,10 +484,9 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
     auto fill = [&](const std::vector<size_t>& group, size_t first, size_t n) {
       std::vector<size_t> waiting;
       for (size_t i = 0; i < n; ++i) {
-        auto prev = previous.slot.find(infos[group[i]].second.backend_id);
-        if (prev != previous.slot.end() && prev->second >= first && prev->second < first + n &&
-            slots[prev->second] == kFree) {
-          slots[prev->second] = group[i];
+        const uint32_t prev = previous.slotOf(infos[group[i]].second.backend_id);
+        if (prev != MESHLET_NO_ID && prev >= first && prev < first + n && slots[prev] == kFree) {
+          slots[prev] = group[i];
         } else {
           waiting.push_back(group[i]);
         }
@@ -472,7 +516,7 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
       v.flags = bi.local ? MESHLET_BACKEND_LOCAL : bi.tunnel ? MESHLET_BACKEND_TUNNEL : 0;
       v.backend_id = bi.backend_id;
       backends.emplace_back(k, v);
-      slot_of.emplace_back(bi.backend_id, slot);
+      out.ids.slot[bi.backend_id] = slot;
       if (algo == MESHLET_LB_MAGLEV) names.push_back(maglevBackendName(bi.addr, bi.port));
     }
 
@@ -494,9 +538,9 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
       }
     }
   }
+  d.service_info = decltype(d.service_info)(std::move(service_info));
   d.backend_info = decltype(d.backend_info)(std::move(infos));
   d.backends = decltype(d.backends)(std::move(backends));
-  out.ids.slot = decltype(out.ids.slot)(std::move(slot_of));
 }
 
 }  // namespace

@@ -103,7 +103,7 @@ struct DesiredDatapath {
   std::map<meshlet_authz_key, meshlet_authz_value, BytesLess<meshlet_authz_key>> authz;
 
   // Explanations, indexed by id.
-  std::map<uint32_t, ServiceInfo> service_info;  // by svc_id
+  FlatMap<uint32_t, ServiceInfo> service_info;  // by svc_id
   FlatMap<uint32_t, BackendInfo> backend_info;  // by backend_id
   std::map<uint32_t, PodInfo> pod_info;          // by pod_id
   std::map<IpAddr, RemotePodInfo> remote_pods;   // the pods behind remote_ips
@@ -139,10 +139,14 @@ struct BackendIdKey {
 struct IdTable {
   std::map<std::string, uint32_t> svc;      // "ns/name/clusterIP/port/proto" -> svc_id
   FlatMap<BackendIdKey, uint32_t> backend;
-  // backend_id -> the slot its service gave it. A ready backend keeps its slot from one call to
-  // the next while the slot stays in its group's range (local or remote), so a backend joining
-  // or leaving rewrites one or two entries of the backends map, not every entry after it.
-  FlatMap<uint32_t, uint32_t> slot;
+  // slot[backend_id]: the slot its service gave it, MESHLET_NO_ID for none (ids are dense, so
+  // a vector). A ready backend keeps its slot from one call to the next while the slot stays in
+  // its group's range (local or remote), so a backend joining or leaving rewrites one or two
+  // entries of the backends map, not every entry after it.
+  std::vector<uint32_t> slot;
+  uint32_t slotOf(uint32_t backend_id) const {
+    return backend_id < slot.size() ? slot[backend_id] : MESHLET_NO_ID;
+  }
   std::map<std::string, uint32_t> pod;      // "ns/name" -> pod_id
   // "ns/name" -> AuthorizationPolicy index: stable, so the kernel's record of a denial keeps
   // naming the policy that made it while others come and go.
