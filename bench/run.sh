@@ -3,6 +3,7 @@
 #   bench/run.sh [--quick] [--reps N] [--only p2p,conn,footprint,xnode] [--no-build]
 #
 #   1. same-node pod->pod: no mesh vs meshlet (splice) vs sidecar-like (haproxy + iptables)
+#      vs a bare sockops + sk_msg redirect (bench/bare_redirect.bpf.c, the floor of splicing):
 #      sockperf ping-pong latency (p50/p99) and iperf3 single-stream throughput
 #   2. connection cost with 1 / 1 000 / 10 000 Services: meshlet vs kube-proxy-style iptables
 #   3. agent footprint with 10 000 Services / 100 000 endpoints: RSS, BPF map memory, sync time
@@ -10,10 +11,11 @@
 #      stunnel pair: latency, throughput, new connection over the warm pool, agent CPU
 #
 # Everything it creates is named mlt-bench*: network namespaces, the cgroup subtree
-# <cgroup2>/mlt-bench (meshlet attaches only at its mesh/, xa/ and xb/ children), the bpffs pin dirs
-# /sys/fs/bpf/mlt-bench{,-xa,-xb} and /run/mlt-bench. Leftovers of an interrupted run are
-# removed first. The medians land in the generated sections of bench/README.md (parts 1-3 in
-# one, rewritten only by a run of all three; part 4 in its own).
+# <cgroup2>/mlt-bench (meshlet attaches only at its mesh/, xa/ and xb/ children, the bare
+# redirect at bare/), the bpffs pin dirs /sys/fs/bpf/mlt-bench{,-xa,-xb,-bare} and
+# /run/mlt-bench. Leftovers of an interrupted run are removed first. The medians land in the
+# generated sections of bench/README.md (parts 1-3 in one, rewritten only by a run of all
+# three; part 4 in its own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -54,10 +56,12 @@ CG2=$(cgroup2_root)
 CG=$CG2/$P                   # whole subtree
 CG_MESH=$CG/mesh             # meshlet attaches here
 CG_PLAIN=$CG/plain           # no-mesh, sidecar and kube-proxy pods: nothing attached
+CG_BARE=$CG/bare             # the bare sockops + sk_msg redirect (bench/bare_redirect.bpf.c)
 BUILD=$ROOT/build-bench
 MESHLETD=$BUILD/agent/meshletd
 MESHLET=$BUILD/tools/meshlet/meshlet
 AGENT_PID=""
+BARE_SOCKS_SEEN=""
 RESULTS=$RUN/results.txt     # "key value" lines, one per measurement
 README=$ROOT/bench/README.md
 LOGS=/tmp/$P-logs            # logs of a failed run
@@ -101,6 +105,9 @@ cleanup() {
     if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q -- "--bpffs $BPFFS"; then kill_pid "$pid"; fi
   fi
   [ -x "$MESHLETD" ] && [ -d "$BPFFS" ] && "$MESHLETD" --uninstall --bpffs "$BPFFS" >/dev/null 2>&1
+  # The bare redirect: its programs leave with the cgroup below, its pins here.
+  [ -d "$CG_BARE" ] && bpftool cgroup detach "$CG_BARE" sock_ops pinned "$BPFFS-bare/bare_sockops" 2>/dev/null
+  rm -rf "$BPFFS-bare"
   # The two cross-node agents, likewise.
   [ -n "$XAGENT_A" ] && kill_pid "$XAGENT_A"
   [ -n "$XAGENT_B" ] && kill_pid "$XAGENT_B"
@@ -147,7 +154,7 @@ need() {  # need CMD PACKAGE
 
 install_tools() {
   need sockperf sockperf; need iperf3 iperf3; need haproxy haproxy; need iptables iptables
-  need curl curl; need jq jq; need bpftool bpftool; need g++ g++; need cmake cmake; need ip iproute2
+  need curl curl; need jq jq; need bpftool bpftool; need clang clang; need g++ g++; need cmake cmake; need ip iproute2
   need stunnel4 stunnel4; need openssl openssl
 }
 
@@ -226,9 +233,11 @@ setup_pods() {
   pod sc 198.18.0.6 "$CG_PLAIN"   # sidecar client: haproxy outbound + iptables OUTPUT
   pod ss 198.18.0.7 "$CG_PLAIN"   # sidecar server: haproxy inbound + iptables PREROUTING
   pod kc 198.18.0.8 "$CG_PLAIN"   # kube-proxy-style client: N services of DNAT rules
+  pod bc 198.18.0.9 "$CG_BARE"    # bare redirect client
+  pod bs 198.18.0.10 "$CG_BARE"   # bare redirect server
 
   # Servers: sockperf on 11111, iperf3 on 5201, connbench on 8080.
-  for s in ms:198.18.0.3 ps:198.18.0.5; do
+  for s in ms:198.18.0.3 ps:198.18.0.5 bs:198.18.0.10; do
     local name=${s%%:*} ip=${s#*:}
     podbg "$name" "$name-sockperf" sockperf sr --tcp -i "$ip" -p 11111
     podbg "$name" "$name-iperf3" iperf3 -s -B "$ip" -p 5201
@@ -240,8 +249,24 @@ setup_pods() {
   setup_sidecars
   wait_port ms 198.18.0.3 11111; wait_port ms 198.18.0.3 5201; wait_port ms 198.18.0.3 8080
   wait_port ps 198.18.0.5 11111; wait_port ps 198.18.0.5 5201; wait_port ps 198.18.0.5 8080
+  wait_port bs 198.18.0.10 11111; wait_port bs 198.18.0.10 5201
+  setup_bare_redirect
   wait_port ss 127.0.0.1 11111; wait_port ss 127.0.0.1 5201
 }
+
+# The floor of splicing: bench/bare_redirect.bpf.c at $CG_BARE, pod IP to pod IP (no Service).
+# Its sockops program inserts the sockets established from now on, so it goes in before any
+# client connects (the servers only listen yet).
+setup_bare_redirect() {
+  clang -g -O2 -target bpf -Wall -Werror -I/usr/include/x86_64-linux-gnu \
+    -c "$ROOT/bench/bare_redirect.bpf.c" -o "$RUN/bare_redirect.bpf.o"
+  bpftool prog loadall "$RUN/bare_redirect.bpf.o" "$BPFFS-bare" pinmaps "$BPFFS-bare/maps"
+  bpftool cgroup attach "$CG_BARE" sock_ops pinned "$BPFFS-bare/bare_sockops"
+  bpftool prog attach pinned "$BPFFS-bare/bare_sk_msg" msg_verdict pinned "$BPFFS-bare/maps/bare_socks"
+}
+
+# bare_socks: entries in the bare redirect's sockhash (its live spliced sockets).
+bare_socks() { bpftool -j map dump pinned "$BPFFS-bare/maps/bare_socks" 2>/dev/null | jq 'length'; }
 
 # What an Istio sidecar does, with haproxy (TCP mode) in place of Envoy: in the client pod
 # iptables nat OUTPUT redirects connections to the Service address to the local outbound
@@ -384,7 +409,22 @@ bench_pod_to_pod() {
     sockperf_pp pc 198.18.0.5 11111 p2p.nomesh
     sockperf_pp mc 198.19.0.10 11111 p2p.meshlet
     sockperf_pp sc 198.19.0.10 11111 p2p.sidecar
+    sockperf_pp bc 198.18.0.10 11111 p2p.bare
     iperf pc 198.18.0.5 p2p.nomesh
+    if [ "$rep" = 1 ]; then
+      # The bare redirect must splice, or its row means nothing: its sockhash holds both ends
+      # of the iperf3 connections while they run.
+      inpod bc iperf3 -c 198.18.0.10 -p 5201 -t "$T_IPERF" -J >"$RUN/iperf-bare-probe.json" 2>&1 &
+      local bprobe=$!
+      sleep 1
+      BARE_SOCKS_SEEN=$(bare_socks)
+      wait "$bprobe" || die "iperf3 through the bare redirect failed"
+      [ "${BARE_SOCKS_SEEN:-0}" -ge 2 ] || die "the bare redirect's sockhash held ${BARE_SOCKS_SEEN:-no} sockets during iperf3"
+      record p2p.bare.gbps "$(jq -r '.end.sum_received.bits_per_second / 1e9' "$RUN/iperf-bare-probe.json")"
+      log "  p2p.bare iperf3 $(printf '%.2f' "$(tail -1 "$RESULTS" | cut -d' ' -f2)") Gbit/s, $BARE_SOCKS_SEEN sockets in its sockhash"
+    else
+      iperf bc 198.18.0.10 p2p.bare
+    fi
     if [ "$rep" = 1 ]; then
       # A look at the live connections while iperf3 runs through the Service address.
       inpod mc iperf3 -c 198.19.0.11 -p 5201 -t "$T_IPERF" -J >"$RUN/iperf-meshlet-probe.json" 2>&1 &
@@ -801,12 +841,15 @@ report() {
     if want p2p; then
       echo "### 1. Same-node pod→pod through a Service address"
       echo
-      echo "| metric | no mesh | meshlet | sidecar-like | meshlet ÷ no mesh | meshlet ÷ sidecar |"
-      echo "|---|---:|---:|---:|---:|---:|"
+      echo "Bare redirect: the least a sockops + sk_msg splice can do (\`bench/bare_redirect.bpf.c\`: a sockhash of every established socket, each message sent to the other end), pod IP to pod IP, in a cgroup of its own: the floor meshlet's full datapath is held against."
+      echo
+      echo "| metric | no mesh | meshlet | sidecar-like | bare redirect | meshlet ÷ no mesh | bare ÷ no mesh | meshlet ÷ sidecar |"
+      echo "|---|---:|---:|---:|---:|---:|---:|---:|"
       for m in p50:"latency p50 (µs)" p99:"latency p99 (µs)" gbps:"throughput (Gbit/s)"; do
-        local key=${m%%:*} label=${m#*:} fm='%.2f'
+        local key=${m%%:*} label=${m#*:} fm='%.2f' nb
         nl=$(med "p2p.nomesh.$key"); nm=$(med "p2p.meshlet.$key"); ns=$(med "p2p.sidecar.$key")
-        echo "| $label | $(fmt "$nl" "$fm") | $(fmt "$nm" "$fm") | $(fmt "$ns" "$fm") | $(ratio "$nm" "$nl") | $(ratio "$nm" "$ns") |"
+        nb=$(med "p2p.bare.$key")
+        echo "| $label | $(fmt "$nl" "$fm") | $(fmt "$nm" "$fm") | $(fmt "$ns" "$fm") | $(fmt "$nb" "$fm") | $(ratio "$nm" "$nl") | $(ratio "$nb" "$nl") | $(ratio "$nm" "$ns") |"
       done
       nl=$(med p2p.nomesh.p50); nm=$(med p2p.meshlet.p50)
       r=$(ratio "$nm" "$nl")
@@ -815,7 +858,7 @@ report() {
       nl=$(med p2p.nomesh.gbps); nm=$(med p2p.meshlet.gbps)
       r=$(ratio "$nm" "$nl")
       echo "- Target meshlet ÷ no-mesh throughput ≥ 3: $r → $(yesno "$(awk -v r="$r" 'BEGIN {print (r != "n/a" && r >= 3)}')")"
-      echo "- Splice check: $SPLICED_P2P spliced connections counted by the agent for $P2P_MESHLET_CONNS meshlet connections; live during an iperf3 run: ${SPLICED_SEEN:-none}."
+      echo "- Splice check: $SPLICED_P2P spliced connections counted by the agent for $P2P_MESHLET_CONNS meshlet connections; live during an iperf3 run: ${SPLICED_SEEN:-none}. Bare redirect: $BARE_SOCKS_SEEN sockets in its sockhash during its iperf3 run."
       echo
     fi
     if want conn; then
