@@ -62,6 +62,7 @@ MESHLETD=$BUILD/agent/meshletd
 MESHLET=$BUILD/tools/meshlet/meshlet
 AGENT_PID=""
 BARE_SOCKS_SEEN=""
+BUILT_FROM=""
 RESULTS=$RUN/results.txt     # "key value" lines, one per measurement
 README=$ROOT/bench/README.md
 LOGS=/tmp/$P-logs            # logs of a failed run
@@ -159,6 +160,8 @@ install_tools() {
 }
 
 build() {
+  # What the binaries are built from, as the tree is now (it may change while the run goes on).
+  BUILT_FROM="$(git -C "$ROOT" rev-parse --short HEAD)$([ -n "$(git -C "$ROOT" status --porcelain -- agent bpf tools 2>/dev/null)" ] && echo " (with uncommitted changes in the tree)")"
   if [ "$BUILD_AGENT" = 0 ]; then
     [ -x "$MESHLETD" ] && [ -x "$MESHLET" ] || die "--no-build: no meshletd/meshlet in $BUILD yet"
     log "--no-build: using $MESHLETD ($(stat -c %y "$MESHLETD" | cut -d. -f1)) and $MESHLET as they are"
@@ -835,7 +838,7 @@ report() {
   {
     echo "Measured $(date -u +'%Y-%m-%d %H:%M UTC') on $(uname -r), $(nproc) CPUs, $(iptables -V), $(haproxy -v | head -1 | cut -d' ' -f1-3);"
     echo "load average at start / end of the run: $LOAD_START / $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine makes the numbers noisier);"
-    echo "meshlet $(git -C "$ROOT" rev-parse --short HEAD)$([ -n "$(git -C "$ROOT" status --porcelain -- agent bpf tools 2>/dev/null)" ] && echo " (with uncommitted changes in the tree)") built Release;"
+    echo "meshlet $BUILT_FROM built Release;"
     echo "mode: $([ "$QUICK" = 1 ] && echo "**--quick** (indicative only)" || echo full), $REPS rep(s) per cell, medians."
     echo
     if want p2p; then
