@@ -96,6 +96,12 @@ Result<AgentFlags> parseAgentFlags(int argc, char** argv) {
   app.add_option("--svid-ttl", svid_ttl,
                  "lifetime of workload certificates, renewed at half-life (at least 2m)")
       ->capture_default_str();
+  std::string rollover = "2m";
+  app.add_option("--ca-rollover-delay", rollover,
+                 "after the CA directory gets a new signing root, how long the replaced root "
+                 "keeps signing (when the new trust bundle still holds it), so that every node "
+                 "trusts the new root before certificates from it appear; 0s: at once")
+      ->capture_default_str();
   app.add_flag("--uninstall", f.uninstall,
                "detach the programs and remove every pinned map and link, then exit");
   try {
@@ -112,6 +118,11 @@ Result<AgentFlags> parseAgentFlags(int argc, char** argv) {
     return Error("meshletd: --svid-ttl must be at least 2m, got \"" + svid_ttl + "\"", 2);
   } else {
     f.svid_ttl_seconds = *ttl;
+  }
+  if (auto d = parseDurationSeconds(rollover); !d.ok()) {
+    return Error("meshletd: --ca-rollover-delay: " + d.error().message(), 2);
+  } else {
+    f.ca_rollover_delay_seconds = *d;
   }
   if (auto st = tls::checkTrustDomain(f.trust_domain); !st) {
     return Error("meshletd: --trust-domain: " + st.error().message(), 2);

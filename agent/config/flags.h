@@ -25,6 +25,7 @@ struct AgentFlags {
   std::string trust_domain = "cluster.local";
   std::string ca_dir = "/etc/meshlet/ca";
   int64_t svid_ttl_seconds = 24 * 3600;
+  int64_t ca_rollover_delay_seconds = 120;  // see IdentityOptions::rollover_delay_seconds
   bool uninstall = false;
 };
 

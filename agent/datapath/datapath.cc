@@ -356,6 +356,20 @@ Status Datapath::apply(std::shared_ptr<const DesiredDatapath> desired) {
                    ENOSPC);
     }
   }
+  failed_map_.clear();
+  if (Status st = writeDiff(d, have, false, failed_map_); !st) {
+    ++map_update_errors_;
+    // Roll back to what was in force (the mirror stays): from what the maps hold now.
+    std::string ignored;
+    writeDiff(have, readMaps(), true, ignored);
+    return Error(st.error().message() + "; the previous state was restored", st.error().code());
+  }
+  applied_ = std::move(desired);
+  return Status::Ok();
+}
+
+Status Datapath::writeDiff(const DesiredDatapath& want, const DesiredDatapath& have,
+                           bool best_effort, std::string& failed) {
   int svc = bpf_map__fd(skel_->maps.meshlet_svc_v1);
   int be = bpf_map__fd(skel_->maps.meshlet_backends_v1);
   int mg = bpf_map__fd(skel_->maps.meshlet_maglev_v1);
@@ -365,49 +379,29 @@ Status Datapath::apply(std::shared_ptr<const DesiredDatapath> desired) {
   int az = bpf_map__fd(skel_->maps.meshlet_authz_v1);
 
   // 1. Backends and affinity tables first: a service never counts a slot not yet written.
-  // 2. Then services, pods and pod IPs. 3. Then stale entries, services before their slots.
-  failed_map_.clear();
-  Status st = upsert(be, "meshlet_backends_v1", d.backends, have.backends, failed_map_);
-  if (st) st = upsert(mg, "meshlet_maglev_v1", d.maglev, have.maglev, failed_map_);
-  if (st) st = upsert(svc, "meshlet_svc_v1", d.services, have.services, failed_map_);
-  // Verdicts before the pods and IPs that use them: a governed pod never lacks its table.
-  if (st) st = upsert(az, "meshlet_authz_v1", d.authz, have.authz, failed_map_);
-  if (st) st = upsert(pods, "meshlet_pods_v1", d.pods, have.pods, failed_map_);
-  if (st) st = upsert(ips, "meshlet_local_ips_v1", d.local_ips, have.local_ips, failed_map_);
-  if (st) {
-    st = upsert(rips, "meshlet_remote_ips_v1", d.remote_ips, have.remote_ips, failed_map_);
-  }
-  if (!st) {
-    ++map_update_errors_;
-    // Roll back to what was in force (the mirror stays): diff it against what the maps hold now.
-    const DesiredDatapath& previous = have;
-    const DesiredDatapath now = readMaps();
-    std::string ignored;
-    upsert(be, "meshlet_backends_v1", previous.backends, now.backends, ignored);
-    upsert(mg, "meshlet_maglev_v1", previous.maglev, now.maglev, ignored);
-    upsert(svc, "meshlet_svc_v1", previous.services, now.services, ignored);
-    upsert(az, "meshlet_authz_v1", previous.authz, now.authz, ignored);
-    upsert(pods, "meshlet_pods_v1", previous.pods, now.pods, ignored);
-    upsert(ips, "meshlet_local_ips_v1", previous.local_ips, now.local_ips, ignored);
-    upsert(rips, "meshlet_remote_ips_v1", previous.remote_ips, now.remote_ips, ignored);
-    removeStale(svc, previous.services, now.services);
-    removeStale(pods, previous.pods, now.pods);
-    removeStale(ips, previous.local_ips, now.local_ips);
-    removeStale(rips, previous.remote_ips, now.remote_ips);
-    removeStale(az, previous.authz, now.authz);
-    removeStale(mg, previous.maglev, now.maglev);
-    removeStale(be, previous.backends, now.backends);
-    return Error(st.error().message() + "; the previous state was restored", st.error().code());
-  }
-  removeStale(svc, d.services, have.services);
-  removeStale(pods, d.pods, have.pods);
-  removeStale(ips, d.local_ips, have.local_ips);
-  removeStale(rips, d.remote_ips, have.remote_ips);
-  removeStale(az, d.authz, have.authz);
-  removeStale(mg, d.maglev, have.maglev);
-  removeStale(be, d.backends, have.backends);
-  applied_ = std::move(desired);
-  return Status::Ok();
+  // 2. Then services; verdicts before the pods and IPs that use them (a governed pod never
+  // lacks its table). 3. Then stale entries, services before their slots.
+  Status first = Status::Ok();
+  auto write = [&](Status st) {
+    if (first && !st) first = st;
+    return best_effort || first;
+  };
+  write(upsert(be, "meshlet_backends_v1", want.backends, have.backends, failed)) &&
+      write(upsert(mg, "meshlet_maglev_v1", want.maglev, have.maglev, failed)) &&
+      write(upsert(svc, "meshlet_svc_v1", want.services, have.services, failed)) &&
+      write(upsert(az, "meshlet_authz_v1", want.authz, have.authz, failed)) &&
+      write(upsert(pods, "meshlet_pods_v1", want.pods, have.pods, failed)) &&
+      write(upsert(ips, "meshlet_local_ips_v1", want.local_ips, have.local_ips, failed)) &&
+      write(upsert(rips, "meshlet_remote_ips_v1", want.remote_ips, have.remote_ips, failed));
+  if (!first && !best_effort) return first;
+  removeStale(svc, want.services, have.services);
+  removeStale(pods, want.pods, have.pods);
+  removeStale(ips, want.local_ips, have.local_ips);
+  removeStale(rips, want.remote_ips, have.remote_ips);
+  removeStale(az, want.authz, have.authz);
+  removeStale(mg, want.maglev, have.maglev);
+  removeStale(be, want.backends, have.backends);
+  return first;
 }
 
 Result<std::vector<ConnEntry>> Datapath::readConns() const {

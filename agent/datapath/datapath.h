@@ -114,6 +114,11 @@ class Datapath {
   Status attach(const DatapathOptions& opts);
   // What the maps hold now, read back from the kernel.
   DesiredDatapath readMaps() const;
+  // Takes the maps from `have` to `want` in an order under which a concurrent connect() always
+  // finds a consistent service. Stops at the first failed write (naming its map in `failed`)
+  // unless `best_effort`, as a rollback is.
+  Status writeDiff(const DesiredDatapath& want, const DesiredDatapath& have, bool best_effort,
+                   std::string& failed);
 
   struct ::meshlet_bpf* skel_ = nullptr;
   std::vector<::bpf_link*> links_;

@@ -34,8 +34,27 @@ Status WorkloadCerts::reloadCa() {
     ca_error_ = loaded.error().message();
     return loaded.error();
   }
-  ca_ = std::make_unique<tls::CertificateAuthority>(std::move(*loaded));
+  auto fresh = std::make_unique<tls::CertificateAuthority>(std::move(*loaded));
   ca_error_.clear();
+  // A new signing root whose bundle still trusts the one in use: the one in use keeps signing
+  // for the rollover delay (a second change meanwhile does not restart it). A bundle that
+  // dropped it means the old root is withdrawn: the new one signs at once.
+  const tls::CertificateAuthority* current = signer();
+  bool still_trusted = false;
+  if (current && fresh->signingRoot().serial != current->signingRoot().serial) {
+    for (const auto& root : fresh->trustedRoots()) {
+      still_trusted |= root.serial == current->signingRoot().serial;
+    }
+  }
+  if (opts_.rollover_delay_seconds > 0 && still_trusted) {
+    if (!previous_ca_) {
+      previous_ca_ = std::move(ca_);
+      rollover_at_ = 0;
+    }
+  } else {
+    previous_ca_.reset();
+  }
+  ca_ = std::move(fresh);
   return Status::Ok();
 }
 
@@ -51,14 +70,19 @@ WorkloadCerts::Outcome WorkloadCerts::reconcile(const std::set<std::string>& ide
     }
   }
   if (!ca_) return out;
+  if (previous_ca_) {
+    if (rollover_at_ == 0) rollover_at_ = now + opts_.rollover_delay_seconds;
+    if (now >= rollover_at_) previous_ca_.reset();
+  }
+  const tls::CertificateAuthority* ca = signer();
   // A new signing root: every SVID is renewed so that it chains to it.
-  bool new_root = ca_->signingRoot().serial != signing_serial_;
-  signing_serial_ = ca_->signingRoot().serial;
+  bool new_root = ca->signingRoot().serial != signing_serial_;
+  signing_serial_ = ca->signingRoot().serial;
   for (const auto& id : identities) {
     auto it = svids_.find(id);
     bool have = it != svids_.end();
     if (have && !new_root && now < renewAt(it->second->info)) continue;
-    auto svid = ca_->issue(id, opts_.svid_ttl_seconds, now);
+    auto svid = ca->issue(id, opts_.svid_ttl_seconds, now);
     if (!svid.ok()) {
       // The old certificate, if any, stays in use until it expires.
       out.errors.push_back(id + ": " + svid.error().message());

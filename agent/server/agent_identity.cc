@@ -9,8 +9,9 @@ namespace meshlet {
 
 void Agent::reconcileIdentities() {
   if (!certs_) {
-    certs_ = std::make_unique<WorkloadCerts>(
-        IdentityOptions{flags_.ca_dir, flags_.trust_domain, flags_.svid_ttl_seconds});
+    certs_ = std::make_unique<WorkloadCerts>(IdentityOptions{flags_.ca_dir, flags_.trust_domain,
+                                                             flags_.svid_ttl_seconds,
+                                                             flags_.ca_rollover_delay_seconds});
   }
   bool had_ca = certs_->hasCa();
   std::string old_root = had_ca ? certs_->ca()->signingRoot().serial : "";
@@ -25,6 +26,11 @@ void Agent::reconcileIdentities() {
     message = "CA loaded from " + flags_.ca_dir + ": signing root " + ca->signingRoot().subject +
               " #" + ca->signingRoot().serial + ", " + std::to_string(ca->trustedRoots().size()) +
               " trusted root(s), trust domain " + flags_.trust_domain;
+    if (certs_->signer() != ca) {
+      message += "; root #" + certs_->signer()->signingRoot().serial + " keeps signing for " +
+                 std::to_string(flags_.ca_rollover_delay_seconds) +
+                 " s (--ca-rollover-delay), until every node has read the new root";
+    }
   }
   if (!message.empty() && message != ca_logged_) {
     (st ? logInfo : logWarn)(message);

@@ -7,7 +7,8 @@
 //   ca-key.pem        its private key (mode 0600)
 //   trust-bundle.pem  optional: more roots to trust, e.g. the next root during a rotation
 // Every root in the bundle is trusted when verifying a peer, so a root can be rotated by first
-// distributing the new root in every node's bundle, then switching the signing root.
+// distributing the new root in every node's bundle, then switching the signing root (or in one
+// step, with the agent's rollover delay: see identity/workload_certs.h).
 #include <cstdint>
 #include <memory>
 #include <string>

@@ -112,5 +112,69 @@ TEST(WorkloadCerts, NewSigningRootRenewsEverythingBadCaKeepsTheLastGood) {
           .ok());
 }
 
+// A replaced root that the new bundle still trusts keeps signing for the rollover delay:
+// peers that have not read the new root yet keep accepting this node's certificates.
+TEST(WorkloadCerts, ANewRootTakesOverAfterTheRolloverDelay) {
+  TempDir dir("meshlet-ca");
+  initCa(dir);
+  IdentityOptions o;
+  o.ca_dir = dir.path();
+  o.svid_ttl_seconds = 3600;
+  o.rollover_delay_seconds = 60;
+  WorkloadCerts c(o);
+  ASSERT_TRUE(c.reloadCa().ok());
+  c.reconcile({kWeb}, kT0);
+  auto web_before = c.find(kWeb);
+  const std::string old_root_pem = dir.read("ca-cert.pem");
+  const std::string old_root = c.ca()->signingRoot().serial;
+
+  // The documented one-step rotation: the old root into the bundle, a new root signs.
+  dir.write("trust-bundle.pem", old_root_pem);
+  initCa(dir, /*force=*/true);
+  ASSERT_TRUE(c.reloadCa().ok());
+  const std::string new_root_pem = dir.read("ca-cert.pem");
+  EXPECT_NE(c.ca()->signingRoot().serial, old_root);
+  EXPECT_EQ(c.signer()->signingRoot().serial, old_root);
+
+  auto out = c.reconcile({kWeb, kDb}, kT0 + 5);
+  EXPECT_EQ(out.renewed, 0);
+  EXPECT_EQ(out.issued, 1);
+  EXPECT_EQ(c.find(kWeb), web_before);  // untouched
+  EXPECT_EQ(c.rolloverAt(), kT0 + 65);
+  // Issued meanwhile by the old root: a peer that knows only the old root accepts it.
+  EXPECT_TRUE(tls::verifySvid(c.find(kDb)->cert_pem, old_root_pem, "cluster.local", kT0 + 5).ok());
+  EXPECT_FALSE(tls::verifySvid(c.find(kDb)->cert_pem, new_root_pem, "cluster.local", kT0 + 5).ok());
+
+  EXPECT_EQ(c.reconcile({kWeb, kDb}, kT0 + 64).renewed, 0);
+  out = c.reconcile({kWeb, kDb}, kT0 + 65);
+  EXPECT_EQ(out.renewed, 2);
+  EXPECT_EQ(c.signer(), c.ca());
+  EXPECT_EQ(c.rolloverAt(), 0);
+  for (const auto& id : {kWeb, kDb}) {
+    EXPECT_TRUE(tls::verifySvid(c.find(id)->cert_pem, new_root_pem, "cluster.local", kT0 + 65).ok())
+        << id;
+  }
+}
+
+// A new root whose bundle no longer holds the old one withdraws it: the new root signs at once.
+TEST(WorkloadCerts, AWithdrawnRootIsReplacedAtOnce) {
+  TempDir dir("meshlet-ca");
+  initCa(dir);
+  IdentityOptions o;
+  o.ca_dir = dir.path();
+  o.svid_ttl_seconds = 3600;
+  o.rollover_delay_seconds = 60;
+  WorkloadCerts c(o);
+  ASSERT_TRUE(c.reloadCa().ok());
+  c.reconcile({kWeb}, kT0);
+  initCa(dir, /*force=*/true);  // no trust-bundle.pem: the old root is not trusted any more
+  ASSERT_TRUE(c.reloadCa().ok());
+  EXPECT_EQ(c.signer(), c.ca());
+  EXPECT_EQ(c.reconcile({kWeb}, kT0 + 5).renewed, 1);
+  EXPECT_TRUE(
+      tls::verifySvid(c.find(kWeb)->cert_pem, dir.read("ca-cert.pem"), "cluster.local", kT0 + 5)
+          .ok());
+}
+
 }  // namespace
 }  // namespace meshlet
