@@ -1,5 +1,6 @@
 #include "agent/server/agent.h"
 
+#include <malloc.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -14,6 +15,9 @@ namespace fs = std::filesystem;
 
 namespace meshlet {
 namespace {
+
+// How long after a sync the agent hands the heap's free pages back (run()).
+constexpr auto kIdleTrimAfter = std::chrono::seconds(5);
 
 uint64_t monotonicNs() {
   timespec ts{};
@@ -222,6 +226,8 @@ Status Agent::applySnapshot(SnapshotPtr snap, bool seed_ids) {
   status_.last_sync_translate_ms = msBetween(t0, t1);
   status_.last_sync_maps_ms = msBetween(t1, t2);
   status_.generation++;
+  last_sync_end_ = std::chrono::steady_clock::now();
+  trimmed_since_sync_ = false;
   if (health_) health_->setReady();
   metrics_.setConfig(status_.generation, true, ms / 1000.0);
   return Status::Ok();
@@ -370,6 +376,13 @@ int Agent::run() {
       dp_->refreshKernelCounts();
       reconcileIdentities();
       next_collect = now + std::chrono::seconds(1);
+    }
+    // The heap keeps the pages a sync freed (main.cc), so back-to-back syncs reuse them. Once
+    // the configuration has been quiet for a while, they go back to the kernel: an idle agent
+    // holds only what its state needs (the next sync faults its tables in again).
+    if (!trimmed_since_sync_ && now - last_sync_end_ >= kIdleTrimAfter) {
+      malloc_trim(0);
+      trimmed_since_sync_ = true;
     }
     reconcileCniPods();
     updateProxy();

@@ -3,6 +3,7 @@
 // metrics. One loop thread does the config and datapath work; the admin server and the
 // metrics exposer have threads of their own and only read a published AgentView.
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -18,9 +19,9 @@
 #include "agent/datapath/datapath.h"
 #include "agent/identity/workload_certs.h"
 #include "agent/proxy/mesh_proxy.h"
-#include "agent/telemetry/metrics.h"
 #include "agent/sources/cni_store.h"
 #include "agent/sources/kube_source.h"
+#include "agent/telemetry/metrics.h"
 #include "agent/translate/translate.h"
 
 namespace meshlet {
@@ -83,6 +84,9 @@ class Agent {
   std::map<std::string, std::string> cookie_err_; // "ns/name" -> last error logged
   AgentStatusInfo status_;
   uint64_t collections_ = 0;  // metrics passes; per-service kernel counters every 5th
+  // When the last sync ended, and whether the heap was trimmed since (see run()).
+  std::chrono::steady_clock::time_point last_sync_end_{};
+  bool trimmed_since_sync_ = true;
   std::unique_ptr<WorkloadCerts> certs_;
   std::string ca_logged_;                              // last CA message logged
   std::map<std::string, std::string> issue_errors_;    // SPIFFE id -> last issuance error

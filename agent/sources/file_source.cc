@@ -40,7 +40,7 @@ std::string where(const std::string& file, int document, int item = -1) {
 }
 
 std::string originText(const Origin& o) {
-  return o.document > 0 ? where(o.file, o.document) : o.file;
+  return o.document > 0 ? where(o.file, o.document) : o.file.str();
 }
 
 std::string objectName(std::string_view kind, const ObjectMeta& m) {

@@ -3,13 +3,16 @@
 #include <map>
 #include <string>
 
+#include "agent/common/name.h"
+
 namespace meshlet {
 
 using Labels = std::map<std::string, std::string>;
 
-// Where an object came from, for error messages: "dir/file.yaml (document 3)".
+// Where an object came from, for error messages: "dir/file.yaml (document 3)". The file name is
+// interned: 10 000s of objects come from one file.
 struct Origin {
-  std::string file;
+  Name file;
   int document = 0;  // 1-based index within the file
 };
 

@@ -97,7 +97,7 @@ TEST(FileSourceLoad, FixtureDirectory) {
   EXPECT_TRUE(s.services[1].round_robin);
   EXPECT_EQ(s.services[1].cluster_ips.size(), 2u);
   EXPECT_EQ(s.services[2].ports[0].protocol, Protocol::kUDP);
-  EXPECT_NE(s.services[0].meta.origin.file.find("10-services.yaml"), std::string::npos);
+  EXPECT_NE(s.services[0].meta.origin.file.str().find("10-services.yaml"), std::string::npos);
   EXPECT_EQ(s.services[1].meta.origin.document, 2);
   ASSERT_EQ(s.pods.size(), 3u);
   for (const Pod& p : s.pods) EXPECT_EQ(p.netns, "/var/run/netns/" + p.meta.name);
