@@ -37,6 +37,10 @@ class Name {
   friend bool operator!=(const Name& a, const char* b) { return a.str() != b; }
   friend bool operator<(const Name& a, const Name& b) { return a.str() < b.str(); }
   friend std::ostream& operator<<(std::ostream& os, const Name& n) { return os << n.str(); }
+  friend std::string operator+(const Name& a, const std::string& b) { return a.str() + b; }
+  friend std::string operator+(const std::string& a, const Name& b) { return a + b.str(); }
+  friend std::string operator+(const Name& a, const char* b) { return a.str() + b; }
+  friend std::string operator+(const char* a, const Name& b) { return a + b.str(); }
 
   // Distinct texts alive in the process (tests and diagnostics).
   static size_t internedCount();

@@ -55,15 +55,15 @@ struct PodInfo {
   std::string enrolled_by = "file";
 };
 
-struct ServiceInfo {  // one service port on one cluster IP family
+struct ServiceInfo {  // one service port on one cluster IP family; 10 000s of them
   uint32_t svc_id = 0;
-  std::string ns;
-  std::string name;
-  std::string port_name;
+  Name ns;
+  Name name;
+  Name port_name;
   IpAddr cluster_ip;
   int port = 0;
   Protocol protocol = Protocol::kTCP;
-  std::string lb;  // "random", "round-robin", "client-ip"
+  const char* lb = "random";  // "random", "round-robin", "client-ip"
   bool prefer_close = false;
 };
 
@@ -73,12 +73,12 @@ struct BackendInfo {
   uint32_t backend_id = 0;
   uint32_t svc_id = 0;
   IpAddr addr;
-  int port = 0;
   bool ready = false;
   bool serving = false;
   bool terminating = false;
   bool local = false;
   bool tunnel = false;  // an enrolled pod on another node: reached through HBONE
+  uint16_t port = 0;
   uint32_t node = MESHLET_NO_ID;  // the endpoint's nodeName
   uint32_t pod = MESHLET_NO_ID;   // namespace/name of the target pod, when known
   uint32_t slot = MESHLET_NO_ID;  // slot in the backends map, MESHLET_NO_ID when not ready
