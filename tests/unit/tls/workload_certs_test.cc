@@ -25,10 +25,11 @@ void initCa(const TempDir& dir, bool force = false) {
   ASSERT_TRUE(r.ok()) << r.error().message();
 }
 
-WorkloadCerts certsFor(const TempDir& dir, int64_t ttl = 3600) {
+WorkloadCerts certsFor(const TempDir& dir, int64_t ttl = 3600, int64_t rollover_delay = 0) {
   IdentityOptions o;
   o.ca_dir = dir.path();
   o.svid_ttl_seconds = ttl;
+  o.rollover_delay_seconds = rollover_delay;
   return WorkloadCerts(o);
 }
 
@@ -117,11 +118,7 @@ TEST(WorkloadCerts, NewSigningRootRenewsEverythingBadCaKeepsTheLastGood) {
 TEST(WorkloadCerts, ANewRootTakesOverAfterTheRolloverDelay) {
   TempDir dir("meshlet-ca");
   initCa(dir);
-  IdentityOptions o;
-  o.ca_dir = dir.path();
-  o.svid_ttl_seconds = 3600;
-  o.rollover_delay_seconds = 60;
-  WorkloadCerts c(o);
+  WorkloadCerts c = certsFor(dir, 3600, /*rollover_delay=*/60);
   ASSERT_TRUE(c.reloadCa().ok());
   c.reconcile({kWeb}, kT0);
   auto web_before = c.find(kWeb);
@@ -160,11 +157,7 @@ TEST(WorkloadCerts, ANewRootTakesOverAfterTheRolloverDelay) {
 TEST(WorkloadCerts, AWithdrawnRootIsReplacedAtOnce) {
   TempDir dir("meshlet-ca");
   initCa(dir);
-  IdentityOptions o;
-  o.ca_dir = dir.path();
-  o.svid_ttl_seconds = 3600;
-  o.rollover_delay_seconds = 60;
-  WorkloadCerts c(o);
+  WorkloadCerts c = certsFor(dir, 3600, /*rollover_delay=*/60);
   ASSERT_TRUE(c.reloadCa().ok());
   c.reconcile({kWeb}, kT0);
   initCa(dir, /*force=*/true);  // no trust-bundle.pem: the old root is not trusted any more
