@@ -16,6 +16,14 @@
 
 namespace meshlet {
 
+// True when [first, last) ascends strictly under `less`: sorted, nothing twice.
+template <typename It, typename Less>
+bool strictlyAscending(It first, It last, Less less) {
+  return std::adjacent_find(first, last, [&less](const auto& a, const auto& b) {
+           return !less(a, b);
+         }) == last;
+}
+
 template <typename K, typename V, typename Less = std::less<K>>
 class FlatMap {
  public:
@@ -33,9 +41,9 @@ class FlatMap {
   // Sorts (key, position) pairs, not the entries themselves, so each entry moves once however
   // large it is.
   explicit FlatMap(container_type entries) {
-    if (std::adjacent_find(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
-          return !Less()(a.first, b.first);
-        }) == entries.end()) {
+    if (strictlyAscending(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+          return Less()(a.first, b.first);
+        })) {
       v_ = std::move(entries);  // already in order, no key twice
       return;
     }

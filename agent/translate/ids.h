@@ -32,9 +32,7 @@ struct IdPolicy {
 // Wanted keys already sorted and unique (the translator's backends) cost no copy and no search.
 template <typename Key, typename Table>
 Table assignIds(const std::vector<Key>& wanted, const Table& previous, const IdPolicy& policy) {
-  const bool sorted_unique =
-      std::adjacent_find(wanted.begin(), wanted.end(),
-                         [](const Key& a, const Key& b) { return !(a < b); }) == wanted.end();
+  const bool sorted_unique = strictlyAscending(wanted.begin(), wanted.end(), std::less<Key>());
   std::vector<Key> copy;
   if (!sorted_unique) {
     copy = wanted;
