@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # meshlet benchmarks, run by hand (not part of CI):
-#   bench/run.sh [--quick] [--reps N] [--only p2p,conn,footprint,xnode] [--no-build]
+#   bench/run.sh [--quick] [--reps N] [--only p2p,conn,footprint,xnode] [--no-build] [--hold]
 #
 #   1. same-node pod->pod: no mesh vs meshlet (splice) vs sidecar-like (haproxy + iptables)
 #      vs a bare sockops + sk_msg redirect (bench/bare_redirect.bpf.c, the floor of splicing):
@@ -26,13 +26,15 @@ QUICK=0
 REPS=5
 ONLY=p2p,conn,footprint,xnode
 BUILD_AGENT=1
-usage() { echo "usage: bench/run.sh [--quick] [--reps N] [--only p2p,conn,footprint,xnode] [--no-build]" >&2; exit 2; }
+HOLD=0
+usage() { echo "usage: bench/run.sh [--quick] [--reps N] [--only p2p,conn,footprint,xnode] [--no-build] [--hold]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) QUICK=1; REPS=1 ;;
     --reps) REPS=$2; shift ;;
     --only) ONLY=$2; shift ;;
     --no-build) BUILD_AGENT=0 ;;   # use the meshletd/meshlet already in build-bench/
+    --hold) HOLD=1 ;;              # part 4 only: set up, then wait (for profiling by hand)
     -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) usage ;;
   esac
@@ -753,7 +755,8 @@ rtt() {
   p50=$(grep -o 'rtt_p50_us=[0-9.]*' <<<"$out" | cut -d= -f2)
   p99=$(grep -o 'rtt_p99_us=[0-9.]*' <<<"$out" | cut -d= -f2)
   record "$4.new_p50" "$p50"; record "$4.new_p99" "$p99"
-  log "  $4 new connection + first round trip p50=${p50}us p99=${p99}us ($(grep -o 'conns=[0-9]*' <<<"$out"))"
+  record "$4.new_failed" "$(grep -o 'failed=[0-9]*' <<<"$out" | cut -d= -f2)"
+  log "  $4 new connection + first round trip p50=${p50}us p99=${p99}us ($(grep -o 'conns=[0-9]*' <<<"$out"), $(grep -o 'failed=[0-9]*' <<<"$out"))"
 }
 
 # cpu_load CLIENT IP PORT KEY "PIDS_A" "PIDS_B": 1 KB requests, each answered with 1 KB
@@ -776,6 +779,17 @@ cpu_load() {
   record "$4.cpu_b" "$(awk -v t=$((b1 - b0)) -v hz="$hz" -v n="$sent" 'BEGIN {printf "%.4f", t / hz / n * 1000}')"
   record "$4.rps" "$(awk -v n="$sent" -v r="$runtime" 'BEGIN {printf "%.0f", n / r}')"
   log "  $4 ${sent} x 1 KB req/resp: CPU client side $((a1 - a0)) ticks, server side $((b1 - b0)) ticks (${hz}/s) -> $(tail -3 "$RESULTS" | head -2 | cut -d' ' -f2 | tr '\n' ' ')vCPU per 1000 req/s"
+}
+
+# hold_xnode: the part-4 setup stays up until $RUN/hold is removed (or the script is
+# interrupted), for measuring or profiling by hand; nothing is recorded.
+hold_xnode() {
+  touch "$RUN/hold"
+  log "holding: agent A pid $XAGENT_A, agent B pid $XAGENT_B, stunnel $STUNNEL_C / $STUNNEL_S"
+  log "  e.g. ip netns exec $P-xmc iperf3 -c 198.19.0.20 -t 5  (meshlet; from the pod's cgroup ${POD_CG[xmc]})"
+  log "  e.g. ip netns exec $P-xtc iperf3 -c 127.0.0.1 -p 15002 -t 5  (stunnel)"
+  log "  rm $RUN/hold to clean up and exit"
+  while [ -e "$RUN/hold" ]; do sleep 1; done
 }
 
 # hbone_links POD: established TCP connections to port 15008 in the pod's netns (the agent's
@@ -833,6 +847,7 @@ med() {  # med KEY: median of the recorded values
   awk -v k="$1" '$1 == k {print $2}' "$RESULTS" | sort -g |
     awk '{a[NR]=$1} END {if (NR == 0) print "nan"; else if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'
 }
+sumk() { awk -v k="$1" '$1 == k {s += $2; n++} END {print (n ? s : "n/a")}' "$RESULTS"; }  # sumk KEY: sum over reps
 fmt() { awk -v v="$1" -v f="$2" 'BEGIN {if (v == "nan") print "n/a"; else printf f, v}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "nan" || b == "nan" || b == 0) print "n/a"; else printf "%.2f", a / b}'; }
 yesno() { awk -v c="$1" 'BEGIN {print (c ? "**yes**" : "**no**")}'; }
@@ -983,6 +998,7 @@ report_xnode() {
     echo "- Target a new connection over the warm pool adds ≤ 100 µs p50 (meshlet − plaintext, connect + first 1-byte round trip): $r µs → $(yesno "$(awk -v r="$r" 'BEGIN {print (r != "n/a" && r <= 100)}')")"
     tgt=$(awk -v a="$ma" -v b="$mb" 'BEGIN {if (a == "nan" || b == "nan") print "n/a"; else printf "%.4f", (a > b ? a : b)}')
     echo "- Target agent CPU ≤ 0.03 vCPU per 1000 req/s per side (1 KB request + 1 KB response at $(fmt "$(med xn.meshlet.rps)" '%.0f') req/s, idle time included): worst side $tgt → $(yesno "$(awk -v r="$tgt" 'BEGIN {print (r != "n/a" && r <= 0.03)}')"); idle agents: A $XIDLE_A, B $XIDLE_B vCPU."
+    echo "- New connections that failed (no byte back; all reps): plaintext $(sumk xn.plain.new_failed), meshlet $(sumk xn.meshlet.new_failed), stunnel $(sumk xn.stunnel.new_failed)."
     echo "- Tunnel check: HBONE links (TCP to :15008) from the meshed client pod during its iperf3 run: $XLINKS_DURING, after all the runs: $XLINKS_AFTER (one pooled link expected); agent A's view of the iperf3 connections (control + data) meanwhile: ${XCONNS_SAMPLE:-none}. Agent RSS after the runs: A $((XRSS_A / 1024)) MiB, B $((XRSS_B / 1024)) MiB."
     echo
     echo "<details><summary>raw values (every repetition)</summary>"
@@ -1026,6 +1042,7 @@ if [ "$SINGLE" = 1 ]; then
 fi
 if want xnode; then
   setup_xnode
+  if [ "$HOLD" = 1 ]; then hold_xnode; exit 0; fi
   bench_xnode
 fi
 if [ "$SINGLE" = 1 ]; then report; fi

@@ -236,6 +236,7 @@ Result<std::unique_ptr<H2Conn>> H2Conn::make(Role role, Events events, Limits li
   nghttp2_option* opt = nullptr;
   nghttp2_option_new(&opt);
   nghttp2_option_set_no_auto_window_update(opt, 1);
+  nghttp2_option_set_stream_reset_rate_limit(opt, limits.reset_burst, limits.resets_per_second);
   int rv = role == Role::kClient ? nghttp2_session_client_new2(&impl->session, cbs, impl, opt)
                                  : nghttp2_session_server_new2(&impl->session, cbs, impl, opt);
   nghttp2_option_del(opt);

@@ -51,6 +51,14 @@ struct Limits {
   uint32_t stream_window = 256 * 1024;  // receive window per stream
   uint32_t connection_window = 16 * 1024 * 1024;
   uint32_t max_concurrent_streams = 1000;  // what a server accepts at once
+  // Server: the RST_STREAMs a peer may send before the connection is torn down with GOAWAY, as
+  // a token bucket (a burst, refilled per second). nghttp2's own default (1 000, then 33/s)
+  // guards against rapid-reset floods, but a pooled link carries every connection between two
+  // pods and an app that closes with an RST resets its stream: at that default, ordinary
+  // churn took the link down every thousand connections, and every stream in flight with it.
+  // The peer is an authenticated agent; this still caps a misbehaving one.
+  uint32_t reset_burst = 10000;
+  uint32_t resets_per_second = 10000;
 };
 
 class H2Conn {

@@ -50,6 +50,7 @@ void Link::onEvents(uint32_t events) {
       ssize_t n = recv(fd_, buf, sizeof(buf), 0);
       if (n > 0) {
         tls_->feed(std::string_view(buf, static_cast<size_t>(n)));
+        if (static_cast<size_t>(n) < sizeof(buf)) break;  // emptied (level-triggered loop)
         continue;
       }
       if (n == 0) {

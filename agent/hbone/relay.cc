@@ -17,7 +17,6 @@ Relay::~Relay() {
 }
 
 Status Relay::start(bool connecting) {
-  if (auto st = proxy::setNonBlocking(fd_); !st) return st;
   connecting_ = connecting;
   interest_ = connecting ? static_cast<uint32_t>(EPOLLOUT) : static_cast<uint32_t>(EPOLLIN);
   return loop_.add(fd_, interest_, [this](uint32_t ev) { onEvents(ev); });
@@ -43,8 +42,8 @@ void Relay::onEvents(uint32_t events) {
   if (events & EPOLLOUT) writeSocket();
   if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) readSocket();
   link_.flush();
-  updateInterest();
   maybeDone();
+  updateInterest();
 }
 
 void Relay::readSocket() {
@@ -56,6 +55,9 @@ void Relay::readSocket() {
       if (!link_.h2().send(stream_, std::string_view(buf, static_cast<size_t>(n))).ok()) {
         failed_ = true;  // the stream is gone; onClose tells the rest
       }
+      // A short read emptied the socket: asking again would only say EAGAIN (the loop is
+      // level-triggered, so later bytes or the end still wake it).
+      if (static_cast<size_t>(n) < sizeof(buf)) break;
       continue;
     }
     if (n == 0) {
@@ -136,8 +138,8 @@ void Relay::onClose(uint32_t error_code) {
     setsockopt(fd_, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     failed_ = true;
   }
-  updateInterest();
   maybeDone();
+  updateInterest();
 }
 
 void Relay::onLinkProgress() {
@@ -147,8 +149,8 @@ void Relay::onLinkProgress() {
     readSocket();
     link_.flush();
   }
-  updateInterest();
   maybeDone();
+  updateInterest();
 }
 
 void Relay::dropQueued() {

@@ -15,7 +15,7 @@ namespace meshlet::hbone {
 
 class Relay {
  public:
-  // Takes over `fd` (non-blocking, connected or connecting).
+  // Takes over `fd`: a non-blocking socket (the caller made it so), connected or connecting.
   Relay(proxy::EventLoop& loop, int fd, Link& link, int32_t stream);
   ~Relay();
   Relay(const Relay&) = delete;

@@ -116,8 +116,9 @@ void SpareSockets::run() {
       made |= fd >= 0;
     }
     if (!made || (v4_.size() >= kSpare && (!v6_works || v6_.size() >= kSpare))) {
-      cv_.wait(l,
-               [&] { return stop_ || v4_.size() < kSpare || (v6_works && v6_.size() < kSpare); });
+      cv_.wait(l, [&] {
+        return stop_ || v4_.size() <= kRefillAt || (v6_works && v6_.size() <= kRefillAt);
+      });
     }
   }
 }
@@ -129,7 +130,7 @@ Result<int> SpareSockets::take(int family) {
     if (!q.empty()) {
       int fd = q.front();
       q.pop_front();
-      cv_.notify_one();
+      if (q.size() == kRefillAt) cv_.notify_one();
       return fd;
     }
   }

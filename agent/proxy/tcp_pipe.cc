@@ -31,9 +31,6 @@ TcpPipe::~TcpPipe() {
 }
 
 Status TcpPipe::start(bool b_connecting) {
-  for (Side* s : {&a_, &b_}) {
-    if (auto st = setNonBlocking(s->fd); !st) return st;
-  }
   connecting_ = b_connecting;
   a_.interest = connecting_ ? 0 : static_cast<uint32_t>(EPOLLIN);
   b_.interest = connecting_ ? static_cast<uint32_t>(EPOLLOUT) : static_cast<uint32_t>(EPOLLIN);
@@ -71,6 +68,7 @@ void TcpPipe::readFrom(Side& s, Side& other) {
     if (n > 0) {
       *s.counter += static_cast<uint64_t>(n);
       other.out.append(buf, static_cast<size_t>(n));
+      if (static_cast<size_t>(n) < sizeof(buf)) break;  // emptied (level-triggered loop)
       continue;
     }
     if (n == 0) {

@@ -14,7 +14,8 @@ namespace meshlet::proxy {
 
 class TcpPipe {
  public:
-  // Takes over both fds. `b` may still be connecting (see start()).
+  // Takes over both fds: non-blocking sockets (the caller made them so). `b` may still be
+  // connecting (see start()).
   TcpPipe(EventLoop& loop, int a, int b);
   ~TcpPipe();
   TcpPipe(const TcpPipe&) = delete;

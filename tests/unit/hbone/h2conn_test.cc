@@ -216,5 +216,31 @@ TEST(H2Conn, GoAwayLetsOpenStreamsFinish) {
   EXPECT_EQ(p.authority.size(), 1u);
 }
 
+// One pooled link carries any number of connections over its life: each is opened, answered,
+// used and then reset by the client (an app that closes with an RST), 2 500 in a row as fast as
+// they go. nghttp2's rapid-reset guard (by default a server sends GOAWAY after 1 000 resets
+// faster than 33/s) must not take the link down under them, with every stream in flight.
+TEST(H2Conn, ManyShortStreamsResetInTurnKeepTheLink) {
+  Pair p;
+  p.answer = kPending;  // as the agent answers: once the app's connection is up
+  for (int i = 0; i < 2500; ++i) {
+    auto id = p.client->connect("198.18.0.5:8080");
+    ASSERT_TRUE(id.ok());
+    ASSERT_TRUE(p.client->send(*id, "x").ok());
+    p.flush();
+    ASSERT_TRUE(p.server->respond(*id, 200).ok());
+    p.flush();
+    ASSERT_EQ(p.status[*id], 200) << "stream " << i + 1;
+    ASSERT_TRUE(p.server->send(*id, "y").ok());
+    p.flush();
+    ASSERT_EQ(p.client_got[*id], "y") << "stream " << i + 1;
+    ASSERT_TRUE(p.client->reset(*id, NGHTTP2_CONNECT_ERROR).ok());
+    p.flush();
+    ASSERT_EQ(p.server_closed.count(*id), 1u) << "stream " << i + 1;
+    EXPECT_EQ(p.client->openStreams(), 0u);
+    EXPECT_EQ(p.server->openStreams(), 0u);
+  }
+}
+
 }  // namespace
 }  // namespace meshlet::hbone
