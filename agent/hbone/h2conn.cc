@@ -9,36 +9,8 @@
 namespace meshlet::hbone {
 namespace {
 
-// Bytes queued for the peer, taken from the front a frame at a time without moving the rest
-// (a 256 KiB queue drained 16 KiB per frame would otherwise memmove ~2 MiB).
-class ByteQueue {
- public:
-  void append(std::string_view d) { buf_.append(d); }
-  size_t size() const { return buf_.size() - head_; }
-  bool empty() const { return size() == 0; }
-  const char* data() const { return buf_.data() + head_; }
-  void consume(size_t n) {
-    head_ += n;
-    if (head_ == buf_.size()) {
-      buf_.clear();
-      head_ = 0;
-    } else if (head_ > 64 * 1024 && head_ > buf_.size() / 2) {
-      buf_.erase(0, head_);
-      head_ = 0;
-    }
-  }
-  void clear() {
-    buf_.clear();
-    head_ = 0;
-  }
-
- private:
-  std::string buf_;
-  size_t head_ = 0;
-};
-
 struct Stream {
-  ByteQueue out;              // queued for the peer
+  ByteBuf out;                // queued for the peer
   bool fin = false;           // finish() asked for END_STREAM after `out`
   bool open = false;          // client: 200 received; server: 200 sent
   bool pending = false;       // server: the CONNECT waits for respond() (upstream connecting)
@@ -62,6 +34,7 @@ struct H2Conn::Impl {
   Events ev;
   std::map<int32_t, Stream> streams;
   bool fatal = false;
+  ByteBuf* sink = nullptr;  // where takeOutput() puts the frames
 
   ~Impl() {
     if (session) nghttp2_session_del(session);
@@ -69,8 +42,8 @@ struct H2Conn::Impl {
 
   static Impl* self(void* user_data) { return static_cast<Impl*>(user_data); }
 
-  static ssize_t readBody(nghttp2_session*, int32_t id, uint8_t* buf, size_t length,
-                          uint32_t* flags, nghttp2_data_source*, void* user_data) {
+  static ssize_t readBody(nghttp2_session*, int32_t id, uint8_t*, size_t length, uint32_t* flags,
+                          nghttp2_data_source*, void* user_data) {
     Impl* me = self(user_data);
     auto it = me->streams.find(id);
     if (it == me->streams.end()) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -83,11 +56,43 @@ struct H2Conn::Impl {
       s.deferred = true;
       return NGHTTP2_ERR_DEFERRED;
     }
+    // No copy into nghttp2's buffer: sendData() puts the bytes behind the frame header.
     size_t n = std::min(length, s.out.size());
-    std::memcpy(buf, s.out.data(), n);
-    s.out.consume(n);
-    if (s.out.empty() && s.fin) *flags |= NGHTTP2_DATA_FLAG_EOF;
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (n == s.out.size() && s.fin) *flags |= NGHTTP2_DATA_FLAG_EOF;
     return static_cast<ssize_t>(n);
+  }
+
+  static int sendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, size_t length,
+                      nghttp2_data_source*, void* user_data) {
+    Impl* me = self(user_data);
+    auto it = me->streams.find(frame->hd.stream_id);
+    if (it == me->streams.end() || it->second.out.size() < length || !me->sink) {
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    ByteBuf& out = *me->sink;
+    out.append(framehd, 9);
+    size_t pad = frame->data.padlen;  // none is ever asked for; written as RFC 9113 §6.1 says
+    if (pad > 0) {
+      uint8_t pad_length = static_cast<uint8_t>(pad - 1);
+      out.append(&pad_length, 1);
+    }
+    ByteBuf& q = it->second.out;
+    out.append(q.data(), length);
+    q.consume(length);
+    if (pad > 1) {
+      std::memset(out.reserve(pad - 1), 0, pad - 1);
+      out.commit(pad - 1);
+    }
+    return 0;
+  }
+
+  static ssize_t sendFrame(nghttp2_session*, const uint8_t* data, size_t length, int,
+                           void* user_data) {
+    Impl* me = self(user_data);
+    if (!me->sink) return NGHTTP2_ERR_WOULDBLOCK;
+    me->sink->append(data, length);
+    return static_cast<ssize_t>(length);
   }
 
   void resume(int32_t id, Stream& s) {
@@ -233,6 +238,8 @@ Result<std::unique_ptr<H2Conn>> H2Conn::make(Role role, Events events, Limits li
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, Impl::onFrame);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, Impl::onData);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, Impl::onClose);
+  nghttp2_session_callbacks_set_send_callback(cbs, Impl::sendFrame);
+  nghttp2_session_callbacks_set_send_data_callback(cbs, Impl::sendData);
   nghttp2_option* opt = nullptr;
   nghttp2_option_new(&opt);
   nghttp2_option_set_no_auto_window_update(opt, 1);
@@ -292,6 +299,13 @@ Status H2Conn::send(int32_t stream, std::string_view data) {
   return Status::Ok();
 }
 
+ByteBuf* H2Conn::outbox(int32_t stream) {
+  auto it = impl_->streams.find(stream);
+  if (it == impl_->streams.end() || it->second.fin) return nullptr;
+  impl_->resume(stream, it->second);  // nghttp2 reads the queue only when asked for output
+  return &it->second.out;
+}
+
 size_t H2Conn::queued(int32_t stream) const {
   auto it = impl_->streams.find(stream);
   return it == impl_->streams.end() ? 0 : it->second.out.size();
@@ -329,15 +343,17 @@ Status H2Conn::receive(std::string_view bytes) {
   return Status::Ok();
 }
 
+void H2Conn::takeOutput(ByteBuf& out) {
+  impl_->sink = &out;
+  // Errors are the connection's end, which finished() and the peer's reaction tell.
+  nghttp2_session_send(impl_->session);
+  impl_->sink = nullptr;
+}
+
 std::string H2Conn::takeOutput() {
-  std::string out;
-  while (true) {
-    const uint8_t* data = nullptr;
-    ssize_t n = nghttp2_session_mem_send(impl_->session, &data);
-    if (n <= 0) break;
-    out.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
-  }
-  return out;
+  ByteBuf out;
+  takeOutput(out);
+  return std::string(out.view());
 }
 
 void H2Conn::goAway() {

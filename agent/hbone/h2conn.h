@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "agent/common/byte_buf.h"
 #include "agent/common/status.h"
 
 namespace meshlet::hbone {
@@ -48,7 +49,7 @@ struct Events {
 };
 
 struct Limits {
-  uint32_t stream_window = 256 * 1024;  // receive window per stream
+  uint32_t stream_window = 2 * 1024 * 1024;  // receive window per stream
   uint32_t connection_window = 16 * 1024 * 1024;
   uint32_t max_concurrent_streams = 1000;  // what a server accepts at once
   // Server: the RST_STREAMs a peer may send before the connection is torn down with GOAWAY, as
@@ -77,6 +78,9 @@ class H2Conn {
   Status respond(int32_t stream, int status);
   // Queues tunnel bytes for the peer.
   Status send(int32_t stream, std::string_view data);
+  // The same without a copy: the stream's send queue, to receive into in place (reserve, then
+  // commit); nullptr once the stream is closed or finished. Bytes committed there are sent.
+  ByteBuf* outbox(int32_t stream);
   // Bytes of `stream` not yet handed to the peer (waiting for window or for the 200).
   size_t queued(int32_t stream) const;
   // Ends this side's direction once the queued bytes are out (a TCP FIN).
@@ -90,6 +94,9 @@ class H2Conn {
   // takeOutput() returns then holds the GOAWAY).
   Status receive(std::string_view bytes);
   std::string takeOutput();
+  // Appends what there is to send to `out`: tunnel bytes are copied once, from their stream's
+  // queue into `out` behind their frame header.
+  void takeOutput(ByteBuf& out);
   // Stops new streams (GOAWAY); open ones may finish.
   void goAway();
   // Nothing more will happen: GOAWAY exchanged or a fatal error, and no stream open.

@@ -45,12 +45,15 @@ void Link::fail(const std::string& why) {
 void Link::onEvents(uint32_t events) {
   if (closed_) return;
   if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
-    char buf[65536];
+    ByteBuf& in = tls_->input();  // received in place, where TLS reads it
     while (true) {
-      ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+      ssize_t n = recv(fd_, in.reserve(kChunk), kChunk, 0);
       if (n > 0) {
-        tls_->feed(std::string_view(buf, static_cast<size_t>(n)));
-        if (static_cast<size_t>(n) < sizeof(buf)) break;  // emptied (level-triggered loop)
+        in.commit(static_cast<size_t>(n));
+        if (static_cast<size_t>(n) < kChunk) break;  // emptied (level-triggered loop)
+        // More may wait: pass this chunk on first, so the buffers stay the size of one.
+        process();
+        if (closed_) return;
         continue;
       }
       if (n == 0) {
@@ -72,8 +75,8 @@ void Link::process() {
   if (closed_) return;
   started_ = true;
   if (Status st = tls_->pump(); !st) {
-    out_ += tls_->takeOutput();  // an alert, if the handshake was refused
-    if (!out_.empty()) send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    ByteBuf& out = tls_->output();  // an alert, if the handshake was refused
+    if (!out.empty()) send(fd_, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     fail(st.error().message());
     return;
   }
@@ -82,14 +85,18 @@ void Link::process() {
     if (on_established) on_established();
     if (closed_) return;
   }
-  std::string plain = tls_->takePlain();
+  ByteBuf& plain = tls_->plain();
   if (!plain.empty()) {
-    if (Status st = h2_->receive(plain); !st) {
+    Status st = h2_->receive(plain.view());
+    plain.clear();
+    if (!st) {
       flush();  // the GOAWAY
       fail(st.error().message());
       return;
     }
   }
+  tls_->input().release(kKeep);
+  plain.release(kKeep);
   if (tls_->peerClosed()) {
     fail("the peer ended the TLS session");
     return;
@@ -100,27 +107,20 @@ void Link::process() {
 
 void Link::flush() {
   if (closed_) return;
-  if (plain_out_.empty()) {
-    plain_out_ = h2_->takeOutput();
-  } else {
-    plain_out_ += h2_->takeOutput();
-  }
+  h2_->takeOutput(plain_out_);
   if (tls_->established() && !plain_out_.empty()) {
-    if (Status st = tls_->write(plain_out_); !st) {
+    if (Status st = tls_->write(plain_out_.view()); !st) {
       fail(st.error().message());
       return;
     }
     plain_out_.clear();
+    plain_out_.release(kKeep);
   }
-  if (out_.empty()) {
-    out_ = tls_->takeOutput();
-  } else {
-    out_ += tls_->takeOutput();
-  }
-  while (!out_.empty()) {
-    ssize_t n = send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  ByteBuf& out = tls_->output();
+  while (!out.empty()) {
+    ssize_t n = send(fd_, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
-      out_.erase(0, static_cast<size_t>(n));
+      out.consume(static_cast<size_t>(n));
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -128,8 +128,9 @@ void Link::flush() {
     fail(std::string("send: ") + std::strerror(errno));
     return;
   }
+  out.release(kKeep);
   // Until the first event the socket may still be connecting: wait for it to be writable.
-  bool want = !out_.empty() || !started_;
+  bool want = !out.empty() || !started_;
   if (want != want_write_) {
     want_write_ = want;
     loop_.modify(fd_, want ? EPOLLIN | EPOLLOUT : static_cast<uint32_t>(EPOLLIN));

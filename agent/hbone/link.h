@@ -33,7 +33,7 @@ class Link {
   const std::string& peerId() const { return tls_->peerId(); }
   bool closed() const { return closed_; }
   // Ciphertext waiting for the socket to take it.
-  size_t pendingBytes() const { return out_.size(); }
+  size_t pendingBytes() const { return tls_->output().size(); }
 
   // The mTLS handshake completed and the peer is who it must be.
   std::function<void()> on_established;
@@ -54,8 +54,11 @@ class Link {
   int fd_;
   std::unique_ptr<tls::MtlsSession> tls_;
   std::unique_ptr<H2Conn> h2_;
-  std::string plain_out_;  // HTTP/2 bytes waiting for the handshake to finish
-  std::string out_;        // ciphertext waiting for the socket
+  // What a receive asks for; buffers above kKeep are given back once empty (an idle link
+  // holds little).
+  static constexpr size_t kChunk = 256 * 1024;
+  static constexpr size_t kKeep = 2 * 1024 * 1024;
+  ByteBuf plain_out_;  // HTTP/2 bytes (waiting for the handshake to finish)
   bool was_established_ = false;
   bool want_write_ = false;
   bool started_ = false;  // the loop delivered the first event (the TLS handshake began)

@@ -47,17 +47,19 @@ void Relay::onEvents(uint32_t events) {
 }
 
 void Relay::readSocket() {
-  char buf[65536];
   while (!socket_eof_ && !failed_ && link_.h2().queued(stream_) < kHighWater) {
-    ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+    ByteBuf* q = link_.h2().outbox(stream_);  // received in place, where HTTP/2 sends from
+    if (!q) {
+      failed_ = true;  // the stream is gone; onClose tells the rest
+      break;
+    }
+    ssize_t n = recv(fd_, q->reserve(kChunk), kChunk, 0);
     if (n > 0) {
+      q->commit(static_cast<size_t>(n));
       up_ += static_cast<uint64_t>(n);
-      if (!link_.h2().send(stream_, std::string_view(buf, static_cast<size_t>(n))).ok()) {
-        failed_ = true;  // the stream is gone; onClose tells the rest
-      }
       // A short read emptied the socket: asking again would only say EAGAIN (the loop is
       // level-triggered, so later bytes or the end still wake it).
-      if (static_cast<size_t>(n) < sizeof(buf)) break;
+      if (static_cast<size_t>(n) < kChunk) break;
       continue;
     }
     if (n == 0) {
@@ -75,28 +77,40 @@ void Relay::readSocket() {
   }
 }
 
-void Relay::writeSocket() {
-  if (connecting_) return;  // kept until the connection is up
+// Writes as much of `data` as the socket takes now and returns how much that was. A socket that
+// fails sets failed_, drops what was queued and resets the stream.
+size_t Relay::writeSome(std::string_view data) {
   size_t written = 0;
-  while (written < to_socket_.size()) {
-    ssize_t n = send(fd_, to_socket_.data() + written, to_socket_.size() - written,
-                     MSG_NOSIGNAL | MSG_DONTWAIT);
+  bool broken = false;
+  while (written < data.size()) {
+    ssize_t n =
+        send(fd_, data.data() + written, data.size() - written, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
       written += static_cast<size_t>(n);
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-    failed_ = true;
-    dropQueued();
-    link_.h2().reset(stream_, NGHTTP2_CONNECT_ERROR);
-    return;
+    broken = !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+    break;
   }
   if (written > 0) {
-    to_socket_.erase(0, written);
     down_ += written;
     link_.h2().consumed(stream_, written);  // only now may the peer send more
   }
+  if (broken) {
+    failed_ = true;
+    dropQueued();
+    link_.h2().reset(stream_, NGHTTP2_CONNECT_ERROR);
+  }
+  return written;
+}
+
+void Relay::writeSocket() {
+  if (connecting_) return;  // kept until the connection is up
+  size_t n = writeSome(to_socket_.view());
+  if (failed_) return;
+  to_socket_.consume(n);
+  to_socket_.release(kHighWater);
   if (to_socket_.empty() && peer_end_ && !shut_wr_) {
     shut_wr_ = true;
     shutdown(fd_, SHUT_WR);
@@ -118,8 +132,20 @@ void Relay::updateInterest() {
 }
 
 void Relay::onData(std::string_view data) {
+  if (failed_) {
+    link_.h2().consumed(stream_, data.size());  // nobody will take them: give the window back
+    return;
+  }
+  if (to_socket_.empty() && !connecting_) {
+    // Straight from the link's buffer to the socket; only what it does not take is kept.
+    size_t n = writeSome(data);
+    if (failed_) {
+      link_.h2().consumed(stream_, data.size() - n);
+      return;
+    }
+    data.remove_prefix(n);
+  }
   to_socket_.append(data);
-  writeSocket();
   updateInterest();
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "agent/common/byte_buf.h"
 #include "agent/hbone/link.h"
 #include "agent/proxy/event_loop.h"
 
@@ -38,12 +39,14 @@ class Relay {
   std::function<void()> on_done;
   std::function<void(int error)> on_connected;
 
-  static constexpr size_t kHighWater = 256 * 1024;
+  static constexpr size_t kHighWater = 1024 * 1024;
+  static constexpr size_t kChunk = 64 * 1024;  // what one receive asks for
 
  private:
   void onEvents(uint32_t events);
   void readSocket();
   void writeSocket();
+  size_t writeSome(std::string_view data);
   void updateInterest();
   void maybeDone();
   void dropQueued();
@@ -52,7 +55,7 @@ class Relay {
   int fd_;
   Link& link_;
   int32_t stream_;
-  std::string to_socket_;
+  ByteBuf to_socket_;
   bool connecting_ = false;
   bool socket_eof_ = false;  // the app finished its direction
   bool peer_end_ = false;    // the stream's far side finished

@@ -62,13 +62,12 @@ void TcpPipe::onEvents(Side& s, Side& other, uint32_t events) {
 }
 
 void TcpPipe::readFrom(Side& s, Side& other) {
-  char buf[65536];
   while (!s.eof && other.out.size() < kBuffer) {
-    ssize_t n = recv(s.fd, buf, sizeof(buf), 0);
+    ssize_t n = recv(s.fd, other.out.reserve(kChunk), kChunk, 0);
     if (n > 0) {
       *s.counter += static_cast<uint64_t>(n);
-      other.out.append(buf, static_cast<size_t>(n));
-      if (static_cast<size_t>(n) < sizeof(buf)) break;  // emptied (level-triggered loop)
+      other.out.commit(static_cast<size_t>(n));
+      if (static_cast<size_t>(n) < kChunk) break;  // emptied (level-triggered loop)
       continue;
     }
     if (n == 0) {
@@ -97,7 +96,8 @@ void TcpPipe::writeTo(Side& s, Side& other) {
     fail();
     return;
   }
-  s.out.erase(0, written);
+  s.out.consume(written);
+  s.out.release(kBuffer);
   if (s.out.empty() && other.eof && !s.shut) {
     s.shut = true;
     shutdown(s.fd, SHUT_WR);

@@ -7,6 +7,7 @@
 #include <functional>
 #include <string>
 
+#include "agent/common/byte_buf.h"
 #include "agent/common/status.h"
 #include "agent/proxy/event_loop.h"
 
@@ -34,11 +35,12 @@ class TcpPipe {
   std::function<void()> on_done;
 
   static constexpr size_t kBuffer = 256 * 1024;
+  static constexpr size_t kChunk = 64 * 1024;  // what one receive asks for
 
  private:
   struct Side {
     int fd = -1;
-    std::string out;    // bytes waiting to be written to this side
+    ByteBuf out;        // bytes waiting to be written to this side
     bool eof = false;   // this side finished sending
     bool shut = false;  // we finished sending to this side
     uint32_t interest = 0;

@@ -2,6 +2,9 @@
 
 #include <openssl/pem.h>
 
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
 #include <utility>
 
 #include "agent/tls/ossl.h"
@@ -82,10 +85,67 @@ Result<std::shared_ptr<const MtlsContext>> MtlsContext::make(const Svid& svid,
   return std::shared_ptr<const MtlsContext>(std::move(c));
 }
 
+// The session's BIO: OpenSSL reads ciphertext from the session's input queue and writes it to
+// the output queue, with no copy through a memory BIO of its own (whose growth zero-fills). Its
+// data is the session's CipherQueues.
+namespace {
+
+int bufWrite(BIO* b, const char* data, int len) {
+  BIO_clear_retry_flags(b);
+  static_cast<CipherQueues*>(BIO_get_data(b))->out.append(data, static_cast<size_t>(len));
+  return len;
+}
+
+int bufRead(BIO* b, char* data, int len) {
+  BIO_clear_retry_flags(b);
+  ByteBuf& in = static_cast<CipherQueues*>(BIO_get_data(b))->in;
+  if (in.empty()) {
+    BIO_set_retry_read(b);  // "come back later", not end of stream
+    return -1;
+  }
+  size_t n = std::min(in.size(), static_cast<size_t>(len));
+  std::memcpy(data, in.data(), n);
+  in.consume(n);
+  return static_cast<int>(n);
+}
+
+long bufCtrl(BIO* b, int cmd, long, void*) {
+  auto* q = static_cast<CipherQueues*>(BIO_get_data(b));
+  switch (cmd) {
+    case BIO_CTRL_FLUSH:
+      return 1;
+    case BIO_CTRL_PENDING:
+      return static_cast<long>(q->in.size());
+    case BIO_CTRL_WPENDING:
+      return static_cast<long>(q->out.size());
+    default:
+      return 0;
+  }
+}
+
+int bufCreate(BIO* b) {
+  BIO_set_init(b, 1);
+  return 1;
+}
+
+const BIO_METHOD* bufMethod() {
+  static BIO_METHOD* method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "meshlet queue");
+    if (m) {
+      BIO_meth_set_write(m, bufWrite);
+      BIO_meth_set_read(m, bufRead);
+      BIO_meth_set_ctrl(m, bufCtrl);
+      BIO_meth_set_create(m, bufCreate);
+    }
+    return m;
+  }();
+  return method;
+}
+
+}  // namespace
+
 struct MtlsSession::Impl {
   SslPtr ssl;
-  BIO* rbio = nullptr;  // owned by ssl
-  BIO* wbio = nullptr;  // owned by ssl
 };
 
 MtlsSession::~MtlsSession() = default;
@@ -99,16 +159,11 @@ Result<std::unique_ptr<MtlsSession>> MtlsSession::make(std::shared_ptr<const Mtl
   s->impl_->ssl.reset(SSL_new(s->ctx_->impl_->ctx.get()));
   SSL* ssl = s->impl_->ssl.get();
   if (!ssl) return opensslError("creating a TLS session");
-  s->impl_->rbio = BIO_new(BIO_s_mem());
-  s->impl_->wbio = BIO_new(BIO_s_mem());
-  if (!s->impl_->rbio || !s->impl_->wbio) {
-    BIO_free(s->impl_->rbio);
-    BIO_free(s->impl_->wbio);
-    return opensslError("creating TLS buffers");
-  }
-  // An empty read BIO means "come back later", not end of stream.
-  BIO_set_mem_eof_return(s->impl_->rbio, -1);
-  SSL_set_bio(ssl, s->impl_->rbio, s->impl_->wbio);
+  const BIO_METHOD* method = bufMethod();
+  BIO* bio = method ? BIO_new(method) : nullptr;
+  if (!bio) return opensslError("creating TLS buffers");
+  BIO_set_data(bio, &s->wire_);
+  SSL_set_bio(ssl, bio, bio);  // one BIO both ways, owned by the SSL
   if (s->ctx_->role() == MtlsRole::kClient) {
     if (SSL_set_alpn_protos(ssl, kAlpnH2, sizeof(kAlpnH2)) != 0)
       return opensslError("setting ALPN");
@@ -117,10 +172,6 @@ Result<std::unique_ptr<MtlsSession>> MtlsSession::make(std::shared_ptr<const Mtl
     SSL_set_accept_state(ssl);
   }
   return s;
-}
-
-void MtlsSession::feed(std::string_view cipher) {
-  if (!cipher.empty()) BIO_write(impl_->rbio, cipher.data(), static_cast<int>(cipher.size()));
 }
 
 Status MtlsSession::checkPeer() {
@@ -159,12 +210,12 @@ Status MtlsSession::pump() {
     }
     established_ = true;
   }
-  char buf[16384];
+  constexpr size_t kRecord = 16384;  // SSL_read returns at most one record
   while (true) {
     size_t n = 0;
-    int ret = SSL_read_ex(ssl, buf, sizeof(buf), &n);
+    int ret = SSL_read_ex(ssl, plain_.reserve(kRecord), kRecord, &n);
     if (ret == 1) {
-      plain_.append(buf, n);
+      plain_.commit(n);
       continue;
     }
     if (SSL_get_error(ssl, ret) == SSL_ERROR_ZERO_RETURN) {
@@ -175,7 +226,11 @@ Status MtlsSession::pump() {
   }
 }
 
-std::string MtlsSession::takePlain() { return std::exchange(plain_, {}); }
+std::string MtlsSession::takePlain() {
+  std::string p(plain_.view());
+  plain_.clear();
+  return p;
+}
 
 Status MtlsSession::write(std::string_view plain) {
   if (!established_) return Error("TLS write before the handshake finished");
@@ -189,15 +244,10 @@ Status MtlsSession::write(std::string_view plain) {
 }
 
 std::string MtlsSession::takeOutput() {
-  std::string out;
-  char* data = nullptr;
-  long n = BIO_get_mem_data(impl_->wbio, &data);
-  if (n > 0) out.assign(data, static_cast<size_t>(n));
-  BIO_reset(impl_->wbio);
+  std::string out(wire_.out.view());
+  wire_.out.clear();
   return out;
 }
-
-bool MtlsSession::hasOutput() const { return BIO_ctrl_pending(impl_->wbio) > 0; }
 
 void MtlsSession::shutdown() {
   SSL_shutdown(impl_->ssl.get());
