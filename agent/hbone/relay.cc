@@ -179,6 +179,13 @@ void Relay::onLinkProgress() {
   updateInterest();
 }
 
+void Relay::readNow() {
+  if (done_ || connecting_) return;
+  readSocket();
+  maybeDone();
+  updateInterest();
+}
+
 void Relay::dropQueued() {
   // Bytes that will never reach the socket still count against the link's window: give it back.
   if (!to_socket_.empty()) link_.h2().consumed(stream_, to_socket_.size());

@@ -31,6 +31,10 @@ class Relay {
   void onClose(uint32_t error_code);
   // The link made progress (window updates arrived): read the socket again if it was paused.
   void onLinkProgress();
+  // Reads what the socket already holds, without waiting for the loop to say so: an app's
+  // first bytes are often there by the time its connection is accepted, and then go out with
+  // the CONNECT instead of in a record of their own. Call flush() on the link after.
+  void readNow();
 
   int32_t stream() const { return stream_; }
   uint64_t bytesUp() const { return up_; }      // socket → stream

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -64,6 +65,16 @@ IpAddr ipOf(const sockaddr_storage& ss) {
 int portOf(const sockaddr_storage& ss) {
   return ntohs(ss.ss_family == AF_INET ? reinterpret_cast<const sockaddr_in*>(&ss)->sin_port
                                        : reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_port);
+}
+
+// How a non-blocking connect stands: -1 still in progress, 0 connected, else its errno.
+int connectOutcome(int fd) {
+  pollfd p{fd, POLLOUT, 0};
+  if (poll(&p, 1, 0) != 1) return -1;
+  int err = 0;
+  socklen_t len = sizeof(err);
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  return err;
 }
 
 // Closes an accepted app socket so the app sees a reset, not an orderly end.
@@ -562,6 +573,7 @@ struct MeshProxy::Impl {
     }
     info.peer_id = le->target_id;
     attach(le, *stream, fd, false, std::move(info));
+    if (auto c = le->conns.find(*stream); c != le->conns.end()) c->second.relay->readNow();
     le->link->flush();
   }
 
@@ -742,6 +754,19 @@ struct MeshProxy::Impl {
       logOnce(info.pod + "/deliver",
               "mesh proxy: cannot deliver to " + info.pod + ": " + fd.error().message());
       return 503;
+    }
+    // The app is in this pod: its connect usually completes within connect() itself, and then
+    // the stream is answered now, with the bytes that came with the CONNECT passed on at once.
+    if (int err = connectOutcome(*fd); err >= 0) {
+      if (err != 0) {
+        close(*fd);
+        return 503;
+      }
+      attach(le, stream, *fd, false, std::move(info));
+      auto it = le->conns.find(stream);
+      if (it == le->conns.end()) return 503;
+      markOpened(it->second);
+      return 200;
     }
     attach(le, stream, *fd, true, std::move(info));
     auto it = le->conns.find(stream);

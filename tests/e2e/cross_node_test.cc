@@ -632,6 +632,23 @@ TEST_F(CrossNode, PooledLinkIsReusedAndClosedWhenItsEndpointLeaves) {
       << back.error << logs();
 }
 
+// A port of the destination pod where nothing listens: agent B's connect to the app is refused
+// (on the spot, in its pod), the CONNECT is answered 503, and the client's connection, already
+// accepted by agent A, is reset at once instead of hanging. The link stays up for others.
+TEST_F(CrossNode, ClosedDestinationPortResetsTheClientAtOnce) {
+  EXPECT_EQ(fromClient(kServiceIp, 80, "warm").echo, "warm") << logs();
+  auto start = std::chrono::steady_clock::now();
+  Exchange closed = fromClient(b_->pod("server").ip4, 8099, "nobody-home");
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  start)
+                .count();
+  EXPECT_EQ(closed.error, "Connection reset by peer") << logs();
+  EXPECT_LT(ms, 2000);
+  EXPECT_EQ(fromClient(kServiceIp, 80, "still-up").echo, "still-up") << logs();
+  EXPECT_TRUE(waitFor([] { return status("a")["tunnels"].value("pooled_links", -1) == 1; }, 2000))
+      << status("a").dump(2);
+}
+
 // HBONE only talks to workloads with a certificate from the mesh: openssl s_client from a pod
 // outside the mesh, with no client certificate, is refused by the destination's agent.
 TEST_F(CrossNode, HboneRefusesAClientWithoutACertificate) {
