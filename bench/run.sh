@@ -735,8 +735,10 @@ setup_xnode() {
   wait_xagent xa "$XAGENT_A" xmc
   wait_xagent xb "$XAGENT_B" xms
   STUNNEL_C=$(pids_of xtc stunnel4)
+  SOCKPERF_PLAIN=$(pids_of xps sockperf)   # the plaintext server app: the CPU floor of a hop
   STUNNEL_S=$(pids_of xts stunnel4)
   [ -n "$STUNNEL_C" ] && [ -n "$STUNNEL_S" ] || die "stunnel processes not found"
+  [ -n "$SOCKPERF_PLAIN" ] || die "the plaintext sockperf server was not found"
   # One exchange on each path before measuring: meshlet's pooled HBONE link is then warm.
   local p
   for p in "xpc 198.18.2.3 8080" "xmc 198.19.0.20 8080" "xtc 127.0.0.1 15003"; do
@@ -832,6 +834,9 @@ bench_xnode() {
     rtt xpc 198.18.2.3 8080 xn.plain
     rtt xmc 198.19.0.20 8080 xn.meshlet
     rtt xtc 127.0.0.1 15003 xn.stunnel
+    # The floor: what the plaintext server app itself (sockperf, one recv and one send per
+    # request) costs per request. A proxy side does that twice (app leg and link) plus TLS.
+    cpu_load xpc 198.18.2.3 11111 xn.plain "" "$SOCKPERF_PLAIN"
     cpu_load xmc 198.19.0.20 11111 xn.meshlet "$XAGENT_A" "$XAGENT_B"
     # shellcheck disable=SC2086
     cpu_load xtc 127.0.0.1 15001 xn.stunnel "$STUNNEL_C" "$STUNNEL_S"
@@ -987,6 +992,7 @@ report_xnode() {
     ma=$(med xn.meshlet.cpu_a); mb=$(med xn.meshlet.cpu_b); sa=$(med xn.stunnel.cpu_a); sb=$(med xn.stunnel.cpu_b)
     echo "| CPU per 1000 req/s, client node (vCPU): agent A / stunnel client | – | $(fmt "$ma" '%.4f') | $(fmt "$sa" '%.4f') | | $(ratio "$ma" "$sa") |"
     echo "| CPU per 1000 req/s, server node (vCPU): agent B / stunnel server | – | $(fmt "$mb" '%.4f') | $(fmt "$sb" '%.4f') | | $(ratio "$mb" "$sb") |"
+    echo "| CPU per 1000 req/s of the server app itself (vCPU; sockperf: one receive + one send per request, the floor of one hop) | $(fmt "$(med xn.plain.cpu_b)" '%.4f') | | | | |"
     echo
     pl=$(med xn.plain.gbps); ml=$(med xn.meshlet.gbps); sl=$(med xn.stunnel.gbps)
     r=$(ratio "$ml" "$sl")
@@ -997,7 +1003,7 @@ report_xnode() {
     r=$(awk -v a="$ml" -v b="$pl" 'BEGIN {if (a == "nan" || b == "nan") print "n/a"; else printf "%.1f", a - b}')
     echo "- Target a new connection over the warm pool adds ≤ 100 µs p50 (meshlet − plaintext, connect + first 1-byte round trip): $r µs → $(yesno "$(awk -v r="$r" 'BEGIN {print (r != "n/a" && r <= 100)}')")"
     tgt=$(awk -v a="$ma" -v b="$mb" 'BEGIN {if (a == "nan" || b == "nan") print "n/a"; else printf "%.4f", (a > b ? a : b)}')
-    echo "- Target agent CPU ≤ 0.03 vCPU per 1000 req/s per side (1 KB request + 1 KB response at $(fmt "$(med xn.meshlet.rps)" '%.0f') req/s, idle time included): worst side $tgt → $(yesno "$(awk -v r="$tgt" 'BEGIN {print (r != "n/a" && r <= 0.03)}')"); idle agents: A $XIDLE_A, B $XIDLE_B vCPU."
+    echo "- Target agent CPU ≤ 0.03 vCPU per 1000 req/s per side (1 KB request + 1 KB response at $(fmt "$(med xn.meshlet.rps)" '%.0f') req/s, idle time included): worst side $tgt → $(yesno "$(awk -v r="$tgt" 'BEGIN {print (r != "n/a" && r <= 0.03)}')"); idle agents: A $XIDLE_A, B $XIDLE_B vCPU. For scale: the plaintext server app alone costs $(fmt "$(med xn.plain.cpu_b)" '%.4f') per 1000 req/s here, and an agent side makes two such hops (app leg and link) plus TLS."
     echo "- New connections that failed (no byte back; all reps): plaintext $(sumk xn.plain.new_failed), meshlet $(sumk xn.meshlet.new_failed), stunnel $(sumk xn.stunnel.new_failed)."
     echo "- Tunnel check: HBONE links (TCP to :15008) from the meshed client pod during its iperf3 run: $XLINKS_DURING, after all the runs: $XLINKS_AFTER (one pooled link expected); agent A's view of the iperf3 connections (control + data) meanwhile: ${XCONNS_SAMPLE:-none}. Agent RSS after the runs: A $((XRSS_A / 1024)) MiB, B $((XRSS_B / 1024)) MiB."
     echo
