@@ -389,27 +389,51 @@ void Metrics::setKernelCounters(Datapath& dp, const DesiredDatapath& info,
   }
 }
 
+// Called with tunnel_mu_ held.
+Metrics::TunnelSeries Metrics::tunnelSeries(const proxy::TunnelConn& c, const Snapshot* s) {
+  uint64_t generation = s ? s->generation : 0;
+  if (generation != series_generation_ || tunnel_series_.size() > 10000) {
+    tunnel_series_.clear();  // workload names come from the snapshot
+    series_generation_ = generation;
+  }
+  // Everything istioTunnelLabels reads from the connection.
+  std::string key;
+  for (const std::string* part :
+       {&c.pod, &c.peer_pod, &c.local_id, &c.peer_id, &c.service, &c.path}) {
+    key += *part;
+    key += '\n';
+  }
+  key += c.inbound ? 'i' : 'o';
+  auto it = tunnel_series_.find(key);
+  if (it != tunnel_series_.end()) return it->second;
+  auto labels = istioTunnelLabels(c, s);
+  TunnelSeries series{&tcp_opened_.Add(labels), &tcp_closed_.Add(labels), &tcp_sent_.Add(labels),
+                      &tcp_received_.Add(labels)};
+  tunnel_series_.emplace(std::move(key), series);
+  return series;
+}
+
 proxy::TunnelEvents Metrics::tunnelEvents() {
   proxy::TunnelEvents ev;
   ev.opened = [this](const proxy::TunnelConn& c, const Snapshot* s) {
-    auto labels = istioTunnelLabels(c, s);
-    tcp_opened_.Add(labels).Increment();
     std::lock_guard<std::mutex> l(tunnel_mu_);
-    tunnel_labels_[c.id] = std::move(labels);
+    TunnelSeries series = tunnelSeries(c, s);
+    series.opened->Increment();
+    tunnel_conns_[c.id] = series;
   };
   ev.bytes = [this](const proxy::TunnelConn& c, uint64_t sent, uint64_t received) {
     std::lock_guard<std::mutex> l(tunnel_mu_);
-    auto it = tunnel_labels_.find(c.id);
-    if (it == tunnel_labels_.end()) return;
-    if (sent) tcp_sent_.Add(it->second).Increment(static_cast<double>(sent));
-    if (received) tcp_received_.Add(it->second).Increment(static_cast<double>(received));
+    auto it = tunnel_conns_.find(c.id);
+    if (it == tunnel_conns_.end()) return;
+    if (sent) it->second.sent->Increment(static_cast<double>(sent));
+    if (received) it->second.received->Increment(static_cast<double>(received));
   };
   ev.closed = [this](const proxy::TunnelConn& c) {
     std::lock_guard<std::mutex> l(tunnel_mu_);
-    auto it = tunnel_labels_.find(c.id);
-    if (it == tunnel_labels_.end()) return;
-    tcp_closed_.Add(it->second).Increment();
-    tunnel_labels_.erase(it);
+    auto it = tunnel_conns_.find(c.id);
+    if (it == tunnel_conns_.end()) return;
+    it->second.closed->Increment();
+    tunnel_conns_.erase(it);
   };
   auto refusal = [](prometheus::Family<prometheus::Counter>& family) {
     return [&family](const proxy::TunnelConn& c, const Snapshot* s) {

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "agent/common/status.h"
@@ -98,8 +99,17 @@ class Metrics {
   std::map<uint32_t, SvcCounters> last_svc_;  // by service id
   std::map<std::tuple<uint32_t, uint32_t, uint16_t>, uint64_t> last_denials_;  // by verdict
 
+  // A tunnelled connection's four TCP series, resolved once when it opens: its bytes and its
+  // close then cost no label work. Connections with the same label inputs (pods, identities,
+  // service, path) share them through a cache valid for one configuration generation.
+  struct TunnelSeries {
+    prometheus::Counter *opened, *closed, *sent, *received;
+  };
+  TunnelSeries tunnelSeries(const proxy::TunnelConn& c, const Snapshot* s);
   std::mutex tunnel_mu_;  // the proxy thread's connections
-  std::map<uint64_t, std::map<std::string, std::string>> tunnel_labels_;  // by TunnelConn::id
+  std::unordered_map<uint64_t, TunnelSeries> tunnel_conns_;      // by TunnelConn::id
+  std::unordered_map<std::string, TunnelSeries> tunnel_series_;  // by label inputs
+  uint64_t series_generation_ = 0;
 };
 
 }  // namespace meshlet
