@@ -121,13 +121,17 @@ void Relay::updateInterest() {
   if (done_) return;
   uint32_t want = 0;
   if (connecting_) want = EPOLLOUT;
-  if (!connecting_ && !socket_eof_ && !failed_ && !stream_closed_ &&
-      link_.h2().queued(stream_) < kHighWater)
-    want |= EPOLLIN;
+  bool reading = !connecting_ && !socket_eof_ && !failed_ && !stream_closed_;
+  bool full = reading && link_.h2().queued(stream_) >= kHighWater;
+  if (reading && !full) want |= EPOLLIN;
   if (!connecting_ && !to_socket_.empty()) want |= EPOLLOUT;
   if (want != interest_) {
     interest_ = want;
     loop_.modify(fd_, want);
+  }
+  if (full && !waiting_ && on_full) {
+    waiting_ = true;
+    on_full();
   }
 }
 
@@ -169,6 +173,7 @@ void Relay::onClose(uint32_t error_code) {
 }
 
 void Relay::onLinkProgress() {
+  waiting_ = false;
   if (done_) return;
   if ((interest_ & EPOLLIN) == 0 && !connecting_ && !socket_eof_ && !failed_ && !stream_closed_ &&
       link_.h2().queued(stream_) < kHighWater) {

@@ -42,6 +42,10 @@ class Relay {
   // Both directions are finished and the socket was closed; the owner may destroy it.
   std::function<void()> on_done;
   std::function<void(int error)> on_connected;
+  // The socket is no longer read because the stream's send queue is full: call
+  // onLinkProgress() once the link made progress. Said once per pause, so a link need not ask
+  // every relay after every event.
+  std::function<void()> on_full;
 
   static constexpr size_t kHighWater = 1024 * 1024;
   static constexpr size_t kChunk = 64 * 1024;  // what one receive asks for
@@ -67,6 +71,7 @@ class Relay {
   bool shut_wr_ = false;
   bool failed_ = false;
   bool done_ = false;
+  bool waiting_ = false;  // on_full was called and onLinkProgress not yet
   uint32_t interest_ = 0;
   uint64_t up_ = 0, down_ = 0;
 };

@@ -117,6 +117,7 @@ struct MeshProxy::Impl {
     std::string pod_key;  // the pod on this node
     IpAddr peer_ip;       // inbound: the client pod's IP
     bool dead = false;
+    std::vector<int32_t> full;  // streams whose relay waits for the link's progress
   };
   struct PodState {
     ProxyPod pod;
@@ -413,8 +414,15 @@ struct MeshProxy::Impl {
       return nullptr;
     }
     raw->link = std::move(*link);
+    // Only relays that stopped reading for a full queue need to hear of progress.
     raw->link->on_progress = [raw] {
-      for (auto& [id, c] : raw->conns) c.relay->onLinkProgress();
+      if (raw->full.empty()) return;
+      std::vector<int32_t> full;
+      full.swap(raw->full);
+      for (int32_t id : full) {
+        if (auto it = raw->conns.find(id); it != raw->conns.end())
+          it->second.relay->onLinkProgress();
+      }
     };
     raw->link->on_closed = [this, raw](const std::string& why) {
       raw->dead = true;
@@ -491,6 +499,7 @@ struct MeshProxy::Impl {
         le->conns.erase(it);
       });
     };
+    c.relay->on_full = [le, stream] { le->full.push_back(stream); };
     hbone::Relay* relay = c.relay.get();
     le->conns.emplace(stream, std::move(c));
     if (auto st = relay->start(connecting); !st) {

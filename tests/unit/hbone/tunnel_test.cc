@@ -55,6 +55,8 @@ int connectTo(int port, bool nonblock) {
 struct Side {
   std::unique_ptr<Link> link;
   std::map<int32_t, std::unique_ptr<Relay>> relays;
+  std::vector<int32_t> full;  // relays waiting for the link's progress
+  size_t pauses = 0;
   std::string closed_why;
 
   std::map<int32_t, int> status;  // CONNECT answers seen (client side)
@@ -77,11 +79,20 @@ struct Side {
     auto r = std::make_unique<Relay>(loop, fd, *link, id);
     ASSERT_TRUE(r->start(connecting).ok());
     r->on_done = [this, &loop, id] { loop.defer([this, id] { relays.erase(id); }); };
+    r->on_full = [this, id] {
+      full.push_back(id);
+      ++pauses;
+    };
     relays[id] = std::move(r);
   }
+  // As the agent does: only relays that said their queue is full hear of the link's progress.
   void wire() {
     link->on_progress = [this] {
-      for (auto& [id, r] : relays) r->onLinkProgress();
+      std::vector<int32_t> waiting;
+      waiting.swap(full);
+      for (int32_t id : waiting) {
+        if (auto it = relays.find(id); it != relays.end()) it->second->onLinkProgress();
+      }
     };
     link->on_closed = [this](const std::string& why) { closed_why = why; };
   }
@@ -282,8 +293,9 @@ TEST(HboneTunnel, SlowDestinationBacksUpToTheAppNotIntoTheAgent) {
   echo.join();
   close(echo_lfd);
   EXPECT_TRUE(ok);
-  // One read past the high-water mark at most.
+  // One read past the high-water mark at most; the app's relay paused and resumed on progress.
   EXPECT_LE(max_queued, Relay::kHighWater + Relay::kChunk);
+  EXPECT_GT(f.outbound.pauses, 0u);
 }
 
 // Nothing listens at the destination: the CONNECT is answered 502 and the app's connection is
