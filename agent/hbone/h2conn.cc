@@ -368,4 +368,9 @@ bool H2Conn::finished() const {
 
 size_t H2Conn::openStreams() const { return impl_->streams.size(); }
 
+uint32_t H2Conn::peerMaxStreams() const {
+  return nghttp2_session_get_remote_settings(impl_->session,
+                                             NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+}
+
 }  // namespace meshlet::hbone

@@ -102,6 +102,8 @@ class H2Conn {
   // Nothing more will happen: GOAWAY exchanged or a fatal error, and no stream open.
   bool finished() const;
   size_t openStreams() const;
+  // The peer's SETTINGS_MAX_CONCURRENT_STREAMS (unlimited until its SETTINGS arrive).
+  uint32_t peerMaxStreams() const;
 
  private:
   H2Conn() = default;

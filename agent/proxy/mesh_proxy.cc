@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -25,6 +26,11 @@ namespace meshlet::proxy {
 namespace {
 
 constexpr uint32_t kStreamGone = 8;  // NGHTTP2_CANCEL: makes a relay reset its socket
+// Streams a pooled link carries at once before the next connection gets a link of its own (as
+// ztunnel's pool does): one TCP connection's window and loss recovery are shared by all its
+// streams, and a peer may allow fewer (its SETTINGS_MAX_CONCURRENT_STREAMS; beyond it nghttp2
+// would hold the CONNECT until a stream ends, stalling the app's connection).
+constexpr size_t kStreamsPerLink = 100;
 // CONNECT header naming the service the client dialled, for the destination's telemetry.
 constexpr const char* kServiceHeader = "x-meshlet-service";
 
@@ -441,7 +447,14 @@ struct MeshProxy::Impl {
   LinkEntry* outboundLink(const ProxyPod& src, const IpAddr& dst, const RemotePodInfo& remote,
                           std::string* error) {
     std::string key = poolKey(src, remote);
-    if (auto it = pool.find(key); it != pool.end() && !it->second->dead) return it->second;
+    if (auto it = pool.find(key); it != pool.end() && !it->second->dead) {
+      LinkEntry* pooled = it->second;
+      hbone::H2Conn& h2 = pooled->link->h2();
+      if (h2.openStreams() < std::min<size_t>(kStreamsPerLink, h2.peerMaxStreams())) return pooled;
+      // Full: it keeps its streams and closes once they are done; a new link takes the next.
+      pooled->pool_key.clear();
+      pool.erase(it);
+    }
     auto ctx = context(src.spiffe_id, tls::MtlsRole::kClient);
     if (!ctx) {
       *error = "no certificate for " + src.spiffe_id;

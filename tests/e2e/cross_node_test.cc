@@ -632,6 +632,57 @@ TEST_F(CrossNode, PooledLinkIsReusedAndClosedWhenItsEndpointLeaves) {
       << back.error << logs();
 }
 
+// Established TCP connections to an HBONE port (15008) in the calling process's netns: the
+// agent's links, dialled from inside the client pod.
+int hboneLinksHere() {
+  std::ifstream f("/proc/self/net/tcp");
+  std::string line;
+  int n = 0;
+  std::getline(f, line);  // header
+  while (std::getline(f, line)) {
+    std::istringstream in(line);
+    std::string slot, local, remote, state;
+    in >> slot >> local >> remote >> state;
+    if (state == "01" && remote.size() > 5 && remote.substr(remote.size() - 5) == ":3AA0") ++n;
+  }
+  return n;
+}
+
+// Many connections open at once between one pair of pods: past a link's share of streams
+// (100), the next connection gets a link of its own instead of waiting behind the others, every
+// one of them works, and the extra link closes once its connections are done.
+TEST_F(CrossNode, ManyConcurrentConnectionsSpreadOverLinks) {
+  EXPECT_EQ(fromClient(kServiceIp, 80, "warm").echo, "warm") << logs();
+  std::string result = a_->runInPod(a_->pod("client"), [] {
+    std::vector<int> fds;
+    int greeted = 0;
+    for (int i = 0; i < 150; ++i) {
+      int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(80);
+      inet_pton(AF_INET, kServiceIp, &a.sin_addr);
+      if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+        close(fd);
+        continue;
+      }
+      fds.push_back(fd);
+      std::string error;
+      if (readSome(fd, 3, 3000, &error) == "db\n") ++greeted;
+    }
+    int links = hboneLinksHere();
+    for (int fd : fds) close(fd);
+    return std::to_string(greeted) + " " + std::to_string(links);
+  });
+  EXPECT_EQ(result, "150 2") << logs();
+  // The full link closes once its streams are done; the pool keeps the newer one.
+  auto links = [this] {
+    return a_->runInPod(a_->pod("client"), [] { return std::to_string(hboneLinksHere()); });
+  };
+  EXPECT_TRUE(waitFor([&] { return links() == "1"; }, 5000)) << links();
+  EXPECT_EQ(fromClient(kServiceIp, 80, "after").echo, "after") << logs();
+}
+
 // A port of the destination pod where nothing listens: agent B's connect to the app is refused
 // (on the spot, in its pod), the CONNECT is answered 503, and the client's connection, already
 // accepted by agent A, is reset at once instead of hanging. The link stays up for others.
