@@ -7,9 +7,11 @@
 //
 //   connbench echo IP PORT            accept; on every connection echo what arrives; close at
 //                                      the peer's end or reset (epoll, one thread, forever)
-//   connbench rtt IP PORT SECONDS      new connections one after the other for SECONDS:
+//   connbench rtt IP PORT SECONDS [GAP_US]
+//                                      new connections one after the other for SECONDS:
 //                                      socket, connect, write 1 byte, read 1 byte back, close
-//                                      with an RST; measures connect() start -> byte back
+//                                      with an RST; measures connect() start -> byte back;
+//                                      GAP_US: a pause after each (the path goes idle)
 //
 // `connect` prints one line: "connects=N cps=X connect_p50_us=Y connect_p99_us=Z failed=F",
 // where the latency is the time spent in the blocking connect() call alone (socket() and
@@ -142,7 +144,7 @@ int echoServe(const sockaddr_in& a) {
   }
 }
 
-int rttLoop(const sockaddr_in& a, double seconds) {
+int rttLoop(const sockaddr_in& a, double seconds, int gap_us) {
   std::vector<float> lat;
   lat.reserve(1 << 20);
   long failed = 0;
@@ -171,6 +173,7 @@ int rttLoop(const sockaddr_in& a, double seconds) {
     }
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     close(fd);
+    if (gap_us > 0) usleep(static_cast<useconds_t>(gap_us));
   }
   if (lat.empty()) {
     fprintf(stderr, "connbench rtt: no round trip succeeded\n");
@@ -191,7 +194,9 @@ int main(int argc, char** argv) {
     return connectLoop(address(argv[2], argv[3]), atof(argv[4]));
   }
   if (argc >= 4 && strcmp(argv[1], "echo") == 0) return echoServe(address(argv[2], argv[3]));
-  if (argc >= 5 && strcmp(argv[1], "rtt") == 0) return rttLoop(address(argv[2], argv[3]), atof(argv[4]));
+  if (argc >= 5 && strcmp(argv[1], "rtt") == 0) {
+    return rttLoop(address(argv[2], argv[3]), atof(argv[4]), argc >= 6 ? atoi(argv[5]) : 0);
+  }
   fprintf(stderr,
           "usage: connbench serve IP PORT | connbench connect IP PORT SECONDS |\n"
           "       connbench echo IP PORT | connbench rtt IP PORT SECONDS\n");
