@@ -35,6 +35,15 @@ Result<std::unique_ptr<Link>> Link::make(proxy::EventLoop& loop, int fd,
   return link;
 }
 
+size_t Link::bufferBytes() const {
+  return plain_out_.capacity() + tls_->input().capacity() + tls_->plain().capacity() +
+         tls_->output().capacity();
+}
+
+void Link::releaseBuffers() {
+  for (ByteBuf* b : {&plain_out_, &tls_->input(), &tls_->plain(), &tls_->output()}) b->release(0);
+}
+
 void Link::fail(const std::string& why) {
   if (closed_) return;
   closed_ = true;
@@ -44,6 +53,7 @@ void Link::fail(const std::string& why) {
 
 void Link::onEvents(uint32_t events) {
   if (closed_) return;
+  ++activity_;
   if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
     ByteBuf& in = tls_->input();  // received in place, where TLS reads it
     while (true) {
@@ -107,6 +117,7 @@ void Link::process() {
 
 void Link::flush() {
   if (closed_) return;
+  ++activity_;
   h2_->takeOutput(plain_out_);
   if (tls_->established() && !plain_out_.empty()) {
     if (Status st = tls_->write(plain_out_.view()); !st) {

@@ -34,6 +34,12 @@ class Link {
   bool closed() const { return closed_; }
   // Ciphertext waiting for the socket to take it.
   size_t pendingBytes() const { return tls_->output().size(); }
+  // The storage its queues hold (a busy link keeps up to kKeep per queue, so the next burst
+  // needs no new memory), and giving back what empty queues hold: the owner does that once the
+  // link has been quiet for a while. activity() changes with every event and flush.
+  size_t bufferBytes() const;
+  void releaseBuffers();
+  uint64_t activity() const { return activity_; }
 
   // The mTLS handshake completed and the peer is who it must be.
   std::function<void()> on_established;
@@ -54,8 +60,8 @@ class Link {
   int fd_;
   std::unique_ptr<tls::MtlsSession> tls_;
   std::unique_ptr<H2Conn> h2_;
-  // What a receive asks for; buffers above kKeep are given back once empty (an idle link
-  // holds little).
+  // What a receive asks for; a queue holding more than kKeep gives it back whenever it empties
+  // (a burst's peak is not kept), the rest when the owner calls releaseBuffers().
   static constexpr size_t kChunk = 256 * 1024;
   static constexpr size_t kKeep = 2 * 1024 * 1024;
   ByteBuf plain_out_;  // HTTP/2 bytes (waiting for the handshake to finish)
@@ -63,6 +69,7 @@ class Link {
   bool want_write_ = false;
   bool started_ = false;  // the loop delivered the first event (the TLS handshake began)
   bool closed_ = false;
+  uint64_t activity_ = 0;
 };
 
 }  // namespace meshlet::hbone

@@ -124,6 +124,7 @@ struct MeshProxy::Impl {
     IpAddr peer_ip;       // inbound: the client pod's IP
     bool dead = false;
     std::vector<int32_t> full;  // streams whose relay waits for the link's progress
+    uint64_t seen_activity = 0;  // the link's activity() at the last idle check
   };
   struct PodState {
     ProxyPod pod;
@@ -158,6 +159,7 @@ struct MeshProxy::Impl {
   std::map<uint64_t, PlainConn> plain;  // by TunnelConn::id
   ProxyReport counters;                 // counters only; live is filled at publish
   std::chrono::steady_clock::time_point last_publish{};
+  std::chrono::steady_clock::time_point last_idle_check{};
   std::map<std::string, std::string> logged;  // what was last logged per subject
 
   ~Impl() {
@@ -183,6 +185,10 @@ struct MeshProxy::Impl {
       if (now - last_publish > std::chrono::milliseconds(200)) {
         last_publish = now;
         publish();
+      }
+      if (now - last_idle_check > std::chrono::seconds(2)) {
+        last_idle_check = now;
+        releaseIdleBuffers();
       }
     }
   }
@@ -804,6 +810,16 @@ struct MeshProxy::Impl {
   }
 
   // ---- housekeeping ----
+
+  // Links quiet since the last check give their buffers back (big ones are mappings of their
+  // own, so the memory leaves the process: ByteBuf::kMapFrom).
+  void releaseIdleBuffers() {
+    for (auto& [id, le] : links) {
+      uint64_t activity = le->link->activity();
+      if (activity == le->seen_activity) le->link->releaseBuffers();
+      le->seen_activity = activity;
+    }
+  }
 
   void sweep() {
     for (auto it = links.begin(); it != links.end();) {

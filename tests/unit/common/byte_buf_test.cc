@@ -78,5 +78,27 @@ TEST(ByteBuf, ReleaseFreesOnlyAnEmptyLargeBuffer) {
   EXPECT_EQ(b.view(), "y");
 }
 
+// Big storage is a mapping of its own; moving a queue moves its bytes, not a copy of them.
+TEST(ByteBuf, BigStorageAndMoves) {
+  ByteBuf a;
+  std::string big(ByteBuf::kMapFrom * 3 + 5, 'z');
+  a.append(big);
+  EXPECT_GE(a.capacity(), big.size());
+  EXPECT_EQ(a.capacity() % 4096, 0u);
+  const char* where = a.data();
+  ByteBuf b(std::move(a));
+  EXPECT_EQ(b.data(), where);
+  EXPECT_EQ(b.view(), big);
+  EXPECT_TRUE(a.empty());
+  EXPECT_EQ(a.capacity(), 0u);
+  ByteBuf c;
+  c.append("small");
+  c = std::move(b);
+  EXPECT_EQ(c.view(), big);
+  c.consume(big.size());
+  c.release(0);
+  EXPECT_EQ(c.capacity(), 0u);
+}
+
 }  // namespace
 }  // namespace meshlet
