@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstring>
 #include <new>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -78,6 +79,12 @@ class ByteBuf {
     if (begin_ >= end_) begin_ = end_ = 0;
   }
   void clear() { begin_ = end_ = 0; }
+  // The bytes as a string, leaving the queue empty.
+  std::string take() {
+    std::string s(view());
+    clear();
+    return s;
+  }
   // Empty and holding more than `keep` bytes of storage: give it back (an idle connection keeps
   // no large buffer).
   void release(size_t keep) {

@@ -353,7 +353,7 @@ void H2Conn::takeOutput(ByteBuf& out) {
 std::string H2Conn::takeOutput() {
   ByteBuf out;
   takeOutput(out);
-  return std::string(out.view());
+  return out.take();
 }
 
 void H2Conn::goAway() {

@@ -500,7 +500,8 @@ struct MeshProxy::Impl {
     c.reported_received = received;
   }
 
-  void attach(LinkEntry* le, int32_t stream, int fd, bool connecting, TunnelConn info) {
+  // The stream's connection; it stays in le->conns until its relay is done (a deferred erase).
+  Conn& attach(LinkEntry* le, int32_t stream, int fd, bool connecting, TunnelConn info) {
     Conn c;
     c.relay = std::make_unique<hbone::Relay>(*loop, fd, *le->link, stream);
     c.info = std::move(info);
@@ -519,12 +520,12 @@ struct MeshProxy::Impl {
       });
     };
     c.relay->on_full = [le, stream] { le->full.push_back(stream); };
-    hbone::Relay* relay = c.relay.get();
-    le->conns.emplace(stream, std::move(c));
-    if (auto st = relay->start(connecting); !st) {
+    Conn& conn = le->conns.emplace(stream, std::move(c)).first->second;
+    if (auto st = conn.relay->start(connecting); !st) {
       le->link->h2().reset(stream, kStreamGone);
-      relay->onClose(kStreamGone);
+      conn.relay->onClose(kStreamGone);
     }
+    return conn;
   }
 
   // Accepts every connection waiting on a listener: fn(fd, peer address) for each.
@@ -600,8 +601,7 @@ struct MeshProxy::Impl {
       return;
     }
     info.peer_id = le->target_id;
-    attach(le, *stream, fd, false, std::move(info));
-    if (auto c = le->conns.find(*stream); c != le->conns.end()) c->second.relay->readNow();
+    attach(le, *stream, fd, false, std::move(info)).relay->readNow();
     le->link->flush();
   }
 
@@ -790,16 +790,10 @@ struct MeshProxy::Impl {
         close(*fd);
         return 503;
       }
-      attach(le, stream, *fd, false, std::move(info));
-      auto it = le->conns.find(stream);
-      if (it == le->conns.end()) return 503;
-      markOpened(it->second);
+      markOpened(attach(le, stream, *fd, false, std::move(info)));
       return 200;
     }
-    attach(le, stream, *fd, true, std::move(info));
-    auto it = le->conns.find(stream);
-    if (it == le->conns.end()) return 503;
-    it->second.relay->on_connected = [this, le, stream](int err) {
+    attach(le, stream, *fd, true, std::move(info)).relay->on_connected = [this, le, stream](int err) {
       auto c = le->conns.find(stream);
       if (c == le->conns.end()) return;
       if (err == 0) markOpened(c->second);

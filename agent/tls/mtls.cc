@@ -226,11 +226,7 @@ Status MtlsSession::pump() {
   }
 }
 
-std::string MtlsSession::takePlain() {
-  std::string p(plain_.view());
-  plain_.clear();
-  return p;
-}
+std::string MtlsSession::takePlain() { return plain_.take(); }
 
 Status MtlsSession::write(std::string_view plain) {
   if (!established_) return Error("TLS write before the handshake finished");
@@ -243,11 +239,7 @@ Status MtlsSession::write(std::string_view plain) {
   return Status::Ok();
 }
 
-std::string MtlsSession::takeOutput() {
-  std::string out(wire_.out.view());
-  wire_.out.clear();
-  return out;
-}
+std::string MtlsSession::takeOutput() { return wire_.out.take(); }
 
 void MtlsSession::shutdown() {
   SSL_shutdown(impl_->ssl.get());
