@@ -105,6 +105,7 @@ struct Fixture {
   Side inbound, outbound;
   int hbone_lfd = -1, app_lfd = -1, hbone_port = 0, app_port = 0;
   std::string seen_peer;
+  Limits limits;  // both links'
 
   Fixture() {
     tls::CaInitOptions o;
@@ -152,7 +153,7 @@ struct Fixture {
                               };
                               return kPending;
                             };
-                            inbound.link = std::move(*Link::make(*loop, fd, sctx, "", ev));
+                            inbound.link = std::move(*Link::make(*loop, fd, sctx, "", ev, limits));
                             inbound.wire();
                           })
                     .ok());
@@ -168,7 +169,8 @@ struct Fixture {
                     if (!outbound.link) {
                       outbound.link = std::move(*Link::make(
                           *loop, connectTo(hbone_port, true), ctx("client", tls::MtlsRole::kClient),
-                          tls::spiffeId("cluster.local", "shop", "web"), outbound.events()));
+                          tls::spiffeId("cluster.local", "shop", "web"), outbound.events(),
+                          limits));
                       outbound.wire();
                     }
                     auto id =
@@ -270,8 +272,13 @@ TEST(HboneTunnel, AppBytesCrossTheTunnelIntactBothWays) {
 // windows and high-water marks, and the bytes still arrive intact.
 TEST(HboneTunnel, SlowDestinationBacksUpToTheAppNotIntoTheAgent) {
   Fixture f;
+  // Small enough that the slow reader holds the whole path back, whatever the kernel's socket
+  // buffers would otherwise absorb: a 64 KiB stream window, a 64 KiB receive buffer at the echo.
+  f.limits.stream_window = 64 * 1024;
   int echo_port = 0;
   int echo_lfd = listenOn(&echo_port, false);
+  int rcvbuf = 64 * 1024;
+  setsockopt(echo_lfd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
   std::thread echo = echoServer(echo_lfd, 2);
   f.serveInbound();
   f.serveOutbound(echo_port);
