@@ -117,10 +117,10 @@ gen_services() {
       k = i - 1;
       vip = sprintf("198.19.%d.%d", 200 + int(k / 250), 1 + k % 250);
       printf "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: svc-%d\n  namespace: %s\n", i, ns;
-      printf "spec:\n  clusterIP: %s\n  ports:\n  - {name: http, port: 80, targetPort: 8080, protocol: TCP}\n", vip;
+      printf "spec:\n  clusterIP: %s\n  ports:\n  - {name: tcp, port: 80, targetPort: 8080, protocol: TCP}\n", vip;
       printf "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: svc-%d-1\n  namespace: %s\n", i, ns;
       printf "  labels:\n    kubernetes.io/service-name: svc-%d\naddressType: IPv4\n", i;
-      printf "ports:\n- {name: http, port: 8080, protocol: TCP}\nendpoints:\n";
+      printf "ports:\n- {name: tcp, port: 8080, protocol: TCP}\nendpoints:\n";
       if (eps == 1) {
         printf "- addresses: [198.18.0.3]\n  conditions: {ready: true, serving: true, terminating: false}\n";
         printf "  nodeName: %s\n  targetRef: {kind: Pod, name: ms, namespace: %s}\n", node, ns;

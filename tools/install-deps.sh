@@ -5,9 +5,9 @@ PKGS=(
   build-essential cmake pkg-config clang llvm
   libbpf-dev bpftool linux-libc-dev libelf-dev zlib1g-dev
   libyaml-dev libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev libcli11-dev
-  libprotobuf-dev protobuf-compiler libssl-dev openssl libnghttp2-dev
+  libprotobuf-dev protobuf-compiler libssl-dev openssl libnghttp2-dev libhttp-parser-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  iproute2 iptables curl iperf3 sockperf wrk haproxy prometheus
+  iproute2 iptables curl iperf3 sockperf wrk haproxy prometheus nghttp2-client
   socat netcat-openbsd procps containernetworking-plugins jq
   unzip tcpdump
 )

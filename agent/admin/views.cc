@@ -235,6 +235,8 @@ const char* pathName(uint8_t path) {
       return "balanced";
     case MESHLET_PATH_TUNNEL:
       return "tunnel";
+    case MESHLET_PATH_L7:
+      return "l7";
     default:
       return "passthrough";
   }
@@ -249,7 +251,10 @@ Json connectionsJson(const AgentView& v, const std::vector<ConnEntry>& conns, ui
     const auto& val = c.value;
     bool active = val.flags & MESHLET_CONN_ACTIVE;
     // A tunnel-path socket is shown from the proxy's side below, unless the agent never took it.
-    if (val.path == MESHLET_PATH_TUNNEL && !(val.flags & MESHLET_CONN_FAILED)) continue;
+    if ((val.path == MESHLET_PATH_TUNNEL || val.path == MESHLET_PATH_L7) &&
+        !(val.flags & MESHLET_CONN_FAILED)) {
+      continue;
+    }
     auto local = IpAddr::fromWords(c.key.local, c.key.family);
     auto remote = IpAddr::fromWords(c.key.remote, c.key.family);
     uint32_t svc_id = val.svc_id;

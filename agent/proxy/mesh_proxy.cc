@@ -113,6 +113,9 @@ struct MeshProxy::Impl {
     uint64_t sent() const { return pipe->bytesBtoA(); }
     uint64_t received() const { return pipe->bytesAtoB(); }
   };
+  struct L7Conn : ConnBase {  // an app connection on the L7 path
+    std::unique_ptr<l7::HttpSession> session;
+  };
   struct LinkEntry {
     std::unique_ptr<hbone::Link> link;  // declared first: destroyed after the relays using it
     std::map<int32_t, Conn> conns;
@@ -157,12 +160,17 @@ struct MeshProxy::Impl {
   std::map<IpAddr, const ProxyPod*> local_by_ip;  // the pods served here (into `pods`)
   std::string roots_tag;                // identifies cfg->roots_pem in context and pool keys
   std::map<uint64_t, PlainConn> plain;  // by TunnelConn::id
+  std::unique_ptr<l7::L7Runtime> l7rt;  // made with the loop
+  l7::SessionEnv l7env;
+  std::map<uint64_t, L7Conn> l7conns;   // by TunnelConn::id
   ProxyReport counters;                 // counters only; live is filled at publish
   std::chrono::steady_clock::time_point last_publish{};
   std::chrono::steady_clock::time_point last_idle_check{};
   std::map<std::string, std::string> logged;  // what was last logged per subject
 
   ~Impl() {
+    l7conns.clear();
+    l7rt.reset();
     pool.clear();
     links.clear();
     plain.clear();
@@ -568,7 +576,6 @@ struct MeshProxy::Impl {
     TunnelConn info;
     info.pod = key;
     info.local_id = src.spiffe_id;
-    info.peer = hostPort(dst, origin->backend_port);
     info.destination = hostPort(orig, origin->orig_port);
     if (cfg->desired && origin->svc_id != MESHLET_NO_ID) {
       auto svc = cfg->desired->service_info.find(origin->svc_id);
@@ -576,6 +583,17 @@ struct MeshProxy::Impl {
         info.service = svc->second.name + "." + svc->second.ns + ".svc.cluster.local";
       }
     }
+    if (origin->path == MESHLET_PATH_L7) {
+      l7Outbound(key, fd, src, origin->svc_id, std::move(info));
+      return;
+    }
+    openTunnel(key, src, fd, dst, origin->backend_port, std::move(info));
+  }
+
+  // Carries the app connection `fd` of pod `key` to dst:port over an HBONE link.
+  void openTunnel(const std::string& key, const ProxyPod& src, int fd, const IpAddr& dst, int port,
+                  TunnelConn info) {
+    info.peer = hostPort(dst, port);
     auto remote = cfg->remote_pods.find(dst);
     if (remote != cfg->remote_pods.end()) {
       info.peer_pod = remote->second.ns + "/" + remote->second.name;
@@ -603,6 +621,60 @@ struct MeshProxy::Impl {
     info.peer_id = le->target_id;
     attach(le, *stream, fd, false, std::move(info)).relay->readNow();
     le->link->flush();
+  }
+
+  // ---- the L7 path: the app's HTTP connection, proxied request by request ----
+
+  void l7Outbound(const std::string& key, int fd, const ProxyPod& src, uint32_t svc_id,
+                  TunnelConn info) {
+    info.path = "l7";
+    info.id = next_conn++;
+    info.start_unix = static_cast<int64_t>(time(nullptr));
+    l7::SessionSource source{key, src.ns, src.labels, src.spiffe_id,
+                             src.ips.empty() ? IpAddr{} : src.ips.front()};
+    uint64_t id = info.id;
+    L7Conn& c = l7conns[id];
+    c.info = std::move(info);
+    c.session = std::make_unique<l7::HttpSession>(*loop, *l7rt, l7env, fd, cfg->l7, svc_id,
+                                                  std::move(source));
+    c.session->on_done = [this, id] {
+      loop->defer([this, id] {
+        auto it = l7conns.find(id);
+        if (it == l7conns.end()) return;
+        ++counters.l7_closed;
+        l7conns.erase(it);
+      });
+    };
+    ++counters.l7_opened;
+    if (auto st = c.session->start(); !st) {
+      logOnce(key + "/l7", "mesh proxy: " + key + ": L7 session: " + st.error().message());
+      l7conns.erase(id);
+    }
+  }
+
+  void l7Request(const l7::RequestRecord& r) {
+    ++counters.l7_requests;
+    if (events.request) events.request(r, cfg ? cfg->snapshot.get() : nullptr);
+  }
+
+  // An upstream connection for an L7 session of pod `pod_key`: straight from the pod's netns,
+  // or, to an enrolled pod on another node, through an HBONE tunnel (one end of a socket pair
+  // goes to the session, the other is carried like an app connection).
+  Result<int> l7Dial(const std::string& pod_key, const l7::L7Endpoint& ep) {
+    auto ps = pods.find(pod_key);
+    if (ps == pods.end()) return Error("pod " + pod_key + " is no longer served here");
+    const ProxyPod& src = ps->second.pod;
+    if (!cfg->remote_pods.count(ep.ip)) return dialFrom(src, ep.ip, ep.port);
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
+      return Error::fromErrno("socketpair", errno);
+    }
+    TunnelConn info;
+    info.pod = pod_key;
+    info.local_id = src.spiffe_id;
+    info.destination = hostPort(ep.ip, ep.port);
+    openTunnel(pod_key, src, sv[1], ep.ip, ep.port, std::move(info));
+    return sv[0];
   }
 
   // ---- inbound: HBONE from another node's agent on <pod IP>:15008 ----
@@ -848,6 +920,11 @@ struct MeshProxy::Impl {
       t.bytes_received = c.received();
       r.live.push_back(std::move(t));
     }
+    for (auto& [id, c] : l7conns) {
+      TunnelConn t = c.info;
+      t.policy = std::to_string(c.session->requests()) + " requests";
+      r.live.push_back(std::move(t));
+    }
     for (const auto& [key, st] : pods) {
       for (const auto& e : st.errors) r.listener_errors.push_back(key + ": " + e);
       if (st.errors.empty() && !st.fds.empty() &&
@@ -876,6 +953,11 @@ Result<std::unique_ptr<MeshProxy>> MeshProxy::start(int tunnel_map_fd, int inbou
   p->impl_->events = std::move(events);
   p->impl_->loop = std::move(*loop);
   Impl* impl = p->impl_.get();
+  impl->l7rt = std::make_unique<l7::L7Runtime>(*impl->loop);
+  impl->l7env.dial = [impl](const std::string& pod, const l7::L7Endpoint& ep) {
+    return impl->l7Dial(pod, ep);
+  };
+  impl->l7env.on_request = [impl](const l7::RequestRecord& r) { impl->l7Request(r); };
   p->impl_->thread = std::thread([impl] { impl->run(); });
   return p;
 }

@@ -23,6 +23,8 @@
 
 #include "agent/common/ip.h"
 #include "agent/common/status.h"
+#include "agent/l7/http_proxy.h"
+#include "agent/l7/routes.h"
 #include "agent/state/types.h"
 #include "agent/tls/ca.h"
 #include "agent/translate/translate.h"
@@ -51,13 +53,14 @@ struct ProxyConfig {
   std::shared_ptr<const DesiredDatapath> desired;  // service names by id
   std::map<std::string, std::shared_ptr<const tls::Svid>> svids;  // by SPIFFE id
   std::string roots_pem;                                          // every trusted root
+  std::shared_ptr<const l7::L7Config> l7;  // routes of the services on the L7 path
 };
 
 // One tunnelled connection, as `meshlet connections` shows it.
 struct TunnelConn {
   uint64_t id = 0;  // unique in this agent's life
   bool inbound = false;
-  std::string path = "tunnel";  // "tunnel" (HBONE), or "captured" (plaintext inbound)
+  std::string path = "tunnel";  // "tunnel" (HBONE), "captured" (plaintext inbound), "l7"
   std::string pod;              // "ns/name" on this node
   std::string peer_pod;         // "ns/name" of the pod at the other end, when known
   std::string service;          // "name.ns.svc.cluster.local" the client dialled, when known
@@ -81,6 +84,8 @@ struct ProxyReport {
   std::map<std::string, uint64_t> denied;  // by deciding policy ("" = no ALLOW matched ...)
   uint64_t plaintext_rejected = 0;         // plaintext to a STRICT port
   uint64_t captured_opened = 0;            // plaintext inbound checked and passed on
+  uint64_t l7_opened = 0, l7_closed = 0;   // app connections on the L7 path
+  uint64_t l7_requests = 0;                // HTTP requests they carried
   std::vector<TunnelConn> live;
   std::vector<std::string> listener_errors;  // "ns/name: why"
   size_t pooled_links = 0;
@@ -98,6 +103,8 @@ struct TunnelEvents {
   // Plaintext refused because the port's mTLS mode is STRICT (.policy_name: the deciding
   // PeerAuthentication).
   std::function<void(const TunnelConn&, const Snapshot*)> rejected;
+  // One HTTP request of an L7-path connection, when it ends.
+  std::function<void(const l7::RequestRecord&, const Snapshot*)> request;
 };
 
 class MeshProxy {

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "agent/admin/cni_server.h"
@@ -93,6 +94,7 @@ class Agent {
   std::shared_ptr<const IdentityView> identity_view_;  // rebuilt by reconcileIdentities
   std::unique_ptr<proxy::MeshProxy> proxy_;
   const void* proxy_inputs_[3] = {};  // desired_, good_, identity_view_ last sent to the proxy
+  std::set<std::string> l7_warned_;   // L7 configuration warnings already logged
   std::map<std::string, std::string> inbound_errors_;  // pod -> last sk_lookup attach error
 
   // Published for the admin thread.

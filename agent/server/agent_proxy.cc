@@ -7,6 +7,7 @@
 #include <set>
 
 #include "agent/common/log.h"
+#include "agent/l7/routes.h"
 #include "agent/policy/authz.h"
 #include "agent/server/agent.h"
 #include "agent/tls/ca.h"
@@ -56,6 +57,11 @@ void Agent::updateProxy() {
   cfg->snapshot = good_;
   cfg->desired = desired_;
   cfg->remote_pods = desired_->remote_pods;
+  cfg->l7 = l7::compileL7(good_, *desired_);
+  for (const std::string& w : cfg->l7->warnings) {
+    if (!l7_warned_.count(w)) logWarn("l7: " + w);
+  }
+  l7_warned_ = std::set<std::string>(cfg->l7->warnings.begin(), cfg->l7->warnings.end());
   std::map<std::string, const Labels*> labels;
   if (good_) {
     for (const Pod& p : good_->pods) labels[p.meta.ns + "/" + p.meta.name] = &p.meta.labels;

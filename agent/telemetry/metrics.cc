@@ -268,8 +268,8 @@ void Metrics::collect(Datapath& dp, const DesiredDatapath& info, const Snapshot&
   const uint64_t now_ns = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + ts.tv_nsec;
   decltype(seen_) next;
   for (const auto& c : *conns) {
-    if (c.value.path == MESHLET_PATH_TUNNEL) {
-      // The app's leg of a tunnelled connection: the mesh proxy reports the connection.
+    if (c.value.path == MESHLET_PATH_TUNNEL || c.value.path == MESHLET_PATH_L7) {
+      // The app's leg of a tunnelled or proxied connection: the mesh proxy reports it.
       if (c.value.flags & MESHLET_CONN_CLOSED) dp.eraseConn(c.key);
       continue;
     }

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "agent/l7/routes.h"
 #include "agent/policy/authz.h"
 #include "agent/translate/ids.h"
 
@@ -446,6 +447,8 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
     si.protocol = f->port->protocol;
     si.lb = lbName(algo);
     si.prefer_close = f->svc->prefer_close;
+    si.l7 = f->port->protocol == Protocol::kTCP && !l7::l7Reason(s, *f->svc, *f->port).empty();
+    const bool l7_path = si.l7;
     service_info.emplace_back(svc_id, std::move(si));
 
     // Every endpoint is explained; the ready ones, local and remote apart, in (addr, port)
@@ -525,7 +528,8 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
     v.count = static_cast<uint16_t>(slots.size());
     v.local_count = static_cast<uint16_t>(local_count);
     v.lb_algo = algo;
-    v.flags = f->svc->prefer_close ? MESHLET_SVC_PREFER_CLOSE : 0;
+    v.flags =
+        (f->svc->prefer_close ? MESHLET_SVC_PREFER_CLOSE : 0) | (l7_path ? MESHLET_SVC_L7 : 0);
     d.services.emplace(f->key, v);
 
     if (algo == MESHLET_LB_MAGLEV) {

@@ -65,6 +65,7 @@ struct ServiceInfo {  // one service port on one cluster IP family; 10 000s of t
   Protocol protocol = Protocol::kTCP;
   const char* lb = "random";  // "random", "round-robin", "client-ip"
   bool prefer_close = false;
+  bool l7 = false;  // takes the L7 path: the agent proxies its HTTP (l7::l7Reason)
 };
 
 // 44 bytes, one per endpoint of every service (100 000s): names are indexes into

@@ -151,9 +151,8 @@ static __always_inline void conn_connecting(struct bpf_sock_ops *skops)
 	if (!o)
 		return;
 	bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_STATE_CB_FLAG);
-	if (o->path != MESHLET_PATH_TUNNEL)
-		return;
-	tk.netns_cookie = bpf_get_netns_cookie(skops);
+        if (o->path != MESHLET_PATH_TUNNEL && o->path != MESHLET_PATH_L7) return;
+        tk.netns_cookie = bpf_get_netns_cookie(skops);
 	tk.port = (__u16)skops->local_port;
 	tk.family = skops->family == MESHLET_AF_INET6 && o->family == MESHLET_AF_INET6 ?
 			    MESHLET_AF_INET6 : MESHLET_AF_INET;

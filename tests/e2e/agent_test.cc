@@ -59,7 +59,7 @@ metadata: {name: web, namespace: shop}
 spec:
   clusterIP: 198.19.0.10
   selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http}]
+  ports: [{name: tcp, port: 80, targetPort: http}]
 ---
 apiVersion: v1
 kind: Service
@@ -67,7 +67,7 @@ metadata: {name: empty, namespace: shop}
 spec:
   clusterIP: 198.19.0.30
   selector: {app: nothing-matches}
-  ports: [{name: http, port: 80, targetPort: 8080}]
+  ports: [{name: tcp, port: 80, targetPort: 8080}]
 )";
 
 class AgentE2E : public ::testing::Test {

@@ -48,7 +48,7 @@ metadata: {name: web, namespace: shop}
 spec:
   clusterIP: 198.19.0.10
   selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: 8080}]
+  ports: [{name: tcp, port: 80, targetPort: 8080}]
 ---
 # The web pods as the API server knows them: labels, no IP and no netns (the CNI brings both).
 apiVersion: v1

@@ -45,13 +45,15 @@ enum meshlet_lb_algo {
 
 /* meshlet_svc_value.flags */
 #define MESHLET_SVC_PREFER_CLOSE 0x1 /* trafficDistribution: PreferClose */
+#define MESHLET_SVC_L7 0x2           /* HTTP rules apply: every TCP connect goes to the agent */
 
 /* Connection paths (meshlet_origin.path, meshlet_conn_value.path). */
 enum meshlet_path {
-	MESHLET_PATH_PASSTHROUGH = 0,
-	MESHLET_PATH_BALANCED = 1, /* rewritten at connect, crosses the TCP/IP stack */
-	MESHLET_PATH_SPLICED = 2,  /* both ends enrolled here: sk_msg splices the sockets */
-	MESHLET_PATH_TUNNEL = 3,   /* to a mesh pod on another node: via the agent's HBONE tunnel */
+  MESHLET_PATH_PASSTHROUGH = 0,
+  MESHLET_PATH_BALANCED = 1, /* rewritten at connect, crosses the TCP/IP stack */
+  MESHLET_PATH_SPLICED = 2,  /* both ends enrolled here: sk_msg splices the sockets */
+  MESHLET_PATH_TUNNEL = 3,   /* to a mesh pod on another node: via the agent's HBONE tunnel */
+  MESHLET_PATH_L7 = 4,       /* a service with HTTP rules: the agent proxies each request */
 };
 
 /* meshlet_svc_v1: service frontend (cluster IP, port, protocol) -> service. */

@@ -1,0 +1,1163 @@
+#include "agent/l7/http_proxy.h"
+
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <regex>
+#include <utility>
+
+#include "agent/common/log.h"
+
+namespace meshlet::l7 {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t nowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+// Closes with a reset (SO_LINGER 0): the peer learns at once that the exchange failed.
+void resetClose(int fd) {
+  if (fd < 0) return;
+  linger l{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+  close(fd);
+}
+
+std::string hex(uint64_t v, int digits) {
+  static const char* kDigits = "0123456789abcdef";
+  std::string s(static_cast<size_t>(digits), '0');
+  for (int i = digits - 1; i >= 0 && v; --i, v >>= 4) s[static_cast<size_t>(i)] = kDigits[v & 15];
+  return s;
+}
+
+bool isHex(std::string_view s, size_t n) {
+  if (s.size() != n) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return s.find_first_not_of('0') != std::string_view::npos;
+}
+
+// A random UUID (version 4) for x-request-id.
+std::string uuid(L7Runtime& rt) {
+  uint64_t a = (uint64_t{rt.random()} << 32) | rt.random();
+  uint64_t b = (uint64_t{rt.random()} << 32) | rt.random();
+  a = (a & ~0xf000ull) | 0x4000ull;
+  b = (b & 0x3fffffffffffffffull) | 0x8000000000000000ull;
+  std::string h = hex(a, 16) + hex(b, 16);
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
+         "-" + h.substr(20);
+}
+
+// Hop-by-hop fields (RFC 9110 7.6.1) and those Connection names: not forwarded. `keep_upgrade`
+// keeps Connection/Upgrade for a protocol switch.
+void stripHopByHop(HeaderList& h, bool keep_upgrade) {
+  std::vector<std::string> named;
+  for (const auto& f : h.fields) {
+    if (!equalsIgnoreCase(f.name, "connection")) continue;
+    size_t start = 0;
+    const std::string& v = f.value;
+    while (start <= v.size()) {
+      size_t comma = v.find(',', start);
+      if (comma == std::string::npos) comma = v.size();
+      std::string token = v.substr(start, comma - start);
+      token.erase(0, token.find_first_not_of(" \t"));
+      token.erase(token.find_last_not_of(" \t") + 1);
+      if (!token.empty() && !equalsIgnoreCase(token, "upgrade") &&
+          !equalsIgnoreCase(token, "close") && !equalsIgnoreCase(token, "keep-alive")) {
+        named.push_back(token);
+      }
+      start = comma + 1;
+    }
+  }
+  for (const auto& n : named) h.remove(n);
+  for (const char* n : {"keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding"}) {
+    h.remove(n);
+  }
+  h.remove("connection");
+  if (keep_upgrade) {
+    h.add("connection", "upgrade");
+  } else {
+    h.remove("upgrade");
+  }
+}
+
+void applyHeaderOps(const HeaderOperations& ops, HeaderList& h) {
+  for (const auto& [name, value] : ops.set) h.set(name, value);
+  for (const auto& [name, value] : ops.add) h.add(name, value);
+  for (const auto& name : ops.remove) h.remove(name);
+}
+
+bool retriableStatus(int status, const std::vector<RetryOn>& on, const std::vector<int>& codes) {
+  for (RetryOn r : on) {
+    switch (r) {
+      case RetryOn::k5xx:
+        if (status >= 500) return true;
+        break;
+      case RetryOn::kGatewayError:
+        if (status == 502 || status == 503 || status == 504) return true;
+        break;
+      case RetryOn::kRetriable4xx:
+        if (status == 409) return true;
+        break;
+      case RetryOn::kRetriableStatusCodes:
+        if (std::find(codes.begin(), codes.end(), status) != codes.end()) return true;
+        break;
+      default:
+        break;
+    }
+  }
+  return false;
+}
+
+bool hasRetryOn(const std::vector<RetryOn>& on, RetryOn r) {
+  return std::find(on.begin(), on.end(), r) != on.end();
+}
+
+uint64_t fnv1a(std::string_view s, uint64_t h = 1469598103934665603ull) {
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+// The value of cookie `name` in a Cookie header, "" when absent.
+std::string cookieValue(const HeaderList& h, std::string_view name) {
+  for (const auto& f : h.fields) {
+    if (!equalsIgnoreCase(f.name, "cookie")) continue;
+    std::string_view v = f.value;
+    while (!v.empty()) {
+      size_t semi = v.find(';');
+      std::string_view pair = v.substr(0, semi);
+      v = semi == std::string_view::npos ? std::string_view() : v.substr(semi + 1);
+      while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+      size_t eq = pair.find('=');
+      if (eq != std::string_view::npos && pair.substr(0, eq) == name) {
+        return std::string(pair.substr(eq + 1));
+      }
+    }
+  }
+  return "";
+}
+
+std::string queryValue(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    size_t eq = pair.find('=');
+    if (pair.substr(0, eq) == name) {
+      return eq == std::string_view::npos ? "" : std::string(pair.substr(eq + 1));
+    }
+  }
+  return "";
+}
+
+std::string endpointKey(const L7Endpoint& ep) {
+  return ep.ip.family == IpFamily::kV6 ? "[" + ep.ip.toString() + "]:" + std::to_string(ep.port)
+                                       : ep.ip.toString() + ":" + std::to_string(ep.port);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// L7Runtime
+
+L7Runtime::L7Runtime(proxy::EventLoop& loop) : loop_(loop) {}
+
+L7Runtime::~L7Runtime() { dropIdle(); }
+
+int L7Runtime::takeIdle(const std::string& key) {
+  auto it = idle_.find(key);
+  if (it == idle_.end() || it->second.empty()) return -1;
+  int fd = it->second.back();  // the most recently used: the least likely to have timed out
+  it->second.pop_back();
+  if (it->second.empty()) idle_.erase(it);
+  idle_fds_.erase(fd);
+  loop_.remove(fd);
+  return fd;
+}
+
+void L7Runtime::putIdle(const std::string& key, int fd) {
+  auto& list = idle_[key];
+  if (list.size() >= kIdlePerKey) drop(list.front());
+  if (!loop_.add(fd, EPOLLIN | EPOLLRDHUP, [this, fd](uint32_t) { drop(fd); }).ok()) {
+    close(fd);
+    return;
+  }
+  idle_[key].push_back(fd);
+  idle_fds_[fd] = key;
+}
+
+void L7Runtime::drop(int fd) {
+  auto it = idle_fds_.find(fd);
+  if (it == idle_fds_.end()) return;
+  auto list = idle_.find(it->second);
+  if (list != idle_.end()) {
+    list->second.erase(std::remove(list->second.begin(), list->second.end(), fd),
+                       list->second.end());
+    if (list->second.empty()) idle_.erase(list);
+  }
+  idle_fds_.erase(it);
+  loop_.remove(fd);
+  close(fd);
+}
+
+void L7Runtime::dropIdle() {
+  while (!idle_fds_.empty()) drop(idle_fds_.begin()->first);
+}
+
+// ---------------------------------------------------------------------------------------------
+// HttpSession
+
+struct HttpSession::Exchange {
+  RequestHead head;
+  Clock::time_point start = Clock::now();
+  RequestRecord rec;
+  const L7Route* route = nullptr;
+  const L7WeightedCluster* wc = nullptr;
+  const L7Cluster* cluster = nullptr;
+  const L7Endpoint* ep = nullptr;
+  std::string ep_key;
+  bool counted_active = false;
+  bool local = false;         // answered by the proxy
+  bool req_done = false;      // the request ended (onMessageEnd)
+  bool dispatched = false;    // an endpoint was picked (after any fault delay)
+  bool resp_started = false;  // a final response head went downstream
+  bool resp_done = false;
+  bool chunked_in = false;   // the request body is chunked upstream
+  bool chunked_out = false;  // the response body is chunked downstream
+  bool close_after = false;  // close the client connection after this response
+  bool head_request = false;
+  bool upgrade = false;
+  bool up_keep_alive = false;  // the upstream connection may carry another request
+  bool retry_now = false;      // the response just parsed is to be retried
+  ByteBuf replay;              // what went upstream, for retries
+  bool replayable = true;
+  int attempts = 0;
+  int max_attempts = 1;
+  std::vector<RetryOn> retry_on;
+  std::vector<int> retry_codes;
+  int64_t deadline = 0;      // steady ms; 0: none
+  int64_t try_deadline = 0;  // steady ms; 0: none
+  int64_t per_try_ms = 0;
+  int64_t delay_until = 0;  // fault delay
+  int response_status = 0;
+};
+
+struct HttpSession::DownEvents : Http1Events {
+  explicit DownEvents(HttpSession* s) : s(s) {}
+  void onRequestHead(RequestHead&& head) override { s->onRequestHead(std::move(head)); }
+  void onBody(std::string_view bytes) override { s->onRequestBody(bytes); }
+  void onMessageEnd() override { s->onRequestEnd(); }
+  HttpSession* s;
+};
+
+struct HttpSession::UpEvents : Http1Events {
+  explicit UpEvents(HttpSession* s) : s(s) {}
+  void onResponseHead(ResponseHead&& head) override { s->onResponseHead(std::move(head)); }
+  void onBody(std::string_view bytes) override { s->onResponseBody(bytes); }
+  void onMessageEnd() override { s->onResponseEnd(); }
+  HttpSession* s;
+};
+
+HttpSession::HttpSession(proxy::EventLoop& loop, L7Runtime& rt, const SessionEnv& env, int fd,
+                         std::shared_ptr<const L7Config> config, uint32_t svc_id,
+                         SessionSource source)
+    : loop_(loop),
+      rt_(rt),
+      env_(env),
+      config_(std::move(config)),
+      source_(std::move(source)),
+      dfd_(fd) {
+  if (config_) {
+    auto it = config_->services.find(svc_id);
+    if (it != config_->services.end()) service_ = &it->second;
+  }
+  down_events_ = std::make_unique<DownEvents>(this);
+  dparser_ = std::make_unique<Http1Parser>(Http1Parser::Kind::kRequest, *down_events_);
+  up_events_ = std::make_unique<UpEvents>(this);
+}
+
+HttpSession::~HttpSession() {
+  if (!done_) {
+    done_ = true;
+    if (dfd_ >= 0) loop_.remove(dfd_);
+    if (ufd_ >= 0) loop_.remove(ufd_);
+    if (timer_fd_ >= 0) loop_.remove(timer_fd_);
+  }
+  if (ex_ && ex_->counted_active) --rt_.active()[ex_->ep_key];
+  if (dfd_ >= 0) close(dfd_);
+  if (ufd_ >= 0) close(ufd_);
+  if (timer_fd_ >= 0) close(timer_fd_);
+}
+
+Status HttpSession::start() {
+  timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (timer_fd_ < 0) return Error::fromErrno("timerfd_create", errno);
+  if (auto st = loop_.add(timer_fd_, EPOLLIN, [this](uint32_t) { onTimer(); }); !st) return st;
+  d_interest_ = EPOLLIN;
+  if (auto st = loop_.add(dfd_, d_interest_, [this](uint32_t e) { onDown(e); }); !st) return st;
+  // The app usually sent its request already: serve it without waiting for a wakeup.
+  readDown();
+  return Status::Ok();
+}
+
+void HttpSession::addFlag(const std::string& flag) {
+  if (!ex_) return;
+  std::string& f = ex_->rec.flags;
+  if (f == "-") {
+    f = flag;
+  } else if (("," + f + ",").find("," + flag + ",") == std::string::npos) {
+    f += "," + flag;
+  }
+}
+
+// ---- downstream ----
+
+void HttpSession::onDown(uint32_t events) {
+  if (done_) return;
+  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+    readDown();
+    if (done_) return;
+  }
+  if (events & EPOLLOUT) {
+    writeDown();
+    if (done_) return;
+    pump();
+  }
+}
+
+void HttpSession::readDown() {
+  while (!d_eof_ && din_.size() < kHighWater) {
+    char* p = din_.reserve(64 * 1024);
+    ssize_t n = recv(dfd_, p, 64 * 1024, MSG_DONTWAIT);
+    if (n > 0) {
+      din_.commit(static_cast<size_t>(n));
+      if (static_cast<size_t>(n) < 64 * 1024) break;
+      continue;
+    }
+    if (n == 0) {
+      d_eof_ = true;
+      break;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+    addFlag("DC");
+    finish();
+    return;
+  }
+  pump();
+}
+
+void HttpSession::pump() {
+  while (!done_) {
+    if (tunnel_) {
+      if (!din_.empty()) {
+        uout_.append(din_.view());
+        din_.consume(din_.size());
+      }
+      break;
+    }
+    if (ex_ && ex_->resp_done && (ex_->req_done || ex_->local)) {
+      finishExchange();
+      continue;
+    }
+    if (d_closing_) break;
+    bool parse = !din_.empty() && (!ex_ || (!ex_->req_done && uout_.size() < kHighWater));
+    if (!parse) break;
+    size_t used = dparser_->feed(din_.data(), din_.size());
+    din_.consume(used);
+    if (dparser_->failed()) {
+      parseError();
+      break;
+    }
+    if (used == 0 || dparser_->upgraded()) break;
+  }
+  if (done_) return;
+  if (d_eof_ && !tunnel_) {
+    if (!ex_) {
+      d_closing_ = true;
+    } else if (!ex_->req_done) {
+      addFlag("DC");  // the client went away in the middle of its request
+      finish();
+      return;
+    }
+  }
+  writeUp();
+  if (done_) return;
+  writeDown();
+  if (done_) return;
+  if (d_closing_ && dout_.empty() && !ex_) {
+    finish();
+    return;
+  }
+  updateInterest();
+}
+
+void HttpSession::writeDown() {
+  while (!dout_.empty()) {
+    ssize_t n = send(dfd_, dout_.data(), dout_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      dout_.consume(static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    addFlag("DC");
+    finish();
+    return;
+  }
+  dout_.release(kHighWater);
+  if (tunnel_ && dout_.empty() && ufd_ < 0) finish();  // upstream ended its side: done
+}
+
+void HttpSession::parseError() {
+  if (ex_ && ex_->resp_started) {
+    finish();
+    return;
+  }
+  if (!ex_) {
+    ex_ = std::make_unique<Exchange>();
+    ex_->rec.service_host = service_ ? service_->host : "";
+  }
+  ++requests_;
+  closeUpstream(false);
+  ex_->rec.status = dparser_->errorStatus() ? dparser_->errorStatus() : 400;
+  addFlag("DPE");
+  writeSimpleResponse(ex_->rec.status, dparser_->error() + "\n", true, {}, dout_);
+  ex_->local = ex_->resp_started = ex_->resp_done = ex_->req_done = true;
+  ex_->close_after = true;
+  finishExchange();
+}
+
+void HttpSession::onRequestHead(RequestHead&& head) {
+  ++requests_;
+  ex_ = std::make_unique<Exchange>();
+  Exchange& ex = *ex_;
+  ex.head_request = head.method == "HEAD";
+  ex.upgrade = head.framing.upgrade;
+  ex.close_after = !head.framing.keep_alive;
+  RequestRecord& rec = ex.rec;
+  rec.source_pod = source_.pod;
+  rec.source_principal = source_.principal;
+  rec.method = head.method;
+  rec.path = std::string(head.path());
+  rec.authority = head.authority();
+  if (service_) {
+    rec.service_host = service_->host;
+    rec.service_name = service_->name;
+    rec.service_namespace = service_->ns;
+  }
+  // Trace context and request id, started here when the client sent none.
+  const std::string* rid = head.headers.get("x-request-id");
+  rec.request_id = rid ? *rid : uuid(rt_);
+  if (!rid) head.headers.add("x-request-id", rec.request_id);
+  std::string span = hex((uint64_t{rt_.random()} << 32) | rt_.random(), 16);
+  std::string trace, flags = "01";
+  if (const std::string* tp = head.headers.get("traceparent");
+      tp && tp->size() == 55 && isHex(std::string_view(*tp).substr(3, 32), 32)) {
+    trace = tp->substr(3, 32);
+    flags = tp->substr(53, 2);
+  } else if (const std::string* b3 = head.headers.get("x-b3-traceid");
+             b3 && (isHex(*b3, 32) || isHex(*b3, 16))) {
+    trace = b3->size() == 16 ? std::string(16, '0') + *b3 : *b3;
+  } else {
+    trace = hex((uint64_t{rt_.random()} << 32) | rt_.random(), 16) +
+            hex((uint64_t{rt_.random()} << 32) | rt_.random(), 16);
+  }
+  rec.trace_id = trace;
+  if (const std::string* parent = head.headers.get("x-b3-spanid")) {
+    head.headers.set("x-b3-parentspanid", *parent);
+  }
+  head.headers.set("traceparent", "00-" + trace + "-" + span + "-" + flags);
+  if (!head.headers.has("x-b3-traceid")) head.headers.set("x-b3-traceid", trace);
+  head.headers.set("x-b3-spanid", span);
+  if (!head.headers.has("x-b3-sampled"))
+    head.headers.set("x-b3-sampled", flags == "00" ? "0" : "1");
+
+  if (!service_) {
+    respondLocal(404, "no route: the service has no L7 configuration\n", "NR");
+    return;
+  }
+  if (head.method == "CONNECT") {
+    respondLocal(405, "CONNECT is not proxied on the L7 path\n", "-");
+    return;
+  }
+  RequestAttrs attrs;
+  attrs.method = head.method;
+  attrs.path = head.path();
+  attrs.query = head.query();
+  std::string authority = head.authority();
+  attrs.authority = authority;
+  attrs.headers = &head.headers;
+  attrs.port = service_->port;
+  attrs.source_labels = &source_.labels;
+  attrs.source_namespace = source_.ns;
+  int match_index = -1;
+  ex.route = matchRoute(*service_, attrs, &match_index);
+  if (!ex.route) {
+    respondLocal(404, "", "NR");
+    return;
+  }
+  rec.route = ex.route->name;
+  const HttpRoute* spec = ex.route->spec;
+
+  if (spec && spec->redirect) {
+    const HttpRedirect& r = *spec->redirect;
+    std::string host = r.authority.empty() ? authority : r.authority;
+    if (r.port) {
+      size_t colon = host.rfind(':');
+      if (colon != std::string::npos && host.find(']', colon) == std::string::npos) {
+        host.resize(colon);
+      }
+      host += ":" + std::to_string(r.port);
+    }
+    std::string path = r.uri.empty() ? std::string(head.path()) : r.uri;
+    std::string query(head.query());
+    if (!query.empty() && path.find('?') == std::string::npos) path += "?" + query;
+    HeaderList extra;
+    extra.add("location", (r.scheme.empty() ? "http" : r.scheme) + "://" + host + path);
+    respondLocal(r.redirect_code, "", "-", extra);
+    return;
+  }
+  if (spec && spec->fault) {
+    const HttpFault& f = *spec->fault;
+    auto hit = [&](double pct) { return rt_.random() % 1000000 < pct * 10000.0; };
+    if (f.delay && f.delay->fixed_delay_ms > 0 && hit(f.delay->percentage)) {
+      ex.delay_until = nowMs() + f.delay->fixed_delay_ms;
+      addFlag("DI");
+    }
+    if (f.abort && hit(f.abort->percentage)) {
+      respondLocal(f.abort->http_status, "fault filter abort\n", "FI");
+      return;
+    }
+  }
+  ex.wc = pickCluster(*ex.route, rt_.random() % 100);
+  if (!ex.wc || ex.wc->cluster >= config_->clusters.size()) {
+    respondLocal(503, "no healthy upstream\n", "UH");
+    return;
+  }
+  ex.cluster = &config_->clusters[ex.wc->cluster];
+  rec.cluster = ex.cluster->name;
+  rec.destination_host = ex.cluster->host;
+
+  // The head as it goes upstream.
+  if (spec && spec->rewrite) {
+    const HttpRewrite& rw = *spec->rewrite;
+    std::string path(head.path());
+    std::string query(head.query());
+    if (rw.uri_regex) {
+      try {
+        path = std::regex_replace(path, std::regex(rw.uri_regex->first), rw.uri_regex->second);
+      } catch (const std::regex_error&) {
+      }
+    } else if (!rw.uri.empty()) {
+      const HttpMatch* m =
+          match_index >= 0 ? &spec->match[static_cast<size_t>(match_index)] : nullptr;
+      if (m && m->uri && m->uri->kind == StringMatch::Kind::kPrefix &&
+          path.size() >= m->uri->value.size()) {
+        path = rw.uri + path.substr(m->uri->value.size());
+      } else {
+        path = rw.uri;
+      }
+    }
+    head.target = query.empty() ? path : path + "?" + query;
+    if (!rw.authority.empty()) head.headers.set("host", rw.authority);
+  }
+  stripHopByHop(head.headers, ex.upgrade);
+  if (spec) applyHeaderOps(spec->headers.request, head.headers);
+  if (ex.wc->headers) applyHeaderOps(ex.wc->headers->request, head.headers);
+  if (!head.headers.has("host")) head.headers.set("host", authority);
+  head.headers.set("x-forwarded-proto", "http");
+  if (head.framing.chunked) {
+    head.headers.remove("content-length");
+    head.headers.add("transfer-encoding", "chunked");
+    ex.chunked_in = true;
+  }
+  head.version_minor = 1;
+  ByteBuf wire;
+  writeRequestHead(head, wire);
+  uout_.append(wire.view());
+  ex.replay.append(wire.view());
+
+  // Retries: the route's policy, or Istio's default (2 retries of connect failures).
+  ex.retry_on = {RetryOn::kConnectFailure, RetryOn::kRefusedStream};
+  ex.max_attempts = 3;
+  if (spec && spec->retries) {
+    ex.max_attempts = 1 + spec->retries->attempts;
+    if (!spec->retries->retry_on.empty()) ex.retry_on = spec->retries->retry_on;
+    ex.retry_codes = spec->retries->retriable_status_codes;
+    if (spec->retries->per_try_timeout_ms) ex.per_try_ms = *spec->retries->per_try_timeout_ms;
+  }
+  if (ex.upgrade) ex.max_attempts = 1;
+  if (spec && spec->timeout_ms && *spec->timeout_ms > 0) {
+    ex.deadline = nowMs() + *spec->timeout_ms;
+  }
+  ex.head = std::move(head);
+  if (ex.delay_until) {
+    armTimer();
+    return;
+  }
+  dispatch();
+}
+
+void HttpSession::onRequestBody(std::string_view bytes) {
+  if (!ex_) return;
+  Exchange& ex = *ex_;
+  ex.rec.request_bytes += bytes.size();
+  if (ex.local) return;
+  size_t before = uout_.size();
+  if (ex.chunked_in) {
+    writeChunk(bytes, uout_);
+  } else {
+    uout_.append(bytes);
+  }
+  if (ex.replayable) {
+    size_t added = uout_.size() - before;
+    if (ex.replay.size() + added <= kReplayMax) {
+      ex.replay.append(std::string_view(uout_.data() + before, added));
+    } else {
+      ex.replayable = false;
+      ex.replay = ByteBuf();
+    }
+  }
+}
+
+void HttpSession::onRequestEnd() {
+  if (!ex_) return;
+  Exchange& ex = *ex_;
+  ex.req_done = true;
+  if (ex.local || !ex.chunked_in) return;
+  size_t before = uout_.size();
+  writeLastChunk(uout_);
+  if (ex.replayable)
+    ex.replay.append(std::string_view(uout_.data() + before, uout_.size() - before));
+}
+
+void HttpSession::respondLocal(int status, std::string_view body, const std::string& flag,
+                               const HeaderList& extra) {
+  if (!ex_) return;
+  Exchange& ex = *ex_;
+  closeUpstream(false);
+  uout_ = ByteBuf();
+  ex.rec.status = status;
+  if (flag != "-") addFlag(flag);
+  if (ex.attempts > 1 && flag != "URX") addFlag("URX");
+  // The request's body may still be coming: the connection closes after this answer then.
+  ex.close_after = ex.close_after || !ex.req_done;
+  writeSimpleResponse(status, body, ex.close_after, extra, dout_);
+  ex.local = ex.resp_started = ex.resp_done = true;
+}
+
+// ---- upstream ----
+
+bool HttpSession::pickEndpoint() {
+  Exchange& ex = *ex_;
+  const auto& eps = ex.cluster->endpoints;
+  if (eps.empty()) return false;
+  const L7Endpoint* previous = ex.ep;
+  auto pick = [&]() -> const L7Endpoint* {
+    const LoadBalancerSettings& lb = ex.cluster->lb;
+    size_t n = eps.size();
+    switch (lb.policy) {
+      case LbPolicy::kRandom:
+        return &eps[rt_.random() % n];
+      case LbPolicy::kLeastRequest: {
+        const L7Endpoint* a = &eps[rt_.random() % n];
+        const L7Endpoint* b = &eps[rt_.random() % n];
+        return rt_.active()[endpointKey(*b)] < rt_.active()[endpointKey(*a)] ? b : a;
+      }
+      case LbPolicy::kConsistentHash:
+        if (lb.consistent_hash) {
+          const ConsistentHash& ch = *lb.consistent_hash;
+          std::string key;
+          switch (ch.kind) {
+            case ConsistentHash::Kind::kHeader:
+              if (const std::string* v = ex.head.headers.get(ch.name)) key = *v;
+              break;
+            case ConsistentHash::Kind::kCookie:
+              key = cookieValue(ex.head.headers, ch.name);
+              break;
+            case ConsistentHash::Kind::kSourceIp:
+              key = source_.ip.toString();
+              break;
+            case ConsistentHash::Kind::kQueryParameter:
+              key = queryValue(ex.head.query(), ch.name);
+              break;
+          }
+          if (!key.empty()) {
+            // Rendezvous hashing: an endpoint joining or leaving moves only its own keys.
+            const L7Endpoint* best = nullptr;
+            uint64_t best_score = 0;
+            uint64_t h = fnv1a(key);
+            for (const auto& ep : eps) {
+              uint64_t score = fnv1a(endpointKey(ep), h);
+              if (!best || score > best_score) {
+                best = &ep;
+                best_score = score;
+              }
+            }
+            return best;
+          }
+        }
+        return &eps[rt_.random() % n];
+      default:
+        return &eps[rt_.nextRoundRobin(ex.cluster->name) % n];
+    }
+  };
+  const L7Endpoint* ep = pick();
+  for (int i = 0; i < 3 && previous && ep == previous && eps.size() > 1; ++i) ep = pick();
+  ex.ep = ep;
+  ex.ep_key = endpointKey(*ep);
+  ex.rec.upstream = ex.ep_key;
+  ex.rec.upstream_pod = ep->pod;
+  return true;
+}
+
+void HttpSession::dispatch() {
+  Exchange& ex = *ex_;
+  ex.dispatched = true;
+  ex.delay_until = 0;
+  if (!pickEndpoint()) {
+    respondLocal(503, "no healthy upstream\n", "UH");
+    return;
+  }
+  connectUpstream();
+}
+
+void HttpSession::connectUpstream() {
+  Exchange& ex = *ex_;
+  ++ex.attempts;
+  ex.rec.attempts = ex.attempts;
+  ++rt_.active()[ex.ep_key];
+  ex.counted_active = true;
+  u_key_ = source_.pod + "|" + ex.ep_key;
+  int fd = ex.upgrade ? -1 : rt_.takeIdle(u_key_);
+  u_connecting_ = false;
+  if (fd < 0) {
+    auto dialled = env_.dial ? env_.dial(source_.pod, *ex.ep) : Result<int>(Error("no dialer"));
+    if (!dialled.ok()) {
+      logLine(LogLevel::kDebug, "l7: dial " + ex.ep_key + ": " + dialled.error().message());
+      upstreamFailed("UF", true);
+      return;
+    }
+    fd = *dialled;
+    u_connecting_ = true;
+  }
+  ufd_ = fd;
+  uin_ = ByteBuf();
+  uparser_ = std::make_unique<Http1Parser>(Http1Parser::Kind::kResponse, *up_events_);
+  uparser_->expectNoBody(ex.head_request);
+  u_interest_ = u_connecting_ ? static_cast<uint32_t>(EPOLLOUT) : EPOLLIN | EPOLLOUT;
+  if (!loop_.add(ufd_, u_interest_, [this](uint32_t e) { onUp(e); }).ok()) {
+    close(ufd_);
+    ufd_ = -1;
+    upstreamFailed("UF", true);
+    return;
+  }
+  int64_t now = nowMs();
+  ex.try_deadline = ex.per_try_ms ? now + ex.per_try_ms : 0;
+  if (u_connecting_) {
+    int64_t connect_deadline = now + kConnectTimeoutMs;
+    if (!ex.try_deadline || connect_deadline < ex.try_deadline) ex.try_deadline = connect_deadline;
+  }
+  armTimer();
+}
+
+void HttpSession::onUp(uint32_t events) {
+  if (done_ || ufd_ < 0) return;
+  if (u_connecting_) {
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(ufd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    if (err == 0 && (events & (EPOLLERR | EPOLLHUP))) err = ECONNRESET;
+    if (err != 0) {
+      logLine(LogLevel::kDebug,
+              "l7: connect " + (ex_ ? ex_->ep_key : std::string("?")) + ": " + std::strerror(err));
+      upstreamFailed("UF", true);
+      pump();
+      return;
+    }
+    u_connecting_ = false;
+    if (ex_ && ex_->per_try_ms == 0) {
+      ex_->try_deadline = 0;
+      armTimer();
+    } else if (ex_) {
+      ex_->try_deadline = nowMs() + ex_->per_try_ms;
+      armTimer();
+    }
+  }
+  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+    readUp();
+    if (done_) return;
+  }
+  pump();
+}
+
+void HttpSession::readUp() {
+  bool eof = false, error = false;
+  while (ufd_ >= 0 && dout_.size() < kHighWater) {
+    char* p = uin_.reserve(64 * 1024);
+    ssize_t n = recv(ufd_, p, 64 * 1024, MSG_DONTWAIT);
+    if (n > 0) {
+      uin_.commit(static_cast<size_t>(n));
+      if (static_cast<size_t>(n) < 64 * 1024) break;
+      continue;
+    }
+    if (n == 0) {
+      eof = true;
+      break;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+    error = true;
+    break;
+  }
+  if (tunnel_) {
+    if (!uin_.empty()) {
+      dout_.append(uin_.view());
+      uin_.consume(uin_.size());
+    }
+    if (eof || error) {
+      if (error) {
+        finish();
+        return;
+      }
+      loop_.remove(ufd_);
+      shutdown(dfd_, SHUT_WR);
+      close(ufd_);
+      ufd_ = -1;
+      if (dout_.empty()) finish();
+    }
+    return;
+  }
+  while (ex_ && uparser_ && !uin_.empty() && !ex_->resp_done && !ex_->retry_now) {
+    size_t used = uparser_->feed(uin_.data(), uin_.size());
+    uin_.consume(used);
+    if (uparser_->failed()) {
+      logLine(LogLevel::kDebug, "l7: bad response from " + ex_->ep_key + ": " + uparser_->error());
+      if (!ex_->resp_started) {
+        closeUpstream(false);
+        respondLocal(502, "upstream sent an invalid response\n", "UPE");
+      } else {
+        addFlag("UPE");
+        finish();
+      }
+      return;
+    }
+    if (uparser_->upgraded()) {
+      // 101: from here on both sides speak the new protocol through us.
+      tunnel_ = true;
+      dout_.append(uin_.view());
+      uin_.consume(uin_.size());
+      if (ex_ && ex_->counted_active) --rt_.active()[ex_->ep_key];
+      if (env_.on_request && ex_) {
+        ex_->rec.duration_ms =
+            std::chrono::duration<double, std::milli>(Clock::now() - ex_->start).count();
+        env_.on_request(ex_->rec);
+      }
+      ex_.reset();
+      armTimer();
+      pump();
+      return;
+    }
+    if (used == 0) break;
+  }
+  if (ex_ && ex_->retry_now) {
+    ex_->retry_now = false;
+    if (!retry("-")) respondLocal(ex_->response_status, "", "URX");
+    return;
+  }
+  if (ex_ && ex_->resp_done) {
+    // Bytes after the response, or a close: the connection cannot be reused.
+    if (!uin_.empty() || eof || error) ex_->up_keep_alive = false;
+    return;
+  }
+  if (eof || error) {
+    if (eof && ex_ && uparser_) {
+      uparser_->finish();  // a body that runs to the close ends here
+      if (ex_->resp_done) {
+        ex_->up_keep_alive = false;
+        return;
+      }
+    }
+    if (ex_ && !ex_->resp_started) {
+      upstreamFailed("UC", false);
+    } else {
+      addFlag("UC");
+      finish();
+    }
+  }
+}
+
+void HttpSession::writeUp() {
+  if (ufd_ < 0 || u_connecting_) return;
+  while (!uout_.empty()) {
+    ssize_t n = send(ufd_, uout_.data(), uout_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      uout_.consume(static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (tunnel_) {
+      finish();
+      return;
+    }
+    upstreamFailed("UC", false);
+    return;
+  }
+  uout_.release(kHighWater);
+  if (tunnel_ && d_eof_ && uout_.empty() && ufd_ >= 0) shutdown(ufd_, SHUT_WR);
+}
+
+void HttpSession::onResponseHead(ResponseHead&& head) {
+  if (!ex_) return;
+  Exchange& ex = *ex_;
+  if (head.status < 200 && head.status != 101) {
+    if (head.status == 100 && ex.head.expect_continue) {
+      dout_.append(std::string_view("HTTP/1.1 100 Continue\r\n\r\n"));
+    }
+    return;
+  }
+  if (ex.attempts < ex.max_attempts && ex.replayable &&
+      retriableStatus(head.status, ex.retry_on, ex.retry_codes)) {
+    ex.retry_now = true;
+    ex.response_status = head.status;
+    return;
+  }
+  if (ex.attempts > 1 && retriableStatus(head.status, ex.retry_on, ex.retry_codes)) {
+    addFlag("URX");
+  }
+  ex.resp_started = true;
+  ex.rec.status = head.status;
+  ex.up_keep_alive = head.framing.keep_alive;
+  bool no_body = ex.head_request || head.status == 204 || head.status == 304;
+  stripHopByHop(head.headers, head.status == 101);
+  const HttpRoute* spec = ex.route ? ex.route->spec : nullptr;
+  if (spec) applyHeaderOps(spec->headers.response, head.headers);
+  if (ex.wc && ex.wc->headers) applyHeaderOps(ex.wc->headers->response, head.headers);
+  if (head.status != 101 && !no_body && !head.framing.content_length) {
+    if (ex.head.version_minor >= 1) {
+      head.headers.set("transfer-encoding", "chunked");
+      ex.chunked_out = true;
+    } else {
+      ex.close_after = true;
+    }
+  }
+  if (ex.upgrade && head.status != 101) ex.close_after = true;
+  if (ex.close_after) head.headers.set("connection", "close");
+  head.version_minor = 1;
+  writeResponseHead(head, dout_);
+}
+
+void HttpSession::onResponseBody(std::string_view bytes) {
+  if (!ex_ || ex_->retry_now || !ex_->resp_started) return;
+  ex_->rec.response_bytes += bytes.size();
+  if (ex_->chunked_out) {
+    writeChunk(bytes, dout_);
+  } else {
+    dout_.append(bytes);
+  }
+}
+
+void HttpSession::onResponseEnd() {
+  if (!ex_ || ex_->retry_now || !ex_->resp_started) return;  // a 1xx ended
+  if (ex_->chunked_out) writeLastChunk(dout_);
+  ex_->resp_done = true;
+}
+
+void HttpSession::upstreamFailed(const std::string& flag, bool connect_failure) {
+  if (!ex_) return;
+  closeUpstream(false);
+  if (ex_->resp_started) {
+    addFlag(flag);
+    finish();
+    return;
+  }
+  bool can = connect_failure ? hasRetryOn(ex_->retry_on, RetryOn::kConnectFailure) ||
+                                   hasRetryOn(ex_->retry_on, RetryOn::kGatewayError) ||
+                                   hasRetryOn(ex_->retry_on, RetryOn::k5xx)
+                             : hasRetryOn(ex_->retry_on, RetryOn::kReset) ||
+                                   hasRetryOn(ex_->retry_on, RetryOn::k5xx) ||
+                                   hasRetryOn(ex_->retry_on, RetryOn::kGatewayError);
+  if (can && retry(flag)) return;
+  respondLocal(503,
+               connect_failure ? "upstream connect error or disconnect/reset before headers. "
+                                 "reset reason: connection failure\n"
+                               : "upstream connect error or disconnect/reset before headers. "
+                                 "reset reason: connection termination\n",
+               flag);
+}
+
+bool HttpSession::retry(const std::string&) {
+  Exchange& ex = *ex_;
+  if (ex.attempts >= ex.max_attempts || !ex.replayable || ex.resp_started) return false;
+  closeUpstream(false);
+  uout_ = ByteBuf();
+  uout_.append(ex.replay.view());
+  if (!pickEndpoint()) return false;
+  connectUpstream();
+  return true;
+}
+
+void HttpSession::closeUpstream(bool reusable) {
+  if (ex_ && ex_->counted_active) {
+    --rt_.active()[ex_->ep_key];
+    ex_->counted_active = false;
+  }
+  if (ufd_ < 0) return;
+  loop_.remove(ufd_);
+  if (reusable) {
+    rt_.putIdle(u_key_, ufd_);
+  } else {
+    close(ufd_);
+  }
+  ufd_ = -1;
+  u_interest_ = 0;
+  u_connecting_ = false;
+  uin_ = ByteBuf();
+  if (ex_) ex_->try_deadline = 0;
+}
+
+// ---- both ----
+
+void HttpSession::finishExchange() {
+  Exchange& ex = *ex_;
+  bool reusable = ex.req_done && ex.resp_done && ex.up_keep_alive && !ex.upgrade && uin_.empty() &&
+                  uout_.empty() && !u_connecting_;
+  closeUpstream(reusable);
+  uout_ = ByteBuf();
+  ex.rec.duration_ms = std::chrono::duration<double, std::milli>(Clock::now() - ex.start).count();
+  if (env_.on_request) env_.on_request(ex.rec);
+  if (ex.close_after || !ex.req_done) d_closing_ = true;
+  ex_.reset();
+  armTimer();
+}
+
+void HttpSession::armTimer() {
+  int64_t at = 0;
+  if (ex_) {
+    for (int64_t t : {ex_->delay_until, ex_->deadline, ex_->try_deadline}) {
+      if (t && (!at || t < at)) at = t;
+    }
+  }
+  itimerspec its{};
+  if (at) {
+    int64_t in = std::max<int64_t>(at - nowMs(), 1);
+    its.it_value.tv_sec = in / 1000;
+    its.it_value.tv_nsec = (in % 1000) * 1000000;
+  }
+  timerfd_settime(timer_fd_, 0, &its, nullptr);
+}
+
+void HttpSession::onTimer() {
+  uint64_t expirations = 0;
+  if (read(timer_fd_, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN) return;
+  if (done_ || !ex_) return;
+  int64_t now = nowMs();
+  Exchange& ex = *ex_;
+  if (ex.deadline && now >= ex.deadline) {
+    if (!ex.resp_started) {
+      closeUpstream(false);
+      respondLocal(504, "upstream request timeout\n", "UT");
+    } else {
+      addFlag("UT");
+      finish();
+      return;
+    }
+  } else if (ex.delay_until && now >= ex.delay_until) {
+    dispatch();
+  } else if (ex.try_deadline && now >= ex.try_deadline && !ex.resp_started) {
+    bool connecting = u_connecting_;
+    closeUpstream(false);
+    if (!retry("UT")) {
+      respondLocal(connecting ? 503 : 504,
+                   connecting ? "upstream connect timeout\n" : "upstream request timeout\n",
+                   connecting ? "UF" : "UT");
+    }
+  }
+  armTimer();
+  pump();
+}
+
+void HttpSession::updateInterest() {
+  if (done_) return;
+  uint32_t d = 0;
+  bool read_more = !d_eof_ && din_.size() < kHighWater;
+  if (tunnel_) {
+    read_more = read_more && uout_.size() < kHighWater;
+  } else if (ex_) {
+    read_more = read_more && !ex_->req_done && uout_.size() < kHighWater;
+  }
+  if (read_more) d |= EPOLLIN;
+  if (!dout_.empty()) d |= EPOLLOUT;
+  if (d != d_interest_) {
+    d_interest_ = d;
+    loop_.modify(dfd_, d);
+  }
+  if (ufd_ >= 0) {
+    uint32_t u = 0;
+    if (u_connecting_) {
+      u = EPOLLOUT;
+    } else {
+      if (dout_.size() < kHighWater) u |= EPOLLIN;
+      if (!uout_.empty()) u |= EPOLLOUT;
+    }
+    if (u != u_interest_) {
+      u_interest_ = u;
+      loop_.modify(ufd_, u);
+    }
+  }
+}
+
+void HttpSession::finish() {
+  if (done_) return;
+  done_ = true;
+  if (ex_) {
+    if (ex_->counted_active) {
+      --rt_.active()[ex_->ep_key];
+      ex_->counted_active = false;
+    }
+    if (!ex_->resp_done && ex_->rec.flags == "-") addFlag("DC");
+    ex_->rec.duration_ms =
+        std::chrono::duration<double, std::milli>(Clock::now() - ex_->start).count();
+    if (env_.on_request) env_.on_request(ex_->rec);
+    bool clean = ex_->resp_done;
+    ex_.reset();
+    if (!clean) {
+      loop_.remove(dfd_);
+      resetClose(dfd_);
+      dfd_ = -1;
+    }
+  }
+  if (dfd_ >= 0) {
+    loop_.remove(dfd_);
+    close(dfd_);
+    dfd_ = -1;
+  }
+  if (ufd_ >= 0) {
+    loop_.remove(ufd_);
+    resetClose(ufd_);
+    ufd_ = -1;
+  }
+  if (timer_fd_ >= 0) {
+    loop_.remove(timer_fd_);
+    close(timer_fd_);
+    timer_fd_ = -1;
+  }
+  if (on_done) on_done();
+}
+
+}  // namespace meshlet::l7

@@ -1,0 +1,192 @@
+#pragma once
+// The L7 path's HTTP/1.1 proxy: one HttpSession per app connection the kernel steered to the
+// agent (MESHLET_PATH_L7). Each request is matched against the service's compiled routes
+// (routes.h) and sent to an endpoint of the cluster the route picks, over a pooled keep-alive
+// connection made from the client pod's side; the response streams back. Bodies are never
+// buffered whole: a side is not read while the other's queue is above kHighWater. Requests are
+// handled one at a time per connection, so pipelined requests are answered in order.
+//
+// Istio semantics applied per request: first matching route, weighted destinations and
+// subsets, redirect, rewrite (uri prefix/regex, authority), request/response header rules,
+// fault delay/abort with percentages, timeout, retries (attempts, perTryTimeout, retryOn),
+// the DestinationRule's load balancer. Local answers carry Envoy's response flags: NR (no
+// route), UH (no healthy upstream), UF (connect failure), UT (timeout), URX (retries
+// exhausted), UC (upstream closed), FI/DI (fault abort/delay), DC (client went away).
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "agent/common/byte_buf.h"
+#include "agent/common/status.h"
+#include "agent/l7/http1.h"
+#include "agent/l7/routes.h"
+#include "agent/proxy/event_loop.h"
+
+namespace meshlet::l7 {
+
+// One request as telemetry and the access log see it.
+struct RequestRecord {
+  std::string method, path, authority;
+  std::string protocol = "http";
+  std::string source_pod;        // "ns/name" of the client pod
+  std::string source_principal;  // its SPIFFE id
+  int status = 0;                // 0: no response (the client went away first)
+  std::string flags = "-";       // Envoy response flags, comma-separated
+  std::string route;             // L7Route::name, "" with no route
+  std::string cluster;           // L7Cluster::name
+  std::string upstream;          // "ip:port" of the last endpoint tried
+  std::string upstream_pod;      // its "ns/name"
+  std::string service_host;      // the service dialled (FQDN)
+  std::string service_name, service_namespace;
+  std::string destination_host;                    // the cluster's service (FQDN), after routing
+  uint64_t request_bytes = 0, response_bytes = 0;  // body bytes
+  double duration_ms = 0;
+  int attempts = 0;
+  std::string request_id;  // x-request-id
+  std::string trace_id;    // W3C trace id (traceparent), when present
+};
+
+// Where sessions get their upstream connections and where they report.
+struct SessionEnv {
+  // A non-blocking TCP connect to ep, made on the client pod's behalf (writable when done).
+  std::function<Result<int>(const std::string& source_pod, const L7Endpoint& ep)> dial;
+  std::function<void(const RequestRecord&)> on_request;
+};
+
+// What sessions of one agent share (loop thread only): idle upstream connections and the
+// load balancers' state.
+class L7Runtime {
+ public:
+  explicit L7Runtime(proxy::EventLoop& loop);
+  ~L7Runtime();
+  L7Runtime(const L7Runtime&) = delete;
+  L7Runtime& operator=(const L7Runtime&) = delete;
+
+  // An idle keep-alive connection for `key`, -1 when none. The caller owns it.
+  int takeIdle(const std::string& key);
+  // Keeps `fd` for reuse under `key` (at most kIdlePerKey; the oldest goes). A connection the
+  // peer closes or writes to while idle is dropped.
+  void putIdle(const std::string& key, int fd);
+  size_t idleCount() const { return idle_fds_.size(); }
+  // Closes every idle connection (configuration changed, or shutting down).
+  void dropIdle();
+
+  uint32_t random() { return static_cast<uint32_t>(rng_()); }
+  uint32_t nextRoundRobin(const std::string& cluster) { return rr_[cluster]++; }
+  // In-flight requests per endpoint "ip:port" (LEAST_REQUEST).
+  std::map<std::string, int>& active() { return active_; }
+
+  static constexpr size_t kIdlePerKey = 16;
+
+ private:
+  void drop(int fd);
+  proxy::EventLoop& loop_;
+  std::map<std::string, std::vector<int>> idle_;  // oldest first
+  std::map<int, std::string> idle_fds_;
+  std::map<std::string, uint32_t> rr_;
+  std::map<std::string, int> active_;
+  std::mt19937_64 rng_{std::random_device{}()};
+};
+
+// Who is calling, as routing and telemetry see it.
+struct SessionSource {
+  std::string pod;  // "ns/name" on this node
+  std::string ns;
+  Labels labels;
+  std::string principal;  // SPIFFE id
+  IpAddr ip;
+};
+
+class HttpSession {
+ public:
+  // Takes over `fd` (non-blocking). `svc_id` is the service port the app dialled.
+  HttpSession(proxy::EventLoop& loop, L7Runtime& rt, const SessionEnv& env, int fd,
+              std::shared_ptr<const L7Config> config, uint32_t svc_id, SessionSource source);
+  ~HttpSession();
+  HttpSession(const HttpSession&) = delete;
+  HttpSession& operator=(const HttpSession&) = delete;
+
+  Status start();
+  // The session ended (both sockets out of the loop). Called once; destroy the session from a
+  // deferred task, not inside the callback.
+  std::function<void()> on_done;
+  bool done() const { return done_; }
+  uint64_t requests() const { return requests_; }
+
+  static constexpr size_t kHighWater = 256 * 1024;  // a side's queue above this: stop reading
+  static constexpr size_t kReplayMax = 64 * 1024;   // requests up to this size can be retried
+  static constexpr int64_t kConnectTimeoutMs = 10000;
+
+ private:
+  struct Exchange;
+  struct DownEvents;
+  struct UpEvents;
+
+  // Downstream
+  void onDown(uint32_t events);
+  void readDown();
+  void writeDown();
+  void pump();
+  void onRequestHead(RequestHead&& head);
+  void onRequestBody(std::string_view bytes);
+  void onRequestEnd();
+  void parseError();
+  // Routing and dispatch
+  void dispatch();
+  void connectUpstream();
+  bool pickEndpoint();
+  void respondLocal(int status, std::string_view body, const std::string& flag,
+                    const HeaderList& extra = {});
+  // Upstream
+  void onUp(uint32_t events);
+  void readUp();
+  void writeUp();
+  void onResponseHead(ResponseHead&& head);
+  void onResponseBody(std::string_view bytes);
+  void onResponseEnd();
+  void upstreamFailed(const std::string& flag, bool connect_failure);
+  bool retry(const std::string& reason_flag);
+  void closeUpstream(bool reusable);
+  // Both
+  void finishExchange();
+  void onTimer();
+  void armTimer();
+  void updateInterest();
+  void finish();
+  void addFlag(const std::string& flag);
+
+  proxy::EventLoop& loop_;
+  L7Runtime& rt_;
+  const SessionEnv& env_;
+  std::shared_ptr<const L7Config> config_;
+  const L7Service* service_ = nullptr;
+  SessionSource source_;
+
+  int dfd_ = -1;
+  ByteBuf din_, dout_;
+  bool d_eof_ = false;      // the client finished sending
+  bool d_closing_ = false;  // close once dout_ is flushed
+  uint32_t d_interest_ = 0;
+  std::unique_ptr<DownEvents> down_events_;
+  std::unique_ptr<Http1Parser> dparser_;
+
+  int ufd_ = -1;
+  bool u_connecting_ = false;
+  uint32_t u_interest_ = 0;
+  ByteBuf uin_, uout_;
+  std::unique_ptr<UpEvents> up_events_;
+  std::unique_ptr<Http1Parser> uparser_;
+  std::string u_key_;  // pool key of the upstream connection
+
+  int timer_fd_ = -1;
+  bool tunnel_ = false;  // after a 101: raw bytes both ways
+  bool done_ = false;
+  uint64_t requests_ = 0;
+  std::unique_ptr<Exchange> ex_;
+};
+
+}  // namespace meshlet::l7

@@ -1,0 +1,356 @@
+// End-to-end: the L7 path. Pods in network namespaces, the real meshletd, real HTTP servers in
+// the backend pods and curl (or raw sockets, for what curl will not send) in the client pod.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "tests/lib/e2e_util.h"
+#include "tests/lib/http_server.h"
+#include "tests/lib/sandbox.h"
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+
+namespace meshlet {
+namespace {
+
+using testing::count;
+using testing::run;
+using testing::Sandbox;
+using testing::TestPod;
+using testing::waitFor;
+using testing::writeFile;
+
+constexpr const char* kWeb = "198.19.0.40";
+constexpr const char* kFlaky = "198.19.0.41";
+
+std::string podYaml(const TestPod& p, const std::string& labels) {
+  return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + p.name +
+         "\n  namespace: shop\n  labels: " + labels +
+         "\n  annotations:\n    meshlet.io/netns: " + p.netns_path +
+         "\nspec:\n  nodeName: e2e-node\n  containers:\n  - name: app\n    image: app\n"
+         "status:\n  phase: Running\n  podIP: " +
+         p.ip4 + "\n  podIPs: [{ip: " + p.ip4 +
+         "}]\n  conditions: [{type: Ready, status: \"True\"}]\n";
+}
+
+const char* kConfig = R"(apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+  labels: {istio.io/dataplane-mode: meshlet}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  clusterIP: 198.19.0.40
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: flaky, namespace: shop}
+spec:
+  clusterIP: 198.19.0.41
+  selector: {app: flaky}
+  ports: [{name: http-flaky, port: 80, targetPort: 8080}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web, namespace: shop}
+spec:
+  host: web
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web, namespace: shop}
+spec:
+  hosts: [web]
+  http:
+  - name: canary-header
+    match: [{headers: {x-canary: {exact: "yes"}}}]
+    route: [{destination: {host: web, subset: v2}}]
+  - name: old-path
+    match: [{uri: {prefix: /old/}}]
+    redirect: {uri: /new/place}
+  - name: api
+    match: [{uri: {prefix: /api/}}]
+    rewrite: {uri: /v1/}
+    headers:
+      request: {set: {x-added: "yes"}, remove: [x-drop]}
+      response: {add: {x-served-by: meshlet}}
+    route: [{destination: {host: web, subset: v1}}]
+  - name: faulty
+    match: [{uri: {exact: /fault}}]
+    fault: {abort: {httpStatus: 418, percentage: {value: 100}}}
+    route: [{destination: {host: web}}]
+  - name: slow
+    match: [{uri: {prefix: /delay/}}]
+    timeout: 300ms
+    route: [{destination: {host: web}}]
+  - name: delayed
+    match: [{uri: {exact: /injected-delay}}]
+    fault: {delay: {fixedDelay: 200ms, percentage: {value: 100}}}
+    route: [{destination: {host: web}}]
+  - name: split
+    match: [{uri: {prefix: /split}}]
+    route:
+    - {destination: {host: web, subset: v1}, weight: 80}
+    - {destination: {host: web, subset: v2}, weight: 20}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: flaky, namespace: shop}
+spec:
+  hosts: [flaky.shop.svc.cluster.local]
+  http:
+  - retries: {attempts: 3, retryOn: 5xx}
+    route: [{destination: {host: flaky}}]
+)";
+
+// What a raw connection from the calling process got back for `request`: everything read
+// until the peer closed, `until` appeared `times` times, or 3 s passed.
+std::string exchange(const std::string& ip, int port, const std::string& request,
+                     const std::string& until = "", int times = 1) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    close(fd);
+    return "connect failed: " + std::string(strerror(errno));
+  }
+  size_t off = 0;
+  while (off < request.size()) {
+    ssize_t n = send(fd, request.data() + off, request.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    off += static_cast<size_t>(n);
+  }
+  std::string got;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!until.empty() && count(got, until) >= times) break;
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    char buf[16384];
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return got;
+}
+
+class L7E2E : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    reason_ = testing::kernelTestsUnavailable();
+    if (reason_.empty() && run("command -v curl").code != 0) reason_ = "curl missing";
+    if (!reason_.empty()) return;
+    sb_ = new Sandbox();
+    sb_->addPod("client");
+    struct Backend {
+      const char* name;
+      int status;
+    };
+    for (Backend b : {Backend{"web-v1", 0}, Backend{"web-v2", 0}, Backend{"flaky-bad", 503},
+                      Backend{"flaky-good", 0}}) {
+      std::string name = b.name;
+      int status = b.status;
+      sb_->addPod(name);
+      sb_->spawnInPod(sb_->pod(name),
+                      [name, status] { return testing::serveHttp(8080, name, status); });
+    }
+    dir_ = "/tmp/meshlet-test-l7-" + sb_->id();
+    fs::create_directories(dir_ + "/config");
+    writeFile(dir_ + "/config/00-config.yaml", kConfig);
+    writeFile(dir_ + "/config/10-pods.yaml",
+              podYaml(sb_->pod("client"), "{app: client}") + "---\n" +
+                  podYaml(sb_->pod("web-v1"), "{app: web, version: v1}") + "---\n" +
+                  podYaml(sb_->pod("web-v2"), "{app: web, version: v2}") + "---\n" +
+                  podYaml(sb_->pod("flaky-bad"), "{app: flaky}") + "---\n" +
+                  podYaml(sb_->pod("flaky-good"), "{app: flaky}"));
+    agent_pid_ = testing::spawnAgent(MESHLETD_BIN, dir_, sb_->cgroup(), sb_->bpffs());
+    bool up = waitFor(
+        [] {
+          auto r = run(cli("status -o json"));
+          auto j = Json::parse(r.out, nullptr, false);
+          return r.code == 0 && j.is_array() && !j.empty() && j[0].value("generation", 0) >= 1;
+        },
+        10000);
+    if (!up) ADD_FAILURE() << "agent did not come up: " << run("cat " + dir_ + "/meshletd.log").out;
+    // The agent's listeners in the client pod are open once a request is answered.
+    waitFor(
+        [] { return curl("-o /dev/null -w '%{http_code}' http://198.19.0.40/api/ready") == "200"; },
+        10000);
+  }
+  static void TearDownTestSuite() {
+    testing::stopAgent(agent_pid_);
+    if (sb_) run(std::string(MESHLETD_BIN) + " --uninstall --bpffs " + sb_->bpffs());
+    delete sb_;
+    sb_ = nullptr;
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+  void SetUp() override {
+    if (!reason_.empty()) GTEST_SKIP() << "end-to-end tests cannot run here: " << reason_;
+    ASSERT_GT(agent_pid_, 0);
+  }
+  void TearDown() override {
+    if (HasFailure()) std::cerr << run("tail -n 40 " + dir_ + "/meshletd.log").out;
+  }
+
+  static std::string cli(const std::string& args) {
+    return std::string(MESHLET_CLI_BIN) + " --admin-socket " + dir_ + "/admin.sock --bpffs " +
+           sb_->bpffs() + " " + args;
+  }
+  // curl in the client pod; its stdout.
+  static std::string curl(const std::string& args) {
+    std::string cmd = "curl -sS --max-time 5 " + args;
+    return sb_->runInPod(sb_->pod("client"), [cmd] { return run(cmd).out; });
+  }
+  static std::string raw(const std::string& ip, const std::string& request,
+                         const std::string& until = "", int times = 1) {
+    return sb_->runInPod(sb_->pod("client"),
+                         [=] { return exchange(ip, 80, request, until, times); });
+  }
+
+  static inline Sandbox* sb_ = nullptr;
+  static inline std::string dir_;
+  static inline std::string reason_;
+  static inline pid_t agent_pid_ = -1;
+};
+
+TEST_F(L7E2E, FirstMatchingRouteWinsWithRewriteAndHeaderRules) {
+  // A header match sends every request to subset v2, whatever the path.
+  std::string out = curl("-H 'x-canary: yes' 'http://198.19.0.40/api/[1-10]'");
+  EXPECT_EQ(count(out, "pod=web-v2"), 10) << out;
+  // /api/ goes to v1 with its prefix rewritten, a request header set and one removed, and a
+  // response header added; the proxy adds a request id and trace context.
+  out = curl("-i -H 'x-drop: 1' http://198.19.0.40/api/items?x=1");
+  EXPECT_NE(out.find("HTTP/1.1 200"), std::string::npos) << out;
+  EXPECT_NE(out.find("pod=web-v1"), std::string::npos) << out;
+  EXPECT_NE(out.find("target=/v1/items?x=1"), std::string::npos) << out;
+  EXPECT_NE(out.find("h:x-added: yes"), std::string::npos) << out;
+  EXPECT_EQ(out.find("h:x-drop"), std::string::npos) << out;
+  EXPECT_NE(out.find("x-served-by: meshlet"), std::string::npos) << out;
+  EXPECT_NE(out.find("h:x-request-id: "), std::string::npos) << out;
+  EXPECT_NE(out.find("h:traceparent: 00-"), std::string::npos) << out;
+  EXPECT_NE(out.find("h:x-b3-traceid: "), std::string::npos) << out;
+  // A request id the client sent is kept.
+  out = curl("-H 'x-request-id: abc-123' http://198.19.0.40/api/id");
+  EXPECT_NE(out.find("h:x-request-id: abc-123"), std::string::npos) << out;
+  // No route matches "/": 404.
+  EXPECT_EQ(curl("-o /dev/null -w '%{http_code}' http://198.19.0.40/"), "404");
+}
+
+TEST_F(L7E2E, RedirectAnswersWithTheNewLocation) {
+  std::string out = curl("-i 'http://198.19.0.40/old/thing?q=1'");
+  EXPECT_NE(out.find("HTTP/1.1 301"), std::string::npos) << out;
+  EXPECT_NE(out.find("location: http://198.19.0.40/new/place?q=1"), std::string::npos) << out;
+  EXPECT_EQ(out.find("pod="), std::string::npos) << out;  // no backend saw it
+}
+
+TEST_F(L7E2E, WeightsSplitRequestsAsConfigured) {
+  // 400 requests on one keep-alive connection: 80 % v1, 20 % v2. The count of v2 is binomial
+  // (mean 80, sd 8): [40, 120] fails by chance far less than once in a million runs.
+  std::string out = curl("'http://198.19.0.40/split[1-400]'");
+  int v1 = count(out, "pod=web-v1"), v2 = count(out, "pod=web-v2");
+  EXPECT_EQ(v1 + v2, 400) << out.substr(0, 2000);
+  EXPECT_GE(v2, 40);
+  EXPECT_LE(v2, 120);
+}
+
+TEST_F(L7E2E, FaultAbortDelayAndTimeout) {
+  EXPECT_EQ(curl("-o /dev/null -w '%{http_code}' http://198.19.0.40/fault"), "418");
+  std::string t =
+      curl("-o /dev/null -w '%{http_code} %{time_total}' http://198.19.0.40/injected-delay");
+  EXPECT_EQ(t.substr(0, 3), "200") << t;
+  EXPECT_GE(std::stod(t.substr(4)), 0.19) << t;
+  // The route's 300 ms timeout: a backend that answers after 1 s gets a 504 at ~300 ms.
+  t = curl("-o /dev/null -w '%{http_code} %{time_total}' http://198.19.0.40/delay/1000");
+  EXPECT_EQ(t.substr(0, 3), "504") << t;
+  EXPECT_LT(std::stod(t.substr(4)), 0.9) << t;
+  EXPECT_EQ(curl("-o /dev/null -w '%{http_code}' http://198.19.0.40/delay/20"), "200");
+}
+
+TEST_F(L7E2E, RetriesRecoverFromAFailingBackend) {
+  // One of flaky's two pods answers 503 to everything; retries on 5xx go to the other.
+  std::string out = curl("-o /dev/null -w '%{http_code}\\n' 'http://198.19.0.41/r[1-40]'");
+  EXPECT_EQ(count(out, "200"), 40) << out;
+}
+
+TEST_F(L7E2E, MalformedRequestsGetAnErrorAndTheConnectionCloses) {
+  std::string out = raw(kWeb, "GARBAGE\r\n\r\n");
+  EXPECT_EQ(out.rfind("HTTP/1.1 400", 0), 0u) << out;
+  out = raw(kWeb,
+            "GET /api/x HTTP/1.1\r\nHost: web\r\nContent-Length: 5\r\nTransfer-Encoding: "
+            "chunked\r\n\r\n0\r\n\r\n");
+  EXPECT_EQ(out.rfind("HTTP/1.1 400", 0), 0u) << out;
+  out = raw(kWeb,
+            "GET /api/x HTTP/1.1\r\nHost: web\r\nX-Big: " + std::string(70000, 'a') + "\r\n\r\n");
+  EXPECT_EQ(out.rfind("HTTP/1.1 431", 0), 0u) << out;
+  // The agent still serves.
+  EXPECT_EQ(curl("-o /dev/null -w '%{http_code}' http://198.19.0.40/api/ok"), "200");
+}
+
+TEST_F(L7E2E, PipelinedRequestsAreAnsweredInOrder) {
+  std::string out = raw(kWeb,
+                        "GET /api/first HTTP/1.1\r\nHost: web\r\n\r\n"
+                        "GET /api/second HTTP/1.1\r\nHost: web\r\n\r\n"
+                        "GET /api/third HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n",
+                        "pod=", 3);
+  size_t a = out.find("target=/v1/first"), b = out.find("target=/v1/second"),
+         c = out.find("target=/v1/third");
+  ASSERT_NE(a, std::string::npos) << out;
+  ASSERT_NE(b, std::string::npos) << out;
+  ASSERT_NE(c, std::string::npos) << out;
+  EXPECT_LT(a, b);
+  EXPECT_LT(b, c);
+}
+
+TEST_F(L7E2E, LargeChunkedUploadStreamsThrough) {
+  // 8 MiB, chunked: more than the proxy's queues hold, so it must stream with backpressure.
+  std::string out = sb_->runInPod(sb_->pod("client"), [] {
+    return run("head -c 8388608 /dev/zero | curl -sS --max-time 20 -H 'Transfer-Encoding: "
+               "chunked' --data-binary @- http://198.19.0.40/api/upload")
+        .out;
+  });
+  EXPECT_NE(out.find("body-bytes=8388608"), std::string::npos) << out;
+  EXPECT_NE(out.find("method=POST"), std::string::npos) << out;
+}
+
+TEST_F(L7E2E, UpgradeSwitchesTheConnectionToRawBytes) {
+  std::string out = sb_->runInPod(sb_->pod("client"), [] {
+    return exchange(kWeb, 80,
+                    "GET /api/ws HTTP/1.1\r\nHost: web\r\nConnection: Upgrade\r\nUpgrade: "
+                    "meshlet-echo\r\n\r\nhello-after-upgrade",
+                    "hello-after-upgrade");
+  });
+  EXPECT_EQ(out.rfind("HTTP/1.1 101", 0), 0u) << out;
+  EXPECT_NE(out.find("hello-after-upgrade"), std::string::npos) << out;
+}
+
+TEST_F(L7E2E, ConnectionsShowTheL7Path) {
+  std::string out = curl("-o /dev/null -w '%{http_code}' http://198.19.0.40/api/x");
+  EXPECT_EQ(out, "200");
+  auto status = Json::parse(run(cli("status -o json")).out, nullptr, false);
+  ASSERT_TRUE(status.is_array() && !status.empty()) << status.dump();
+  auto services = run(cli("services")).out;
+  EXPECT_NE(services.find("web"), std::string::npos) << services;
+}
+
+}  // namespace
+}  // namespace meshlet
