@@ -44,8 +44,9 @@ bool metaLess(const ObjectMeta& a, const ObjectMeta& b) {
 }
 
 // Istio's protocol selection (ConvertProtocol): appProtocol when set, else the port name; the
-// part before the first '-' names the protocol ("grpc-web" whole), case-insensitive.
-enum class HttpProto : uint8_t { kNone, kHttp, kHttp2 };
+// part before the first '-' names the protocol ("grpc-web" whole), case-insensitive. kUnknown
+// is what Istio would sniff; kOpaque a protocol declared not to be HTTP.
+enum class HttpProto : uint8_t { kUnknown, kHttp, kHttp2, kOpaque };
 
 HttpProto protocolOfName(std::string_view text) {
   const std::string name = toLower(text);
@@ -54,12 +55,27 @@ HttpProto protocolOfName(std::string_view text) {
   const std::string prefix = name.substr(0, name.find('-'));
   if (prefix == "http") return HttpProto::kHttp;
   if (prefix == "http2" || prefix == "grpc") return HttpProto::kHttp2;
-  return HttpProto::kNone;
+  for (const char* opaque : {"tcp", "udp", "tls", "https", "mongo", "mysql", "redis"}) {
+    if (prefix == opaque) return HttpProto::kOpaque;
+  }
+  return HttpProto::kUnknown;
 }
 
 HttpProto protocolOf(const ServicePort& p) {
-  if (p.protocol != Protocol::kTCP) return HttpProto::kNone;
+  if (p.protocol != Protocol::kTCP) return HttpProto::kOpaque;
   return protocolOfName(p.app_protocol.empty() ? p.name : p.app_protocol);
+}
+
+bool isHttp(HttpProto p) { return p == HttpProto::kHttp || p == HttpProto::kHttp2; }
+
+// A route that can match a request on service port `port`: no match list, or an entry that
+// selects no port or this one.
+bool routeServesPort(const HttpRoute& r, int port) {
+  if (r.match.empty()) return true;
+  for (const HttpMatch& m : r.match) {
+    if (m.port == 0 || m.port == port) return true;
+  }
+  return false;
 }
 
 // Settings only an HTTP-aware proxy can apply.
@@ -470,12 +486,19 @@ std::string qualifyHost(std::string_view host, std::string_view ns) {
 }
 
 std::string l7Reason(const Snapshot& s, const Service& svc, const ServicePort& port) {
-  if (port.protocol != Protocol::kTCP) return "";
+  // A port declared to carry another protocol (or UDP) stays L4 whatever routes name it: Istio
+  // applies http routes and HTTP settings only to HTTP ports (declared or sniffed).
+  const HttpProto proto = protocolOf(port);
+  if (proto == HttpProto::kOpaque) return "";
   const std::string fqdn = serviceFqdn(svc.meta.name, svc.meta.ns);
 
   const VirtualService* vs = nullptr;
   for (const VirtualService& v : s.virtual_services) {
-    if (v.http.empty() || (vs && !metaLess(v.meta, vs->meta))) continue;
+    if (vs && !metaLess(v.meta, vs->meta)) continue;
+    if (std::none_of(v.http.begin(), v.http.end(),
+                     [&](const HttpRoute& r) { return routeServesPort(r, port.port); })) {
+      continue;
+    }
     for (const std::string& h : v.hosts) {
       if (hostMatches(qualifyHost(h, v.meta.ns), fqdn)) {
         vs = &v;
@@ -494,12 +517,8 @@ std::string l7Reason(const Snapshot& s, const Service& svc, const ServicePort& p
     if (http) return "DestinationRule " + metaName(dr->meta);
   }
 
-  if (!port.app_protocol.empty()) {
-    return protocolOfName(port.app_protocol) != HttpProto::kNone
-               ? "appProtocol " + port.app_protocol
-               : "";
-  }
-  return protocolOfName(port.name) != HttpProto::kNone ? "port name " + port.name : "";
+  if (!isHttp(proto)) return "";
+  return port.app_protocol.empty() ? "port name " + port.name : "appProtocol " + port.app_protocol;
 }
 
 bool L7StringMatcher::matches(std::string_view s) const {

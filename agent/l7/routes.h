@@ -31,8 +31,13 @@ std::string qualifyHost(std::string_view host, std::string_view ns);
 // counts when one of its hosts names the service and it has `http` routes; a DestinationRule
 // when its host names the service and it sets HTTP settings (connectionPool.http,
 // outlierDetection, a LEAST_REQUEST or consistentHash load balancer), at top level or for the
-// port. appProtocol http, http2, grpc, kubernetes.io/h2c; names "http", "http-*", "http2*",
-// "grpc*" (Istio's protocol selection).
+// port. appProtocol http, http2, grpc, kubernetes.io/h2c; names "http", "http-*", "http2",
+// "http2-*", "grpc", "grpc-*" (Istio's protocol selection: appProtocol when set, else the
+// name; case-insensitive).
+// Never a UDP port or one whose appProtocol or name declares another protocol (tcp, tls,
+// https, mongo, mysql, redis: Istio routes only HTTP ports), and a VirtualService only when
+// one of its http routes can match on this port (no match, or a match with no port or this
+// one).
 std::string l7Reason(const Snapshot& s, const Service& svc, const ServicePort& port);
 
 // A ready endpoint of a destination.

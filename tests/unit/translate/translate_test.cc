@@ -216,6 +216,34 @@ TEST(TranslateServices, UdpAndTcpOnTheSamePort) {
   EXPECT_EQ(out.desired.service_info.at(udp->svc_id).protocol, Protocol::kUDP);
 }
 
+// A port that declares HTTP takes the L7 path: the kernel sends its connects to the agent.
+TEST(TranslateServices, HttpPortsAreMarkedForTheL7Path) {
+  Snapshot s;
+  s.services = {makeSvc("shop", "web", {"198.18.100.1"},
+                        {port("http-web", 80), port("tcp", 81), port("http-udp", 82, Protocol::kUDP)})};
+  s.endpoint_slices = {makeSlice("shop", "web-x1", "web",
+                                 {epPort("http-web", 8080), epPort("tcp", 8081),
+                                  epPort("http-udp", 8082, Protocol::kUDP)},
+                                 {{"198.18.0.10"}})};
+  auto out = run(s);
+  auto http = findSvc(out.desired, svcKey("198.18.100.1", 80));
+  auto tcp = findSvc(out.desired, svcKey("198.18.100.1", 81));
+  auto udp = findSvc(out.desired, svcKey("198.18.100.1", 82, Protocol::kUDP));
+  ASSERT_TRUE(http && tcp && udp);
+  EXPECT_EQ(http->flags, MESHLET_SVC_L7);
+  EXPECT_TRUE(out.desired.service_info.at(http->svc_id).l7);
+  EXPECT_EQ(tcp->flags, 0);
+  EXPECT_FALSE(out.desired.service_info.at(tcp->svc_id).l7);
+  EXPECT_EQ(udp->flags, 0);  // UDP never takes the L7 path
+
+  // appProtocol on a port named otherwise counts too.
+  s.services.mut()[0].ports[1].app_protocol = "http";
+  out = run(s);
+  tcp = findSvc(out.desired, svcKey("198.18.100.1", 81));
+  ASSERT_TRUE(tcp);
+  EXPECT_EQ(tcp->flags, MESHLET_SVC_L7);
+}
+
 struct LbCase {
   const char* name;
   SessionAffinity affinity;
@@ -233,11 +261,11 @@ class TranslateLbAlgo : public testing::TestWithParam<LbCase> {};
 TEST_P(TranslateLbAlgo, FromServiceSpec) {
   const LbCase& c = GetParam();
   Snapshot s;
-  s.services = {makeSvc("shop", "web", {"198.18.100.1"}, {port("http", 80)})};
+  s.services = {makeSvc("shop", "web", {"198.18.100.1"}, {port("tcp", 80)})};
   s.services.mut()[0].session_affinity = c.affinity;
   s.services.mut()[0].round_robin = c.round_robin;
   s.services.mut()[0].prefer_close = c.prefer_close;
-  s.endpoint_slices = {makeSlice("shop", "web-x1", "web", {epPort("http", 8080)},
+  s.endpoint_slices = {makeSlice("shop", "web-x1", "web", {epPort("tcp", 8080)},
                                  {{"198.18.0.10"}, {"198.18.1.10", "node-b"}})};
   auto out = run(s);
   auto v = findSvc(out.desired, svcKey("198.18.100.1", 80));
