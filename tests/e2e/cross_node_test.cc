@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "tests/lib/e2e_util.h"
+#include "tests/lib/http_server.h"
 #include "tests/lib/sandbox.h"
 
 namespace fs = std::filesystem;
@@ -39,6 +40,7 @@ using testing::waitFor;
 using testing::writeFile;
 
 constexpr const char* kServiceIp = "198.19.0.20";
+constexpr const char* kHttpServiceIp = "198.19.0.21";  // the same pod, HTTP on 8081: L7 path
 
 std::string podYaml(const TestPod& p, const std::string& app, const std::string& node) {
   return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + p.name +
@@ -204,6 +206,7 @@ class CrossNode : public ::testing::Test {
     a_->addPod("neighbor");  // in the mesh, on the client's node
     b_->addPod("server");
     b_->spawnInPod(b_->pod("server"), [] { return testing::serveTcp(AF_INET, 8080, "db\n"); });
+    b_->spawnInPod(b_->pod("server"), [] { return testing::serveHttp(8081, "server"); });
     a_->spawnInPod(a_->pod("neighbor"), [] { return testing::serveTcp(AF_INET, 8080, "db\n"); });
 
     dir_ = "/tmp/meshlet-test-xnode-" + a_->id();
@@ -261,6 +264,15 @@ spec:
   selector: {app: db}
   ports: [{name: tcp, port: 80, targetPort: 8080}]
 ---
+apiVersion: v1
+kind: Service
+metadata: {name: dbweb, namespace: shop}
+spec:
+  clusterIP: )" + kHttpServiceIp +
+                       R"(
+  selector: {app: db}
+  ports: [{name: http, port: 80, targetPort: 8081}]
+---
 )" + podYaml(a_->pod("client"), "client", "node-a") +
                        "---\n" + podYaml(a_->pod("neighbor"), "neighbor", "node-a") +
                        (with_server ? "---\n" + podYaml(b_->pod("server"), "db", "node-b") : "") +
@@ -314,12 +326,20 @@ spec:
     int port = status(node).value("metrics_port", 0);
     return run("curl -s http://127.0.0.1:" + std::to_string(port) + "/metrics").out;
   }
+  // Tunnel rows, but for the L7 test's pooled upstream connections (to port 8081), which stay
+  // open after it.
   static Json tunnelRows(const std::string& node) {
     auto r = run(cli(node, "connections -o json"));
     auto j = Json::parse(r.out, nullptr, false);
     Json rows = Json::array();
     if (r.code != 0 || !j.is_array()) return rows;
     for (const auto& row : j) {
+      bool l7 = false;
+      for (const char* f : {"local", "remote", "service_address"}) {
+        std::string v = row.value(f, "");
+        l7 |= v.size() > 5 && v.substr(v.size() - 5) == ":8081";
+      }
+      if (l7) continue;
       if (row.value("path", "") == "tunnel") rows.push_back(row);
     }
     return rows;
@@ -421,6 +441,23 @@ TEST_F(CrossNode, ServiceTrafficIsTunnelledAndEncryptedBetweenNodes) {
   EXPECT_EQ(cap.packets("tcp port 8080"), 0) << "plaintext to the app crossed the link";
   EXPECT_EQ(pcap.find(marker), std::string::npos) << "the marker crossed the link in clear";
   EXPECT_EQ(pcap.find("db\n"), std::string::npos);
+}
+
+// A service on the L7 path whose pod is on the other node: the client's agent proxies each
+// request and carries it over HBONE, so the request is answered and the link carries only TLS.
+TEST_F(CrossNode, L7RequestsToAnotherNodeGoThroughTheTunnel) {
+  Capture cap(a_->nodeNetns(), link_, dir_ + "/l7.pcap");
+  ASSERT_TRUE(cap.ready());
+  const std::string marker = "MESHLET-L7-MARKER-" + a_->id();
+  std::string cmd = "curl -sS --max-time 5 -H 'x-marker: " + marker + "' 'http://" +
+                    kHttpServiceIp + "/hello[1-5]'";
+  std::string out = a_->runInPod(a_->pod("client"), [cmd] { return run(cmd).out; });
+  EXPECT_EQ(testing::count(out, "pod=server"), 5) << out << logs();
+  EXPECT_EQ(testing::count(out, "h:x-marker: " + marker), 5) << out;
+  std::string pcap = cap.stop();
+  EXPECT_GT(cap.packets("tcp port 15008"), 4) << run("cat " + dir_ + "/l7.pcap.log").out;
+  EXPECT_EQ(cap.packets("tcp port 8081"), 0) << "plaintext HTTP crossed the link";
+  EXPECT_EQ(pcap.find(marker), std::string::npos) << "the marker crossed the link in clear";
 }
 
 // While a tunnelled connection is open, `meshlet connections` on both nodes shows it with the
