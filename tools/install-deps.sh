@@ -9,7 +9,7 @@ PKGS=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   iproute2 iptables curl iperf3 sockperf wrk haproxy prometheus nghttp2-client
   socat netcat-openbsd procps containernetworking-plugins jq
-  unzip tcpdump
+  unzip tcpdump libclang-rt-14-dev
 )
 missing=()
 for p in "${PKGS[@]}"; do
