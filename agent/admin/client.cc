@@ -142,7 +142,8 @@ Result<HttpResponse> parseHttpResponse(const std::string& raw) {
 }
 
 Result<nlohmann::ordered_json> adminGet(const std::string& socket_path, const std::string& path,
-                                        int timeout_ms) {
+                                        int timeout_ms, int* http_status) {
+  if (http_status) *http_status = 0;
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms > 0 ? timeout_ms : 1);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -211,6 +212,7 @@ Result<nlohmann::ordered_json> adminGet(const std::string& socket_path, const st
   const std::string bad = "bad answer from meshletd at " + socket_path;
   auto resp = parseHttpResponse(raw);
   if (!resp) return resp.error().wrap(bad);
+  if (http_status) *http_status = resp->status;
 
   nlohmann::ordered_json body = nlohmann::ordered_json::parse(resp->body, nullptr, false);
   bool ok_status = resp->status >= 200 && resp->status < 300;

@@ -28,8 +28,9 @@ Result<HttpResponse> parseHttpResponse(const std::string& raw);
 //  - no complete answer within timeout_ms: "meshletd at PATH did not answer within N ms"
 //  - non-2xx: the body's "error" field (or "HTTP <code> <reason>"), code() is 0
 //  - malformed HTTP or JSON: "bad answer from meshletd at PATH: ..."
+// *http_status (when given): the answer's HTTP status, 0 when none was parsed.
 Result<nlohmann::ordered_json> adminGet(const std::string& socket_path, const std::string& path,
-                                        int timeout_ms = 5000);
+                                        int timeout_ms = 5000, int* http_status = nullptr);
 
 // Percent-encodes a query value; '/' is kept as is (the admin API accepts "ns/name").
 std::string urlEncodeQueryValue(const std::string& value);

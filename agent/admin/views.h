@@ -9,9 +9,10 @@
 #include <vector>
 
 #include "agent/datapath/datapath.h"
-#include "agent/sources/kube_status.h"
 #include "agent/identity/workload_certs.h"
+#include "agent/l7/routes.h"
 #include "agent/proxy/mesh_proxy.h"
+#include "agent/sources/kube_status.h"
 #include "agent/state/types.h"
 #include "agent/translate/translate.h"
 
@@ -56,6 +57,9 @@ struct AgentView {
   uint64_t spliced_connections = 0;
   std::shared_ptr<const IdentityView> identity;
   std::shared_ptr<const proxy::ProxyReport> proxy;  // the mesh proxy (tunnelled connections)
+  // The L7 routing tables the mesh proxy runs (the very object it was handed); null until the
+  // proxy has a configuration.
+  std::shared_ptr<const l7::L7Config> l7;
 };
 
 using Json = nlohmann::ordered_json;
@@ -75,6 +79,30 @@ Json connectionsJson(const AgentView& v, const std::vector<ConnEntry>& conns, ui
 
 // One row per enrolled pod of this node: its identity and certificate (never the key).
 Json certsJson(const AgentView& v, int64_t now_unix);
+
+// The compiled L7 routes (routes_view.cc): one row (kind "route") per route of each L7 service
+// port, services by namespace, name and port, routes in matching order; then one row (kind
+// "warning", with only `message`) per L7 configuration warning. filter: "" for all, or
+// "namespace/name" (its routes, and the warnings that name it or its VirtualServices).
+Json routesJson(const AgentView& v, const std::string& filter);
+
+// `meshlet routes --explain`: which route the proxy would pick for a request.
+struct RouteQuery {
+  std::string method;                // as sent, e.g. "GET"
+  std::string url;                   // http://HOST[:PORT]/path?query; HOST a service or its IP
+  std::vector<std::string> headers;  // "Name: value"; Host sets the authority
+  std::string source;                // "namespace/pod" (sourceLabels, sourceNamespace) or ""
+};
+// One object: the service, the route taken (or "no route: 404 NR"), the match entry that
+// matched, the action and its destinations, and why each earlier route did not match. An error
+// is a usage error (bad URL or header, unknown service, port not on the L7 path, unknown pod).
+Result<Json> explainRouteJson(const AgentView& v, const RouteQuery& q);
+// The admin answer (HTTP code, JSON body) for /v1/routes (query: `service`) and
+// /v1/routes/explain (query: `method`, `url`, `headers` ("Name: value" lines joined by "\n"),
+// `source`): 503 before the proxy has an L7 configuration, 404 for a filter naming no L7
+// service, 400 for an explain usage error.
+std::pair<int, Json> routesAnswer(const AgentView& v, const std::string& path,
+                                  const std::map<std::string, std::string>& query);
 
 std::string endpointString(const IpAddr& ip, int port);
 // "spliced", "balanced", "tunnel" or "passthrough" (enum meshlet_path).

@@ -85,6 +85,9 @@ Result<AgentFlags> parseAgentFlags(int argc, char** argv) {
   app.add_option("--log-level", f.log_level, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
       ->capture_default_str();
+  app.add_option("--access-log", f.access_log,
+                 "L7 access log, one JSON line per HTTP request: a file, or - for stdout "
+                 "(default: none)");
   app.add_option("--trust-domain", f.trust_domain,
                  "SPIFFE trust domain of workload identities (spiffe://TD/ns/NS/sa/SA)")
       ->capture_default_str();

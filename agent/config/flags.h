@@ -21,6 +21,7 @@ struct AgentFlags {
   std::string cni_socket = "/var/run/meshlet/cni.sock";
   std::string state_dir = "/var/run/meshlet/state";
   std::string log_level = "info";
+  std::string access_log;  // L7 access log: a file, "-" for stdout, "" for none
   // Workload identity (SPIFFE SVIDs issued by the node's CA).
   std::string trust_domain = "cluster.local";
   std::string ca_dir = "/etc/meshlet/ca";

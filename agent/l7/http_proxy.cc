@@ -177,25 +177,26 @@ L7Runtime::L7Runtime(proxy::EventLoop& loop) : loop_(loop) {}
 
 L7Runtime::~L7Runtime() { dropIdle(); }
 
-int L7Runtime::takeIdle(const std::string& key) {
+int L7Runtime::takeIdle(const std::string& key, int* uses) {
   auto it = idle_.find(key);
   if (it == idle_.end() || it->second.empty()) return -1;
-  int fd = it->second.back();  // the most recently used: the least likely to have timed out
+  IdleConn c = it->second.back();  // the most recently used: the least likely to have timed out
   it->second.pop_back();
   if (it->second.empty()) idle_.erase(it);
-  idle_fds_.erase(fd);
-  loop_.remove(fd);
-  return fd;
+  idle_fds_.erase(c.fd);
+  loop_.remove(c.fd);
+  if (uses) *uses = c.uses;
+  return c.fd;
 }
 
-void L7Runtime::putIdle(const std::string& key, int fd) {
+void L7Runtime::putIdle(const std::string& key, int fd, int uses) {
   auto& list = idle_[key];
-  if (list.size() >= kIdlePerKey) drop(list.front());
+  if (list.size() >= kIdlePerKey) drop(list.front().fd);
   if (!loop_.add(fd, EPOLLIN | EPOLLRDHUP, [this, fd](uint32_t) { drop(fd); }).ok()) {
     close(fd);
     return;
   }
-  idle_[key].push_back(fd);
+  idle_[key].push_back({fd, uses});
   idle_fds_[fd] = key;
 }
 
@@ -204,7 +205,8 @@ void L7Runtime::drop(int fd) {
   if (it == idle_fds_.end()) return;
   auto list = idle_.find(it->second);
   if (list != idle_.end()) {
-    list->second.erase(std::remove(list->second.begin(), list->second.end(), fd),
+    list->second.erase(std::remove_if(list->second.begin(), list->second.end(),
+                                      [fd](const IdleConn& c) { return c.fd == fd; }),
                        list->second.end());
     if (list->second.empty()) idle_.erase(list);
   }
@@ -215,6 +217,71 @@ void L7Runtime::drop(int fd) {
 
 void L7Runtime::dropIdle() {
   while (!idle_fds_.empty()) drop(idle_fds_.begin()->first);
+}
+
+void L7Runtime::connectionReleased(const std::string& cluster) {
+  auto it = load_.find(cluster);
+  if (it == load_.end() || it->second.pending.empty()) return;
+  HttpSession* s = it->second.pending.front();
+  it->second.pending.erase(it->second.pending.begin());
+  s->resumePending();
+}
+
+void L7Runtime::forgetPending(HttpSession* s) {
+  for (auto& [name, load] : load_) {
+    load.pending.erase(std::remove(load.pending.begin(), load.pending.end(), s),
+                       load.pending.end());
+  }
+}
+
+void L7Runtime::recordOutcome(const L7Cluster& c, const std::string& endpoint, bool server_error,
+                              bool gateway_error) {
+  if (!c.outlier) return;
+  const OutlierDetection& od = *c.outlier;
+  Health& h = health_[c.name][endpoint];
+  int64_t now = nowMs();
+  if (!server_error && !gateway_error) {
+    h.consecutive_5xx = h.consecutive_gateway = 0;
+    if (h.ejected_until <= now) h.ejections = 0;
+    return;
+  }
+  if (server_error) ++h.consecutive_5xx;
+  if (gateway_error) ++h.consecutive_gateway;
+  // Istio's defaults: 5 consecutive 5xx eject; gateway errors alone do not unless set.
+  int limit_5xx = od.consecutive_5xx_errors.value_or(5);
+  int limit_gateway = od.consecutive_gateway_errors.value_or(0);
+  bool trip = (limit_5xx > 0 && h.consecutive_5xx >= limit_5xx) ||
+              (limit_gateway > 0 && h.consecutive_gateway >= limit_gateway);
+  if (!trip || h.ejected_until > now || c.endpoints.empty()) return;
+  h.consecutive_5xx = h.consecutive_gateway = 0;
+  // Envoy's rule: eject while the share already ejected is below maxEjectionPercent.
+  size_t out = 0;
+  for (const auto& [ep, other] : health_[c.name]) out += other.ejected_until > now;
+  if (100.0 * static_cast<double>(out) / static_cast<double>(c.endpoints.size()) >=
+      od.max_ejection_percent.value_or(10)) {
+    return;
+  }
+  ++h.ejections;
+  int64_t ms = od.base_ejection_time_ms.value_or(30000) * h.ejections;
+  h.ejected_until = now + ms;
+  logInfo("l7: outlier detection ejected " + endpoint + " from " + c.name + " for " +
+          std::to_string(ms) + " ms");
+}
+
+bool L7Runtime::ejected(const std::string& cluster, const std::string& endpoint) {
+  auto c = health_.find(cluster);
+  if (c == health_.end()) return false;
+  auto e = c->second.find(endpoint);
+  return e != c->second.end() && e->second.ejected_until > nowMs();
+}
+
+size_t L7Runtime::ejectedCount() const {
+  int64_t now = nowMs();
+  size_t n = 0;
+  for (const auto& [cluster, eps] : health_) {
+    for (const auto& [ep, h] : eps) n += h.ejected_until > now;
+  }
+  return n;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -230,6 +297,7 @@ struct HttpSession::Exchange {
   const L7Endpoint* ep = nullptr;
   std::string ep_key;
   bool counted_active = false;
+  bool counted_request = false;  // in its cluster's in-flight requests
   bool local = false;         // answered by the proxy
   bool req_done = false;      // the request ended (onMessageEnd)
   bool dispatched = false;    // an endpoint was picked (after any fault delay)
@@ -296,7 +364,10 @@ HttpSession::~HttpSession() {
     if (ufd_ >= 0) loop_.remove(ufd_);
     if (timer_fd_ >= 0) loop_.remove(timer_fd_);
   }
+  rt_.forgetPending(this);
   if (ex_ && ex_->counted_active) --rt_.active()[ex_->ep_key];
+  releaseClusterSlot();
+  if (u_counted_ && ex_ && ex_->cluster) --rt_.load(ex_->cluster->name).connections;
   if (dfd_ >= 0) close(dfd_);
   if (ufd_ >= 0) close(ufd_);
   if (timer_fd_ >= 0) close(timer_fd_);
@@ -664,8 +735,17 @@ void HttpSession::respondLocal(int status, std::string_view body, const std::str
 
 bool HttpSession::pickEndpoint() {
   Exchange& ex = *ex_;
-  const auto& eps = ex.cluster->endpoints;
-  if (eps.empty()) return false;
+  const auto& all = ex.cluster->endpoints;
+  if (all.empty()) return false;
+  // Endpoints outlier detection ejected are skipped, unless that leaves none (Envoy's panic
+  // threshold: then every endpoint takes traffic).
+  std::vector<L7Endpoint> healthy;
+  if (ex.cluster->outlier && rt_.ejectedCount() > 0) {
+    for (const auto& ep : all) {
+      if (!rt_.ejected(ex.cluster->name, endpointKey(ep))) healthy.push_back(ep);
+    }
+  }
+  const auto& eps = healthy.empty() ? all : healthy;
   const L7Endpoint* previous = ex.ep;
   auto pick = [&]() -> const L7Endpoint* {
     const LoadBalancerSettings& lb = ex.cluster->lb;
@@ -717,11 +797,19 @@ bool HttpSession::pickEndpoint() {
     }
   };
   const L7Endpoint* ep = pick();
-  for (int i = 0; i < 3 && previous && ep == previous && eps.size() > 1; ++i) ep = pick();
+  auto same = [&](const L7Endpoint* e) {
+    return previous && e->ip == previous->ip && e->port == previous->port;
+  };
+  for (int i = 0; i < 3 && same(ep) && eps.size() > 1; ++i) ep = pick();
+  // `ep` may point into `healthy`: keep the cluster's own entry.
+  for (const auto& e : all) {
+    if (e.ip == ep->ip && e.port == ep->port) ep = &e;
+  }
   ex.ep = ep;
   ex.ep_key = endpointKey(*ep);
   ex.rec.upstream = ex.ep_key;
   ex.rec.upstream_pod = ep->pod;
+  ex.rec.mutual_tls = ep->tunnel;
   return true;
 }
 
@@ -729,6 +817,17 @@ void HttpSession::dispatch() {
   Exchange& ex = *ex_;
   ex.dispatched = true;
   ex.delay_until = 0;
+  L7Runtime::ClusterLoad& load = rt_.load(ex.cluster->name);
+  const ConnectionPoolSettings& pool = ex.cluster->pool;
+  if (pool.http2_max_requests > 0 && load.requests >= pool.http2_max_requests) {
+    respondLocal(503,
+                 "upstream connect error or disconnect/reset before headers. reset reason: "
+                 "overflow\n",
+                 "UO");
+    return;
+  }
+  ++load.requests;
+  ex.counted_request = true;
   if (!pickEndpoint()) {
     respondLocal(503, "no healthy upstream\n", "UH");
     return;
@@ -736,14 +835,47 @@ void HttpSession::dispatch() {
   connectUpstream();
 }
 
+void HttpSession::resumePending() {
+  if (done_ || !ex_ || ex_->resp_started) return;
+  connectUpstream();
+  pump();
+}
+
+void HttpSession::releaseClusterSlot() {
+  if (!ex_ || !ex_->counted_request) return;
+  ex_->counted_request = false;
+  --rt_.load(ex_->cluster->name).requests;
+}
+
 void HttpSession::connectUpstream() {
   Exchange& ex = *ex_;
+  L7Runtime::ClusterLoad& load = rt_.load(ex.cluster->name);
+  const ConnectionPoolSettings& pool = ex.cluster->pool;
+  u_key_ = source_.pod + "|" + ex.ep_key;
+  int uses = 0;
+  int fd = -1;
+  if (pool.max_connections > 0 && load.connections >= pool.max_connections) {
+    // Every connection the cluster may have is busy: wait for one (up to
+    // http1MaxPendingRequests waiting), or overflow.
+    if (pool.http1_max_pending_requests > 0 &&
+        static_cast<int>(load.pending.size()) >= pool.http1_max_pending_requests) {
+      respondLocal(503,
+                   "upstream connect error or disconnect/reset before headers. reset "
+                   "reason: overflow\n",
+                   "UO");
+      return;
+    }
+    load.pending.push_back(this);
+    return;
+  }
   ++ex.attempts;
   ex.rec.attempts = ex.attempts;
   ++rt_.active()[ex.ep_key];
   ex.counted_active = true;
-  u_key_ = source_.pod + "|" + ex.ep_key;
-  int fd = ex.upgrade ? -1 : rt_.takeIdle(u_key_);
+  if (!ex.upgrade) fd = rt_.takeIdle(u_key_, &uses);
+  u_uses_ = uses + 1;
+  ++load.connections;
+  u_counted_ = true;
   u_connecting_ = false;
   if (fd < 0) {
     auto dialled = env_.dial ? env_.dial(source_.pod, *ex.ep) : Result<int>(Error("no dialer"));
@@ -931,6 +1063,10 @@ void HttpSession::onResponseHead(ResponseHead&& head) {
     }
     return;
   }
+  if (ex.cluster) {
+    rt_.recordOutcome(*ex.cluster, ex.ep_key, head.status >= 500,
+                      head.status == 502 || head.status == 503 || head.status == 504);
+  }
   if (ex.attempts < ex.max_attempts && ex.replayable &&
       retriableStatus(head.status, ex.retry_on, ex.retry_codes)) {
     ex.retry_now = true;
@@ -980,6 +1116,7 @@ void HttpSession::onResponseEnd() {
 
 void HttpSession::upstreamFailed(const std::string& flag, bool connect_failure) {
   if (!ex_) return;
+  if (ex_->cluster && ex_->ep) rt_.recordOutcome(*ex_->cluster, ex_->ep_key, true, true);
   closeUpstream(false);
   if (ex_->resp_started) {
     addFlag(flag);
@@ -1017,27 +1154,37 @@ void HttpSession::closeUpstream(bool reusable) {
     --rt_.active()[ex_->ep_key];
     ex_->counted_active = false;
   }
-  if (ufd_ < 0) return;
-  loop_.remove(ufd_);
-  if (reusable) {
-    rt_.putIdle(u_key_, ufd_);
-  } else {
-    close(ufd_);
+  std::string released;
+  if (u_counted_ && ex_ && ex_->cluster) {
+    u_counted_ = false;
+    --rt_.load(ex_->cluster->name).connections;
+    released = ex_->cluster->name;
+  }
+  if (ufd_ >= 0) {
+    loop_.remove(ufd_);
+    if (reusable) {
+      rt_.putIdle(u_key_, ufd_, u_uses_);
+    } else {
+      close(ufd_);
+    }
   }
   ufd_ = -1;
   u_interest_ = 0;
   u_connecting_ = false;
   uin_ = ByteBuf();
   if (ex_) ex_->try_deadline = 0;
+  if (!released.empty()) rt_.connectionReleased(released);
 }
 
 // ---- both ----
 
 void HttpSession::finishExchange() {
   Exchange& ex = *ex_;
+  int max_uses = ex.cluster ? ex.cluster->pool.max_requests_per_connection : 0;
   bool reusable = ex.req_done && ex.resp_done && ex.up_keep_alive && !ex.upgrade && uin_.empty() &&
-                  uout_.empty() && !u_connecting_;
+                  uout_.empty() && !u_connecting_ && (max_uses <= 0 || u_uses_ < max_uses);
   closeUpstream(reusable);
+  releaseClusterSlot();
   uout_ = ByteBuf();
   ex.rec.duration_ms = std::chrono::duration<double, std::milli>(Clock::now() - ex.start).count();
   if (env_.on_request) env_.on_request(ex.rec);
@@ -1125,10 +1272,16 @@ void HttpSession::updateInterest() {
 void HttpSession::finish() {
   if (done_) return;
   done_ = true;
+  rt_.forgetPending(this);
   if (ex_) {
     if (ex_->counted_active) {
       --rt_.active()[ex_->ep_key];
       ex_->counted_active = false;
+    }
+    releaseClusterSlot();
+    if (u_counted_ && ex_->cluster) {
+      u_counted_ = false;
+      --rt_.load(ex_->cluster->name).connections;
     }
     if (!ex_->resp_done && ex_->rec.flags == "-") addFlag("DC");
     ex_->rec.duration_ms =

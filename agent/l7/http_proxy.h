@@ -40,6 +40,7 @@ struct RequestRecord {
   std::string cluster;           // L7Cluster::name
   std::string upstream;          // "ip:port" of the last endpoint tried
   std::string upstream_pod;      // its "ns/name"
+  bool mutual_tls = false;       // the upstream connection is an HBONE tunnel
   std::string service_host;      // the service dialled (FQDN)
   std::string service_name, service_namespace;
   std::string destination_host;                    // the cluster's service (FQDN), after routing
@@ -47,7 +48,8 @@ struct RequestRecord {
   double duration_ms = 0;
   int attempts = 0;
   std::string request_id;  // x-request-id
-  std::string trace_id;    // W3C trace id (traceparent), when present
+  std::string trace_id;    // W3C trace id (traceparent)
+  std::string grpc_status;  // grpc-status of a gRPC response, "" otherwise
 };
 
 // Where sessions get their upstream connections and where they report.
@@ -57,8 +59,10 @@ struct SessionEnv {
   std::function<void(const RequestRecord&)> on_request;
 };
 
-// What sessions of one agent share (loop thread only): idle upstream connections and the
-// load balancers' state.
+class HttpSession;
+
+// What sessions of one agent share (loop thread only): idle upstream connections, the load
+// balancers' state, DestinationRule connection-pool accounting and outlier detection.
 class L7Runtime {
  public:
   explicit L7Runtime(proxy::EventLoop& loop);
@@ -66,11 +70,12 @@ class L7Runtime {
   L7Runtime(const L7Runtime&) = delete;
   L7Runtime& operator=(const L7Runtime&) = delete;
 
-  // An idle keep-alive connection for `key`, -1 when none. The caller owns it.
-  int takeIdle(const std::string& key);
+  // An idle keep-alive connection for `key`, -1 when none. The caller owns it; *uses is how
+  // many requests it carried.
+  int takeIdle(const std::string& key, int* uses = nullptr);
   // Keeps `fd` for reuse under `key` (at most kIdlePerKey; the oldest goes). A connection the
   // peer closes or writes to while idle is dropped.
-  void putIdle(const std::string& key, int fd);
+  void putIdle(const std::string& key, int fd, int uses = 0);
   size_t idleCount() const { return idle_fds_.size(); }
   // Closes every idle connection (configuration changed, or shutting down).
   void dropIdle();
@@ -80,13 +85,43 @@ class L7Runtime {
   // In-flight requests per endpoint "ip:port" (LEAST_REQUEST).
   std::map<std::string, int>& active() { return active_; }
 
+  // connectionPool accounting per cluster (L7Cluster::name).
+  struct ClusterLoad {
+    int requests = 0;                   // in flight (http2MaxRequests)
+    int connections = 0;                // upstream connections in use (tcp.maxConnections)
+    std::vector<HttpSession*> pending;  // waiting for a connection, oldest first
+  };
+  ClusterLoad& load(const std::string& cluster) { return load_[cluster]; }
+  // A connection of `cluster` was given back: the oldest waiting session may go on.
+  void connectionReleased(const std::string& cluster);
+  void forgetPending(HttpSession* s);
+
+  // Outlier detection (per cluster and endpoint): the outcome of one request to an endpoint.
+  // `gateway_error`: 502/503/504 or a connect failure/reset; `server_error`: any 5xx.
+  void recordOutcome(const L7Cluster& c, const std::string& endpoint, bool server_error,
+                     bool gateway_error);
+  bool ejected(const std::string& cluster, const std::string& endpoint);
+  size_t ejectedCount() const;  // endpoints ejected now, every cluster
+
   static constexpr size_t kIdlePerKey = 16;
 
  private:
+  struct IdleConn {
+    int fd;
+    int uses;
+  };
+  struct Health {
+    int consecutive_5xx = 0;
+    int consecutive_gateway = 0;
+    int ejections = 0;
+    int64_t ejected_until = 0;  // steady ms
+  };
   void drop(int fd);
   proxy::EventLoop& loop_;
-  std::map<std::string, std::vector<int>> idle_;  // oldest first
+  std::map<std::string, std::vector<IdleConn>> idle_;  // oldest first
   std::map<int, std::string> idle_fds_;
+  std::map<std::string, ClusterLoad> load_;
+  std::map<std::string, std::map<std::string, Health>> health_;  // cluster -> endpoint
   std::map<std::string, uint32_t> rr_;
   std::map<std::string, int> active_;
   std::mt19937_64 rng_{std::random_device{}()};
@@ -141,6 +176,9 @@ class HttpSession {
   bool pickEndpoint();
   void respondLocal(int status, std::string_view body, const std::string& flag,
                     const HeaderList& extra = {});
+  void releaseClusterSlot();
+  friend class L7Runtime;
+  void resumePending();  // L7Runtime: a connection of the cluster is free now
   // Upstream
   void onUp(uint32_t events);
   void readUp();
@@ -181,6 +219,8 @@ class HttpSession {
   std::unique_ptr<UpEvents> up_events_;
   std::unique_ptr<Http1Parser> uparser_;
   std::string u_key_;  // pool key of the upstream connection
+  int u_uses_ = 0;     // requests the upstream connection carried, this one included
+  bool u_counted_ = false;  // counted in its cluster's connections
 
   int timer_fd_ = -1;
   bool tunnel_ = false;  // after a 101: raw bytes both ways

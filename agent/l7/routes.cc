@@ -432,6 +432,7 @@ class Compiler {
         e.port = bi->port;
         e.pod = d_.name(bi->pod);
         e.node = d_.name(bi->node);
+        e.tunnel = bi->tunnel;
         auto pod = pods_.find(e.pod);
         if (pod != pods_.end()) e.labels = pod->second->meta.labels;
         if (sub && !labelsInclude(e.labels, sub->labels)) continue;
@@ -599,6 +600,134 @@ const L7WeightedCluster* pickCluster(const L7Route& route, uint32_t r) {
     if (x < acc) return &c;
   }
   return &route.clusters.back();
+}
+
+namespace {
+
+std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+// What a matcher wants: `prefix "/api/"`, `exact "GET"`, `regex "a+"`, `present`; unquoted
+// (`prefix /api/`) for describeMatch.
+std::string wanted(const L7StringMatcher& m, bool quote = true) {
+  if (m.kind == StringMatch::Kind::kPresent) return "present";
+  std::string out = std::string(kindName(m.kind)) + " " + (quote ? quoted(m.value) : m.value);
+  if (m.ignore_case) out += " (any case)";
+  if (m.kind == StringMatch::Kind::kRegex && !m.regex) out += " (does not compile)";
+  return out;
+}
+
+// `header x-canary=yes`, `header x-v prefix 2.`, `header x-debug present`.
+std::string describeNamed(const char* what, const L7NamedMatcher& n) {
+  if (n.match.kind == StringMatch::Kind::kExact && !n.match.ignore_case) {
+    return std::string(what) + " " + n.name + "=" + n.match.value;
+  }
+  return std::string(what) + " " + n.name + " " + wanted(n.match, false);
+}
+
+std::string labelsText(const Labels& labels) {
+  std::string out;
+  for (const auto& [k, v] : labels) out += (out.empty() ? "" : ",") + k + "=" + v;
+  return out;
+}
+
+// "" when `value` satisfies `m`, else `<what>: "<value>" is not <wanted>`.
+std::string explainString(const char* what, const L7StringMatcher& m, std::string_view value) {
+  if (m.matches(value)) return "";
+  return std::string(what) + ": " + quoted(value) + " is not " + wanted(m);
+}
+
+}  // namespace
+
+std::string explainMatch(const L7Match& m, const RequestAttrs& req) {
+  if (m.port != 0 && m.port != req.port) {
+    return "port: " + std::to_string(req.port) + " is not " + std::to_string(m.port);
+  }
+  if (!m.source_namespace.empty() && m.source_namespace != req.source_namespace) {
+    if (req.source_namespace.empty()) {
+      return "source namespace: unknown (want " + quoted(m.source_namespace) + ")";
+    }
+    return "source namespace: " + quoted(req.source_namespace) + " is not " +
+           quoted(m.source_namespace);
+  }
+  if (!m.source_labels.empty()) {
+    if (!req.source_labels) {
+      return "source labels: unknown (want " + labelsText(m.source_labels) + ")";
+    }
+    for (const auto& [key, value] : m.source_labels) {
+      auto it = req.source_labels->find(key);
+      if (it == req.source_labels->end()) {
+        return "source label " + key + ": absent (want " + quoted(value) + ")";
+      }
+      if (it->second != value) {
+        return "source label " + key + ": " + quoted(it->second) + " is not " + quoted(value);
+      }
+    }
+  }
+  if (m.uri) {
+    if (std::string why = explainString("uri", *m.uri, req.path); !why.empty()) return why;
+  }
+  if (m.scheme) {
+    if (std::string why = explainString("scheme", *m.scheme, "http"); !why.empty()) return why;
+  }
+  if (m.method) {
+    if (std::string why = explainString("method", *m.method, req.method); !why.empty()) return why;
+  }
+  if (m.authority) {
+    if (std::string why = explainString("authority", *m.authority, req.authority); !why.empty()) {
+      return why;
+    }
+  }
+  auto header = [&](const std::string& name) -> const std::string* {
+    return req.headers ? req.headers->get(name) : nullptr;
+  };
+  for (const L7NamedMatcher& h : m.headers) {
+    const std::string* v = header(h.name);
+    if (!v) return "header " + h.name + ": absent (want " + wanted(h.match) + ")";
+    if (!h.match.matches(*v)) {
+      return "header " + h.name + ": " + quoted(*v) + " is not " + wanted(h.match);
+    }
+  }
+  for (const L7NamedMatcher& h : m.without_headers) {
+    const std::string* v = header(h.name);
+    if (!v || !h.match.matches(*v)) continue;
+    if (h.match.kind == StringMatch::Kind::kPresent) {
+      return "without header " + h.name + ": present";
+    }
+    return "without header " + h.name + ": " + quoted(*v) + " is " + wanted(h.match);
+  }
+  for (const L7NamedMatcher& q : m.query_params) {
+    std::string_view v;
+    if (!queryParam(req.query, q.name, &v)) {
+      return "query " + q.name + ": absent (want " + wanted(q.match) + ")";
+    }
+    if (!q.match.matches(v)) {
+      return "query " + q.name + ": " + quoted(v) + " is not " + wanted(q.match);
+    }
+  }
+  return "";
+}
+
+std::string describeMatch(const L7Match& m) {
+  std::vector<std::string> parts;
+  auto field = [&](const char* what, const std::optional<L7StringMatcher>& s) {
+    if (s) parts.push_back(std::string(what) + " " + wanted(*s, false));
+  };
+  field("uri", m.uri);
+  field("scheme", m.scheme);
+  field("method", m.method);
+  field("authority", m.authority);
+  for (const L7NamedMatcher& h : m.headers) parts.push_back(describeNamed("header", h));
+  for (const L7NamedMatcher& h : m.without_headers) {
+    parts.push_back(describeNamed("without header", h));
+  }
+  for (const L7NamedMatcher& q : m.query_params) parts.push_back(describeNamed("query", q));
+  if (m.port) parts.push_back("port " + std::to_string(m.port));
+  if (!m.source_labels.empty()) parts.push_back("source labels " + labelsText(m.source_labels));
+  if (!m.source_namespace.empty()) parts.push_back("source namespace " + m.source_namespace);
+  if (parts.empty()) return "any";
+  std::string out;
+  for (const std::string& p : parts) out += (out.empty() ? "" : ", ") + p;
+  return out;
 }
 
 }  // namespace meshlet::l7

@@ -47,6 +47,7 @@ struct L7Endpoint {
   std::string pod;   // "ns/name" of the target pod, "" when unknown
   std::string node;  // nodeName
   Labels labels;     // the target pod's labels (subsets select on them)
+  bool tunnel = false;  // an enrolled pod on another node: reached over HBONE (mutual TLS)
 };
 
 // A destination as Istio's clusters name it: "outbound|<port>|<subset>|<fqdn>".
@@ -167,5 +168,16 @@ const L7Route* matchRoute(const L7Service& svc, const RequestAttrs& req,
 
 // One of the route's weighted clusters for a uniform random number `r` in [0, 100).
 const L7WeightedCluster* pickCluster(const L7Route& route, uint32_t r);
+
+// Why the match entry `m` does not match `req`: "" when it matches (exactly when matchRoute
+// takes that entry), else the first condition that fails, checked in matchRoute's order (port,
+// source namespace, source labels, uri, scheme, method, authority, headers, withoutHeaders,
+// queryParams), e.g. `uri: "/x" is not prefix "/api/"` or `header x-canary: absent (want exact
+// "yes")`. For `meshlet routes --explain`; the proxy only calls matchRoute.
+std::string explainMatch(const L7Match& m, const RequestAttrs& req);
+
+// `m`'s conditions in a compact human form: `uri prefix /api/, header x-canary=yes`; "any" for
+// an entry with none.
+std::string describeMatch(const L7Match& m);
 
 }  // namespace meshlet::l7

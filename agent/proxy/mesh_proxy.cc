@@ -664,7 +664,7 @@ struct MeshProxy::Impl {
     auto ps = pods.find(pod_key);
     if (ps == pods.end()) return Error("pod " + pod_key + " is no longer served here");
     const ProxyPod& src = ps->second.pod;
-    if (!cfg->remote_pods.count(ep.ip)) return dialFrom(src, ep.ip, ep.port);
+    if (!ep.tunnel && !cfg->remote_pods.count(ep.ip)) return dialFrom(src, ep.ip, ep.port);
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
       return Error::fromErrno("socketpair", errno);

@@ -311,6 +311,7 @@ void Agent::publish() {
   v->spliced_connections = dp_->globalCounters()[MESHLET_G_SPLICED];
   v->identity = identity_view_;
   if (proxy_) v->proxy = std::make_shared<proxy::ProxyReport>(proxy_->report());
+  v->l7 = l7_;
   metrics_.setMaps(v->maps);
   std::lock_guard<std::mutex> lock(view_mu_);
   view_ = std::move(v);
@@ -343,6 +344,10 @@ AdminResponse Agent::handle(const AdminRequest& req) {
   }
   if (req.path == "/v1/certs") return {200, certsJson(*v, nowUnix()).dump()};
   if (req.path == "/v1/policies") return {200, policiesJson(*v).dump()};
+  if (req.path == "/v1/routes" || req.path == "/v1/routes/explain") {
+    auto [code, body] = routesAnswer(*v, req.path, req.query);
+    return {code, body.dump()};
+  }
   if (req.path == "/v1/connections") {
     auto conns = dp_->readConns();
     if (!conns.ok()) return {500, Json{{"error", conns.error().message()}}.dump()};
@@ -350,7 +355,8 @@ AdminResponse Agent::handle(const AdminRequest& req) {
   }
   return {404, Json{{"error", "unknown path " + req.path +
                                   " (try /v1/status, /v1/workloads, /v1/services, "
-                                  "/v1/endpoints, /v1/connections, /v1/certs, /v1/policies)"}}
+                                  "/v1/endpoints, /v1/connections, /v1/certs, /v1/policies, "
+                                  "/v1/routes)"}}
                    .dump()};
 }
 

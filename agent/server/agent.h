@@ -22,6 +22,7 @@
 #include "agent/proxy/mesh_proxy.h"
 #include "agent/sources/cni_store.h"
 #include "agent/sources/kube_source.h"
+#include "agent/telemetry/access_log.h"
 #include "agent/telemetry/metrics.h"
 #include "agent/translate/translate.h"
 
@@ -71,6 +72,7 @@ class Agent {
   std::unique_ptr<CniServer> cni_server_;
   std::unique_ptr<HealthServer> health_;  // readiness: ready once a generation is applied
   Metrics metrics_;
+  std::unique_ptr<AccessLog> access_log_;
 
   // Loop-thread state.
   std::string config_signature_;
@@ -95,6 +97,7 @@ class Agent {
   std::unique_ptr<proxy::MeshProxy> proxy_;
   const void* proxy_inputs_[3] = {};  // desired_, good_, identity_view_ last sent to the proxy
   std::set<std::string> l7_warned_;   // L7 configuration warnings already logged
+  std::shared_ptr<const l7::L7Config> l7_;  // the routes last handed to the proxy (for the view)
   std::map<std::string, std::string> inbound_errors_;  // pod -> last sk_lookup attach error
 
   // Published for the admin thread.

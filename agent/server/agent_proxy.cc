@@ -40,7 +40,22 @@ Status Agent::startProxy() {
     close(*fd);
     return inbound.error();
   }
-  auto p = proxy::MeshProxy::start(*fd, *inbound, metrics_.tunnelEvents());
+  proxy::TunnelEvents events = metrics_.tunnelEvents();
+  if (!flags_.access_log.empty()) {
+    auto log = AccessLog::open(flags_.access_log);
+    if (!log.ok()) {
+      close(*fd);
+      close(*inbound);
+      return log.error();
+    }
+    access_log_ = std::move(*log);
+    events.request = [metrics = std::move(events.request), log = access_log_.get()](
+                         const l7::RequestRecord& r, const Snapshot* s) {
+      metrics(r, s);
+      log->write(r);
+    };
+  }
+  auto p = proxy::MeshProxy::start(*fd, *inbound, std::move(events));
   if (!p.ok()) return p.error();
   proxy_ = std::move(*p);
   return Status::Ok();
@@ -58,6 +73,7 @@ void Agent::updateProxy() {
   cfg->desired = desired_;
   cfg->remote_pods = desired_->remote_pods;
   cfg->l7 = l7::compileL7(good_, *desired_);
+  l7_ = cfg->l7;
   for (const std::string& w : cfg->l7->warnings) {
     if (!l7_warned_.count(w)) logWarn("l7: " + w);
   }

@@ -12,6 +12,14 @@ namespace {
 
 using prometheus::BuildCounter;
 using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+
+// Istio's default buckets.
+const prometheus::Histogram::BucketBoundaries kDurationBuckets = {
+    0.5,  1,    5,     10,    25,    50,     100,    250,     500,    1000,
+    2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000};
+const prometheus::Histogram::BucketBoundaries kBytesBuckets = {1,      10,  100, 1000, 10000,
+                                                               100000, 1e6, 1e7, 1e8,  1e9};
 
 // A pod named "namespace/name" (as BackendInfo.pod names it).
 const Pod* findPodByKey(const Snapshot& s, const std::string& ns_name) {
@@ -161,6 +169,41 @@ std::map<std::string, std::string> istioTunnelLabels(const proxy::TunnelConn& c,
   };
 }
 
+std::map<std::string, std::string> istioRequestLabels(const l7::RequestRecord& r,
+                                                      const Snapshot* snapshot) {
+  auto workload = [&](const std::string& pod) {
+    const Pod* p = snapshot && !pod.empty() ? findPodByKey(*snapshot, pod) : nullptr;
+    return p ? workloadOfPod(*p) : Workload{};
+  };
+  Workload src = workload(r.source_pod), dst = workload(r.upstream_pod);
+  if (!r.source_principal.empty()) src.principal = r.source_principal;
+  if (!r.mutual_tls) dst.principal = "unknown";  // no identity proven on a plaintext hop
+  auto orUnknown = [](const std::string& s) { return s.empty() ? std::string("unknown") : s; };
+  return {
+      {"reporter", "source"},
+      {"source_workload", src.name},
+      {"source_workload_namespace", src.ns},
+      {"source_principal", src.principal},
+      {"source_app", src.app},
+      {"source_version", src.version},
+      {"source_cluster", "Kubernetes"},
+      {"destination_workload", dst.name},
+      {"destination_workload_namespace", dst.ns},
+      {"destination_principal", dst.principal},
+      {"destination_app", dst.app},
+      {"destination_version", dst.version},
+      {"destination_service", orUnknown(r.service_host)},
+      {"destination_service_name", orUnknown(r.service_name)},
+      {"destination_service_namespace", orUnknown(r.service_namespace)},
+      {"destination_cluster", "Kubernetes"},
+      {"request_protocol", r.protocol},
+      {"response_code", std::to_string(r.status)},
+      {"response_flags", r.flags},
+      {"grpc_response_status", r.grpc_status},
+      {"connection_security_policy", r.mutual_tls ? "mutual_tls" : "none"},
+  };
+}
+
 Metrics::Metrics()
     : registry_(std::make_shared<prometheus::Registry>()),
       tcp_opened_(BuildCounter()
@@ -236,7 +279,23 @@ Metrics::Metrics()
                          .Name("meshlet_mtls_rejected_connections_total")
                          .Help("Plaintext connections refused because the destination port's "
                                "PeerAuthentication mode is STRICT")
-                         .Register(*registry_)) {
+                         .Register(*registry_)),
+      requests_(BuildCounter()
+                    .Name("istio_requests_total")
+                    .Help("HTTP requests the L7 path proxied")
+                    .Register(*registry_)),
+      request_duration_(BuildHistogram()
+                            .Name("istio_request_duration_milliseconds")
+                            .Help("Time from the request's head to the end of its response")
+                            .Register(*registry_)),
+      request_bytes_(BuildHistogram()
+                         .Name("istio_request_bytes")
+                         .Help("Request body sizes")
+                         .Register(*registry_)),
+      response_bytes_(BuildHistogram()
+                          .Name("istio_response_bytes")
+                          .Help("Response body sizes")
+                          .Register(*registry_)) {
   // Unlabelled series exist from the start, at 0, so a scrape always shows them.
   rejected_.Add({});
   spliced_.Add({});
@@ -448,7 +507,39 @@ proxy::TunnelEvents Metrics::tunnelEvents() {
   };
   ev.denied = refusal(authz_denied_);
   ev.rejected = refusal(mtls_rejected_);
+  ev.request = [this](const l7::RequestRecord& r, const Snapshot* s) { request(r, s); };
   return ev;
+}
+
+void Metrics::request(const l7::RequestRecord& r, const Snapshot* s) {
+  std::lock_guard<std::mutex> l(request_mu_);
+  uint64_t generation = s ? s->generation : 0;
+  if (generation != request_generation_ || request_series_.size() > 10000) {
+    request_series_.clear();
+    request_generation_ = generation;
+  }
+  // Everything istioRequestLabels reads from the record.
+  std::string key;
+  for (const std::string* part :
+       {&r.source_pod, &r.source_principal, &r.upstream_pod, &r.service_host, &r.service_name,
+        &r.service_namespace, &r.protocol, &r.flags, &r.grpc_status}) {
+    key += *part;
+    key += '\n';
+  }
+  key += std::to_string(r.status);
+  key += r.mutual_tls ? 'm' : 'p';
+  auto it = request_series_.find(key);
+  if (it == request_series_.end()) {
+    auto labels = istioRequestLabels(r, s);
+    RequestSeries series{&requests_.Add(labels), &request_duration_.Add(labels, kDurationBuckets),
+                         &request_bytes_.Add(labels, kBytesBuckets),
+                         &response_bytes_.Add(labels, kBytesBuckets)};
+    it = request_series_.emplace(std::move(key), series).first;
+  }
+  it->second.requests->Increment();
+  it->second.duration->Observe(r.duration_ms);
+  it->second.request_bytes->Observe(static_cast<double>(r.request_bytes));
+  it->second.response_bytes->Observe(static_cast<double>(r.response_bytes));
 }
 
 }  // namespace meshlet

@@ -5,6 +5,7 @@
 #include <prometheus/exposer.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
 #include <map>
@@ -39,6 +40,11 @@ std::map<std::string, std::string> istioTcpLabels(const ConnEntry& conn, const C
 // principals) or captured plaintext (connection_security_policy "none").
 std::map<std::string, std::string> istioTunnelLabels(const proxy::TunnelConn& conn,
                                                      const Snapshot* snapshot);
+
+// Pure: the Istio labels of one HTTP request the L7 path proxied (reporter "source": the
+// client's node agent is the proxy).
+std::map<std::string, std::string> istioRequestLabels(const l7::RequestRecord& r,
+                                                      const Snapshot* snapshot);
 
 class Metrics {
  public:
@@ -93,6 +99,10 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& svc_failed_;
   prometheus::Family<prometheus::Counter>& authz_denied_;
   prometheus::Family<prometheus::Counter>& mtls_rejected_;
+  prometheus::Family<prometheus::Counter>& requests_;
+  prometheus::Family<prometheus::Histogram>& request_duration_;
+  prometheus::Family<prometheus::Histogram>& request_bytes_;
+  prometheus::Family<prometheus::Histogram>& response_bytes_;
 
   std::map<meshlet_sock_key, Seen, BytesLess<meshlet_sock_key>> seen_;  // by connection
   std::vector<uint64_t> last_globals_;
@@ -110,6 +120,16 @@ class Metrics {
   std::unordered_map<uint64_t, TunnelSeries> tunnel_conns_;      // by TunnelConn::id
   std::unordered_map<std::string, TunnelSeries> tunnel_series_;  // by label inputs
   uint64_t series_generation_ = 0;
+
+  // The request series of one label set, resolved once per configuration generation.
+  struct RequestSeries {
+    prometheus::Counter* requests;
+    prometheus::Histogram *duration, *request_bytes, *response_bytes;
+  };
+  void request(const l7::RequestRecord& r, const Snapshot* s);
+  std::mutex request_mu_;
+  std::unordered_map<std::string, RequestSeries> request_series_;  // by label inputs
+  uint64_t request_generation_ = 0;
 };
 
 }  // namespace meshlet

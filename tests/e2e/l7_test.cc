@@ -7,9 +7,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 
 #include "tests/lib/e2e_util.h"
@@ -110,6 +114,57 @@ spec:
     - {destination: {host: web, subset: v1}, weight: 80}
     - {destination: {host: web, subset: v2}, weight: 20}
 ---
+# eject: flaky's pods without retries, with outlier detection.
+apiVersion: v1
+kind: Service
+metadata: {name: eject, namespace: shop}
+spec:
+  clusterIP: 198.19.0.42
+  selector: {app: flaky}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: eject, namespace: shop}
+spec:
+  host: eject
+  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN}
+    outlierDetection: {consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 50}
+---
+# gate: one request in flight at most; queue: one connection at most, the rest wait.
+apiVersion: v1
+kind: Service
+metadata: {name: gate, namespace: shop}
+spec:
+  clusterIP: 198.19.0.43
+  selector: {app: web, version: v1}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: gate, namespace: shop}
+spec:
+  host: gate
+  trafficPolicy:
+    connectionPool: {http: {http2MaxRequests: 1}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: queue, namespace: shop}
+spec:
+  clusterIP: 198.19.0.44
+  selector: {app: web, version: v1}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: queue, namespace: shop}
+spec:
+  host: queue
+  trafficPolicy:
+    connectionPool: {tcp: {maxConnections: 1}, http: {http1MaxPendingRequests: 1}}
+---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: flaky, namespace: shop}
@@ -183,7 +238,8 @@ class L7E2E : public ::testing::Test {
                   podYaml(sb_->pod("web-v2"), "{app: web, version: v2}") + "---\n" +
                   podYaml(sb_->pod("flaky-bad"), "{app: flaky}") + "---\n" +
                   podYaml(sb_->pod("flaky-good"), "{app: flaky}"));
-    agent_pid_ = testing::spawnAgent(MESHLETD_BIN, dir_, sb_->cgroup(), sb_->bpffs());
+    agent_pid_ = testing::spawnAgent(MESHLETD_BIN, dir_, sb_->cgroup(), sb_->bpffs(),
+                                     {"--access-log", dir_ + "/access.log"});
     bool up = waitFor(
         [] {
           auto r = run(cli("status -o json"));
@@ -343,13 +399,199 @@ TEST_F(L7E2E, UpgradeSwitchesTheConnectionToRawBytes) {
   EXPECT_NE(out.find("hello-after-upgrade"), std::string::npos) << out;
 }
 
-TEST_F(L7E2E, ConnectionsShowTheL7Path) {
-  std::string out = curl("-o /dev/null -w '%{http_code}' http://198.19.0.40/api/x");
-  EXPECT_EQ(out, "200");
+// A backend that keeps failing is ejected after consecutive5xxErrors and gets no more requests.
+TEST_F(L7E2E, OutlierDetectionEjectsTheFailingBackend) {
+  std::string out = curl("-o /dev/null -w '%{http_code}\\n' 'http://198.19.0.42/e[1-20]'");
+  std::vector<std::string> codes;
+  std::istringstream lines(out);
+  for (std::string l; std::getline(lines, l);) codes.push_back(l);
+  ASSERT_EQ(codes.size(), 20u) << out;
+  // Round robin: bad, good, bad (second 503: ejected), then only the good one answers.
+  EXPECT_GE(count(out, "503"), 1) << out;
+  EXPECT_LE(count(out, "503"), 2) << out;
+  for (size_t i = 4; i < codes.size(); ++i) EXPECT_EQ(codes[i], "200") << "request " << i;
+  EXPECT_NE(run("cat " + dir_ + "/meshletd.log")
+                .out.find("outlier detection ejected " + sb_->pod("flaky-bad").ip4 + ":8080"),
+            std::string::npos);
+}
+
+// connectionPool: over http2MaxRequests a request is refused at once (503, flag UO); over
+// maxConnections it waits for the connection in use.
+TEST_F(L7E2E, ConnectionPoolLimitsOverflowOrQueue) {
+  std::string out = curl(
+      "-o /dev/null -w '%{http_code} %{time_total}\\n' http://198.19.0.43/delay/600 & sleep 0.2; "
+      "curl -sS -o /dev/null -w '%{http_code} %{time_total}\\n' http://198.19.0.43/delay/600; "
+      "wait");
+  EXPECT_EQ(count(out, "200 "), 1) << out;
+  EXPECT_EQ(count(out, "503 "), 1) << out;
+  // Two at once through one connection: both answered, the second after the first.
+  out = curl(
+      "-o /dev/null -w '%{http_code} %{time_total}\\n' http://198.19.0.44/delay/400 & sleep 0.1; "
+      "curl -sS -o /dev/null -w '%{http_code} %{time_total}\\n' http://198.19.0.44/delay/400; "
+      "wait");
+  EXPECT_EQ(count(out, "200 "), 2) << out;
+  double longest = 0;
+  std::istringstream lines(out);
+  for (std::string code, t; lines >> code >> t;) longest = std::max(longest, std::stod(t));
+  EXPECT_GE(longest, 0.65) << out;  // 400 ms waiting + 400 ms served, less the 100 ms head start
+}
+
+// Every request is counted in Istio's request metrics (a real scrape, checked by promtool)
+// with its response code and flags, and written to the access log as one JSON line.
+TEST_F(L7E2E, RequestsAreCountedAndLogged) {
+  const std::string id = "e2e-metrics-" + sb_->id();
+  EXPECT_EQ(
+      curl("-o /dev/null -w '%{http_code}' -H 'x-request-id: " + id + "' http://198.19.0.40/api/m"),
+      "200");
+  EXPECT_EQ(curl("-o /dev/null -w '%{http_code}' http://198.19.0.40/nothing-here"), "404");
   auto status = Json::parse(run(cli("status -o json")).out, nullptr, false);
   ASSERT_TRUE(status.is_array() && !status.empty()) << status.dump();
-  auto services = run(cli("services")).out;
-  EXPECT_NE(services.find("web"), std::string::npos) << services;
+  int port = status[0].value("metrics_port", 0);
+  ASSERT_GT(port, 0);
+  std::string metrics = run("curl -s http://127.0.0.1:" + std::to_string(port) + "/metrics").out;
+  auto has = [&](const std::string& metric, const std::vector<std::string>& labels) {
+    for (size_t p = metrics.find(metric + "{"); p != std::string::npos;
+         p = metrics.find(metric + "{", p + 1)) {
+      std::string line = metrics.substr(p, metrics.find('\n', p) - p);
+      bool all = true;
+      for (const auto& l : labels) all &= line.find(l) != std::string::npos;
+      if (all) return true;
+    }
+    return false;
+  };
+  const std::string svc = "destination_service=\"web.shop.svc.cluster.local\"";
+  EXPECT_TRUE(has(
+      "istio_requests_total",
+      {svc, "response_code=\"200\"", "response_flags=\"-\"", "reporter=\"source\"",
+       "source_workload=\"client\"", "destination_workload=\"web\"", "request_protocol=\"http\""}))
+      << metrics;
+  EXPECT_TRUE(has("istio_requests_total", {svc, "response_code=\"404\"", "response_flags=\"NR\""}))
+      << metrics;
+  EXPECT_TRUE(has("istio_request_duration_milliseconds_bucket", {svc, "response_code=\"200\""}));
+  EXPECT_TRUE(has("istio_response_bytes_sum", {svc}));
+  EXPECT_TRUE(has("istio_request_bytes_count", {svc}));
+  // promtool parses the scrape (exit 1 on a format error) and lints it (exit 3): its only
+  // complaint may be the unit of Istio's standard histogram, whose name is the contract.
+  auto promtool =
+      run("curl -s http://127.0.0.1:" + std::to_string(port) + "/metrics | promtool check metrics");
+  std::string lint = promtool.out;
+  const std::string istio_unit =
+      "istio_request_duration_milliseconds use base unit \"seconds\" instead of \"milliseconds\"";
+  if (size_t p = lint.find(istio_unit); p != std::string::npos) lint.erase(p, istio_unit.size());
+  lint.erase(std::remove_if(lint.begin(), lint.end(), ::isspace), lint.end());
+  EXPECT_TRUE(promtool.code == 0 || (promtool.code == 3 && lint.empty())) << promtool.out;
+
+  // The access log line of the first request, found by its request id.
+  Json line;
+  waitFor(
+      [&] {
+        std::ifstream f(dir_ + "/access.log");
+        std::string l;
+        while (std::getline(f, l)) {
+          if (l.find(id) != std::string::npos) line = Json::parse(l, nullptr, false);
+        }
+        return line.is_object();
+      },
+      3000);
+  ASSERT_TRUE(line.is_object()) << run("tail -n 5 " + dir_ + "/access.log").out;
+  EXPECT_EQ(line.value("method", ""), "GET");
+  EXPECT_EQ(line.value("path", ""), "/api/m");
+  EXPECT_EQ(line.value("response_code", 0), 200);
+  EXPECT_EQ(line.value("route_name", ""), "api");
+  EXPECT_EQ(line.value("upstream_cluster", ""), "outbound|80|v1|web.shop.svc.cluster.local");
+  EXPECT_EQ(line.value("upstream_host", ""), sb_->pod("web-v1").ip4 + ":8080");
+  EXPECT_EQ(line.value("trace_id", "").size(), 32u);
+}
+
+// An open connection on the L7 path is shown by `meshlet connections` with its path, pod and
+// service, and the requests it carried.
+TEST_F(L7E2E, OpenConnectionIsShownOnTheL7Path) {
+  pid_t holder = sb_->spawnInPod(sb_->pod("client"), [] {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(80);
+    inet_pton(AF_INET, kWeb, &a.sin_addr);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return 1;
+    std::string req = "GET /api/held HTTP/1.1\r\nHost: web\r\n\r\n";
+    if (write(fd, req.data(), req.size()) < 0) return 1;
+    sleep(30);
+    return 0;
+  });
+  Json row;
+  bool found = waitFor(
+      [&] {
+        auto j = Json::parse(run(cli("connections -o json")).out, nullptr, false);
+        if (!j.is_array()) return false;
+        for (const auto& r : j) {
+          if (r.value("path", "") == "l7" && r.value("policy", "") == "1 requests") row = r;
+        }
+        return row.is_object();
+      },
+      5000);
+  EXPECT_TRUE(found) << run(cli("connections")).out;
+  if (found) {
+    EXPECT_EQ(row.value("workload", ""), "shop/client");
+    EXPECT_EQ(row.value("service", ""), "web.shop.svc.cluster.local");
+    EXPECT_EQ(row.value("service_address", ""), std::string(kWeb) + ":80");
+  }
+  sb_->kill(holder);
+}
+
+TEST_F(L7E2E, RoutesCommandExplainsTheMatch) {
+  // The routes of web in matching order, why the port is on the L7 path, and what each does.
+  auto r = run(cli("routes shop/web"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  size_t last = 0;
+  for (const char* route :
+       {"canary-header", "old-path", "api", "faulty", "slow", "delayed", "split"}) {
+    size_t at = r.out.find(std::string(" ") + route + " ");
+    EXPECT_NE(at, std::string::npos) << route << "\n" << r.out;
+    EXPECT_GT(at, last) << route << "\n" << r.out;
+    last = at;
+  }
+  for (const char* text :
+       {"web.shop", "VirtualService shop/web", "header x-canary=yes", "uri prefix /api/",
+        "redirect /new/place 301", "rewrite uri /v1/", "fault abort 418 100%", "timeout 300ms",
+        "route web.shop.svc.cluster.local|v1 80%, web.shop.svc.cluster.local|v2 20%"}) {
+    EXPECT_NE(r.out.find(text), std::string::npos) << text << "\n" << r.out;
+  }
+  EXPECT_EQ(r.out.find("flaky"), std::string::npos) << r.out;
+  auto rows = Json::parse(run(cli("routes -o json")).out, nullptr, false);
+  ASSERT_TRUE(rows.is_array()) << rows.dump();
+  bool flaky = false;
+  for (const auto& row : rows) {
+    if (row.value("service", "") != "flaky.shop") continue;
+    flaky = true;
+    EXPECT_EQ(row.value("kind", ""), "route");
+    EXPECT_NE(row.value("action", "").find("retries 3 on 5xx"), std::string::npos) << row.dump();
+    EXPECT_EQ(row["endpoints"], Json::array({2})) << row.dump();
+  }
+  EXPECT_TRUE(flaky) << rows.dump(2);
+
+  // /api/x takes api, after canary-header (no header) and old-path (another prefix).
+  r = run(cli("routes --explain GET http://web.shop/api/x"));
+  EXPECT_EQ(r.code, 0) << r.out;
+  for (const char* text :
+       {"Route:", " api\n", "uri prefix /api/", "canary-header",
+        "header x-canary: absent (want exact \"yes\")", "old-path",
+        "uri: \"/api/x\" is not prefix \"/old/\"", "web.shop.svc.cluster.local|v1"}) {
+    EXPECT_NE(r.out.find(text), std::string::npos) << text << "\n" << r.out;
+  }
+  r = run(cli("routes --explain GET http://web.shop/api/x -H 'x-canary: yes' -o json"));
+  EXPECT_EQ(r.code, 0) << r.out;
+  auto j = Json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(j.is_array() && j.size() == 1) << r.out;
+  EXPECT_EQ(j[0].value("route", ""), "canary-header") << r.out;
+  EXPECT_TRUE(j[0]["not_matched"].empty()) << r.out;
+  // The cluster IP names the same service; nothing matches "/": 404, exit 1.
+  r = run(cli("routes --explain GET http://198.19.0.40/"));
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("no route: 404 NR"), std::string::npos) << r.out;
+  // A usage error: exit 2.
+  r = run(cli("routes --explain GET http://nothing.shop/"));
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("no service nothing.shop.svc.cluster.local"), std::string::npos) << r.out;
 }
 
 }  // namespace

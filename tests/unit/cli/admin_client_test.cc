@@ -119,6 +119,22 @@ TEST(AdminClient, Non2xxReturnsErrorField) {
   EXPECT_EQ(got.error().message(), "no snapshot yet");
 }
 
+TEST(AdminClient, ReportsTheHttpStatus) {
+  FakeServer bad(httpResponse(400, "Bad Request", R"({"error":"bad URL"})"));
+  int status = -1;
+  auto got = adminGet(bad.path(), "/v1/routes/explain", 5000, &status);
+  ASSERT_FALSE(got);
+  EXPECT_EQ(got.error().message(), "bad URL");
+  EXPECT_EQ(status, 400);
+  FakeServer good(httpResponse(200, "OK", "[]"));
+  got = adminGet(good.path(), "/v1/routes", 5000, &status);
+  ASSERT_TRUE(got) << got.error().message();
+  EXPECT_EQ(status, 200);
+  got = adminGet("/nonexistent/meshlet-admin.sock", "/v1/routes", 5000, &status);
+  ASSERT_FALSE(got);
+  EXPECT_EQ(status, 0);
+}
+
 TEST(AdminClient, Non2xxWithoutJsonBodyNamesTheStatus) {
   FakeServer server(httpResponse(404, "Not Found", "nope"));
   auto got = adminGet(server.path(), "/v1/nothing");

@@ -997,6 +997,123 @@ TEST(L7RoutesMatchCompile, RegexesCompiledOnceAndBadOnesMatchNothing) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Explaining a match (meshlet routes --explain)
+
+// One route whose match list is `match` (flow YAML); why() explains its first entry and checks
+// that the explanation agrees with matchRoute.
+class L7RoutesExplain : public ::testing::Test {
+ protected:
+  void use(const std::string& match) {
+    world_ = build(baseYaml() + vsYaml("shop", "reviews",
+                                       "{hosts: [reviews], http: [{match: " + match +
+                                           ", route: [{destination: {host: reviews}}]}]}"));
+  }
+  const L7Match& entry() { return world_.service("reviews", 9080).routes.at(0).matches.at(0); }
+  std::string why(const Req& r) {
+    std::string out = explainMatch(entry(), r.attrs());
+    const bool matched = matchRoute(world_.service("reviews", 9080), r.attrs()) != nullptr;
+    EXPECT_EQ(out.empty(), matched) << out;
+    return out;
+  }
+  std::string describe() { return describeMatch(entry()); }
+  World world_;
+};
+
+TEST_F(L7RoutesExplain, UriSchemeMethodAuthority) {
+  use("[{uri: {prefix: /api/}}]");
+  EXPECT_EQ(why(get("/api/x")), "");
+  EXPECT_EQ(why(get("/x")), "uri: \"/x\" is not prefix \"/api/\"");
+  use("[{uri: {exact: /api}, ignoreUriCase: true}]");
+  EXPECT_EQ(why(get("/API")), "");
+  EXPECT_EQ(why(get("/API/")), "uri: \"/API/\" is not exact \"/api\" (any case)");
+  use("[{uri: {regex: \"/v[0-9]+\"}}]");
+  EXPECT_EQ(why(get("/v1/x")), "uri: \"/v1/x\" is not regex \"/v[0-9]+\"");
+  use("[{scheme: {exact: https}}]");
+  EXPECT_EQ(why(get("/")), "scheme: \"http\" is not exact \"https\"");
+  use("[{method: {exact: POST}}]");
+  EXPECT_EQ(why(get("/")), "method: \"GET\" is not exact \"POST\"");
+  use("[{authority: {prefix: ratings}}]");
+  EXPECT_EQ(why(get("/")), "authority: \"reviews:9080\" is not prefix \"ratings\"");
+}
+
+TEST_F(L7RoutesExplain, HeadersWithoutHeadersAndQueryParams) {
+  use("[{headers: {x-canary: {exact: \"yes\"}, x-debug: {}}}]");
+  EXPECT_EQ(why(get("/", {{"X-Canary", "yes"}, {"x-debug", ""}})), "");
+  EXPECT_EQ(why(get("/", {{"x-debug", ""}})), "header x-canary: absent (want exact \"yes\")");
+  EXPECT_EQ(why(get("/", {{"x-canary", "no"}})), "header x-canary: \"no\" is not exact \"yes\"");
+  EXPECT_EQ(why(get("/", {{"x-canary", "yes"}})), "header x-debug: absent (want present)");
+
+  use("[{withoutHeaders: {x-canary: {exact: \"yes\"}, x-debug: {}}}]");
+  EXPECT_EQ(why(get("/", {{"x-canary", "no"}})), "");
+  EXPECT_EQ(why(get("/", {{"x-canary", "yes"}})),
+            "without header x-canary: \"yes\" is exact \"yes\"");
+  EXPECT_EQ(why(get("/", {{"x-debug", "1"}})), "without header x-debug: present");
+
+  use("[{queryParams: {v: {exact: \"2\"}}}]");
+  EXPECT_EQ(why(get("/?a=1&v=2")), "");
+  EXPECT_EQ(why(get("/?a=1")), "query v: absent (want exact \"2\")");
+  EXPECT_EQ(why(get("/?v=22")), "query v: \"22\" is not exact \"2\"");
+}
+
+TEST_F(L7RoutesExplain, PortAndSource) {
+  use("[{port: 9081}]");
+  EXPECT_EQ(why(get("/")), "port: 9080 is not 9081");
+  use("[{sourceNamespace: web}]");
+  Req r = get("/");
+  EXPECT_EQ(why(r), "source namespace: unknown (want \"web\")");
+  r.source_namespace = "shop";
+  EXPECT_EQ(why(r), "source namespace: \"shop\" is not \"web\"");
+  r.source_namespace = "web";
+  EXPECT_EQ(why(r), "");
+  use("[{sourceLabels: {app: productpage, version: v1}}]");
+  r = get("/");
+  EXPECT_EQ(why(r), "source labels: unknown (want app=productpage,version=v1)");
+  r.source_labels = Labels{{"app", "productpage"}};
+  EXPECT_EQ(why(r), "source label version: absent (want \"v1\")");
+  r.source_labels = Labels{{"app", "productpage"}, {"version", "v2"}};
+  EXPECT_EQ(why(r), "source label version: \"v2\" is not \"v1\"");
+  r.source_labels = Labels{{"app", "productpage"}, {"version", "v1"}, {"x", "y"}};
+  EXPECT_EQ(why(r), "");
+}
+
+TEST_F(L7RoutesExplain, FirstFailingConditionInMatchOrder) {
+  // matchRoute's order: port, source, uri, scheme, method, authority, headers, without, query.
+  use("[{port: 9081, uri: {prefix: /a}, headers: {x: {exact: \"1\"}}}]");
+  EXPECT_EQ(why(get("/b")), "port: 9080 is not 9081");
+  use("[{uri: {prefix: /a}, method: {exact: POST}, headers: {x: {exact: \"1\"}}}]");
+  EXPECT_EQ(why(get("/b")), "uri: \"/b\" is not prefix \"/a\"");
+  EXPECT_EQ(why(get("/a")), "method: \"GET\" is not exact \"POST\"");
+  Req post = get("/a");
+  post.method = "POST";
+  EXPECT_EQ(why(post), "header x: absent (want exact \"1\")");
+  post.headers.fields.push_back({"x", "1"});
+  EXPECT_EQ(why(post), "");
+}
+
+TEST_F(L7RoutesExplain, BadRegexNeverMatches) {
+  L7Match m;
+  m.uri = L7StringMatcher{StringMatch::Kind::kRegex, "(unclosed", false, nullptr};
+  Req r = get("/x");
+  EXPECT_EQ(explainMatch(m, r.attrs()),
+            "uri: \"/x\" is not regex \"(unclosed\" (does not compile)");
+  EXPECT_EQ(explainMatch(L7Match{}, r.attrs()), "");
+}
+
+TEST_F(L7RoutesExplain, DescribeMatch) {
+  EXPECT_EQ(describeMatch(L7Match{}), "any");
+  use("[{uri: {prefix: /api/}, headers: {x-canary: {exact: \"yes\"}}}]");
+  EXPECT_EQ(describe(), "uri prefix /api/, header x-canary=yes");
+  use("[{uri: {exact: /API}, ignoreUriCase: true, scheme: {exact: http}, method: {regex: "
+      "\"GET|HEAD\"}, authority: {prefix: reviews}, headers: {x-v: {prefix: \"2.\"}, x-d: {}}, "
+      "withoutHeaders: {x-canary: {exact: \"yes\"}}, queryParams: {v: {regex: \"[0-9]+\"}}, "
+      "port: 9080, sourceLabels: {app: a, v: \"1\"}, sourceNamespace: web}]");
+  EXPECT_EQ(describe(),
+            "uri exact /API (any case), scheme exact http, method regex GET|HEAD, authority prefix "
+            "reviews, header x-d present, header x-v prefix 2., without header x-canary=yes, query "
+            "v regex [0-9]+, port 9080, source labels app=a,v=1, source namespace web");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Weighted picks
 
 L7Route weighted(std::vector<int> weights) {
