@@ -22,7 +22,7 @@ struct GlobalOptions {
 // What the selected subcommand does once parsing succeeded; returns the exit code.
 using Action = std::function<int()>;
 
-// status, workloads, services, endpoints, connections (admin API).
+// status, workloads, services, endpoints, policies, certs, connections, routes (admin API).
 void addAgentCommands(CLI::App& app, const GlobalOptions& opts, Action& action);
 // bpf maps, bpf progs (pinned objects, no agent needed).
 void addBpfCommands(CLI::App& app, const GlobalOptions& opts, Action& action);
