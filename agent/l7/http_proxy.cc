@@ -268,6 +268,18 @@ void L7Runtime::recordOutcome(const L7Cluster& c, const std::string& endpoint, b
           std::to_string(ms) + " ms");
 }
 
+bool L7Runtime::takeToken(const std::string& key, const LocalRateLimit& limit) {
+  int64_t now = nowMs();
+  Bucket& b = buckets_[key];
+  if (b.limit != limit.text) b = Bucket{limit.burst, now, limit.text};  // new, or changed
+  b.tokens = std::min(limit.burst,
+                      b.tokens + limit.per_second * static_cast<double>(now - b.at_ms) / 1000.0);
+  b.at_ms = now;
+  if (b.tokens < 1.0) return false;
+  b.tokens -= 1.0;
+  return true;
+}
+
 bool L7Runtime::ejected(const std::string& cluster, const std::string& endpoint) {
   auto c = health_.find(cluster);
   if (c == health_.end()) return false;
@@ -583,6 +595,16 @@ void HttpSession::onRequestHead(RequestHead&& head) {
   }
   rec.route = ex.route->name;
   const HttpRoute* spec = ex.route->spec;
+  // Local rate limits: the service's bucket, then the route's.
+  if ((service_->rate_limit &&
+       !rt_.takeToken("service|" + service_->host + ":" + std::to_string(service_->port),
+                      *service_->rate_limit)) ||
+      (ex.route->rate_limit &&
+       !rt_.takeToken("route|" + ex.route->virtual_service + "|" + ex.route->name,
+                      *ex.route->rate_limit))) {
+    respondLocal(429, "local_rate_limited\n", "RL");
+    return;
+  }
 
   if (spec && spec->redirect) {
     const HttpRedirect& r = *spec->redirect;

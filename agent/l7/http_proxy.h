@@ -101,6 +101,8 @@ class L7Runtime {
   void recordOutcome(const L7Cluster& c, const std::string& endpoint, bool server_error,
                      bool gateway_error);
   bool ejected(const std::string& cluster, const std::string& endpoint);
+  // Takes a token from the bucket `key` of `limit` (made full on first use); false when empty.
+  bool takeToken(const std::string& key, const LocalRateLimit& limit);
   size_t ejectedCount() const;  // endpoints ejected now, every cluster
 
   static constexpr size_t kIdlePerKey = 16;
@@ -122,6 +124,12 @@ class L7Runtime {
   std::map<int, std::string> idle_fds_;
   std::map<std::string, ClusterLoad> load_;
   std::map<std::string, std::map<std::string, Health>> health_;  // cluster -> endpoint
+  struct Bucket {
+    double tokens = 0;
+    int64_t at_ms = 0;  // when `tokens` was last brought up to date
+    std::string limit;  // the LocalRateLimit text it was made for
+  };
+  std::map<std::string, Bucket> buckets_;
   std::map<std::string, uint32_t> rr_;
   std::map<std::string, int> active_;
   std::mt19937_64 rng_{std::random_device{}()};

@@ -261,6 +261,7 @@ class Compiler {
     out.name = svc->meta.name;
     out.port = si.port;
     out.reason = l7Reason(s_, *svc, *port);
+    out.rate_limit = svc->rate_limit;
 
     std::vector<const VirtualService*> naming;
     for (const VirtualService* vs : virtual_services_) {
@@ -314,6 +315,9 @@ class Compiler {
     r.name =
         spec.name.empty() ? r.virtual_service + "/http[" + std::to_string(index) + "]" : spec.name;
     r.spec = &spec;
+    if (auto rl = vs.route_rate_limits.find(spec.name); rl != vs.route_rate_limits.end()) {
+      r.rate_limit = rl->second;
+    }
     const std::string ctx =
         "VirtualService " + r.virtual_service + " http[" + std::to_string(index) + "]";
     auto compiled = matches_.find(&spec);

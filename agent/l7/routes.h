@@ -122,6 +122,7 @@ struct L7Route {
   std::vector<L7Match> matches;
   std::vector<L7WeightedCluster> clusters;  // empty for redirect routes
   std::vector<L7Mirror> mirrors;
+  std::optional<LocalRateLimit> rate_limit;  // meshlet.io/local-rate-limit.<name>
 };
 
 // The routes of one service port.
@@ -130,6 +131,7 @@ struct L7Service {
   std::string ns, name;
   int port = 0;
   std::string reason;           // l7Reason()
+  std::optional<LocalRateLimit> rate_limit;  // the Service's meshlet.io/local-rate-limit
   std::vector<L7Route> routes;  // VirtualService http routes in order; with no VirtualService,
                                 // one default route to the service itself
 };

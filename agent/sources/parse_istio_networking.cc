@@ -570,6 +570,21 @@ Status parseVirtualService(const Reader& r, const Field& root, const Origin& ori
     MESHLET_SOURCES_TRY(tcpRoute(r, tcp.element(i), route));
     out.tcp.push_back(std::move(route));
   }
+  // meshlet.io/local-rate-limit.ROUTE: a named http route's token bucket.
+  const std::string prefix = std::string(kRateLimitAnnotation) + ".";
+  for (const auto& [key, value] : out.meta.annotations) {
+    if (key.rfind(prefix, 0) != 0) continue;
+    const std::string path = "metadata.annotations[" + quote(key) + "]";
+    std::string route = key.substr(prefix.size());
+    if (!names.count(route)) {
+      return r.error(path, "names no http route of this VirtualService (" + quote(route) +
+                               "); name the route with `name:`");
+    }
+    LocalRateLimit limit;
+    std::string why;
+    if (!parseLocalRateLimit(value, &limit, &why)) return r.error(path, why);
+    out.route_rate_limits[route] = limit;
+  }
   return Status::Ok();
 }
 

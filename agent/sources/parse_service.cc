@@ -201,6 +201,14 @@ Status parseService(const Reader& r, const Field& root, const Origin& origin, Se
         quote(distribution) + " is not supported (PreferClose, PreferSameZone or PreferSameNode)");
   }
 
+  if (auto rl = out.meta.annotations.find(kRateLimitAnnotation); rl != out.meta.annotations.end()) {
+    LocalRateLimit limit;
+    std::string why;
+    if (!parseLocalRateLimit(rl->second, &limit, &why)) {
+      return r.error(std::string("metadata.annotations[") + quote(kRateLimitAnnotation) + "]", why);
+    }
+    out.rate_limit = limit;
+  }
   auto policy = out.meta.annotations.find(kLbPolicyAnnotation);
   if (policy != out.meta.annotations.end()) {
     if (policy->second == "round-robin") {

@@ -15,6 +15,7 @@
 
 #include "agent/common/ip.h"
 #include "agent/state/meta.h"
+#include "agent/state/rate_limit.h"
 
 namespace meshlet {
 
@@ -294,6 +295,8 @@ struct VirtualService {
   std::vector<std::string> export_to;  // empty: everywhere ("*")
   std::vector<HttpRoute> http;         // first match wins
   std::vector<TcpRoute> tcp;
+  // meshlet.io/local-rate-limit.ROUTE annotations, by route name (agent/state/rate_limit.h).
+  std::map<std::string, LocalRateLimit> route_rate_limits;
 };
 
 enum class LbPolicy : uint8_t {

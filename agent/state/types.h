@@ -12,6 +12,7 @@
 #include "agent/common/name.h"
 #include "agent/state/istio.h"
 #include "agent/state/meta.h"
+#include "agent/state/rate_limit.h"
 #include "agent/state/shared_list.h"
 
 namespace meshlet {
@@ -47,6 +48,8 @@ struct Service {
   bool prefer_close = false;  // spec.trafficDistribution: PreferClose
   // meshlet.io/lb-policy annotation: "random" (default) or "round-robin".
   bool round_robin = false;
+  // meshlet.io/local-rate-limit annotation (agent/state/rate_limit.h): L7 requests only.
+  std::optional<LocalRateLimit> rate_limit;
 };
 
 struct EndpointPort {

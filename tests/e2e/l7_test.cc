@@ -165,6 +165,32 @@ spec:
   trafficPolicy:
     connectionPool: {tcp: {maxConnections: 1}, http: {http1MaxPendingRequests: 1}}
 ---
+# limited: 5 requests a minute for the service, 2 for its route "tight".
+apiVersion: v1
+kind: Service
+metadata:
+  name: limited
+  namespace: shop
+  annotations: {meshlet.io/local-rate-limit: 5/m}
+spec:
+  clusterIP: 198.19.0.45
+  selector: {app: web, version: v1}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: limited
+  namespace: shop
+  annotations: {meshlet.io/local-rate-limit.tight: 2/m}
+spec:
+  hosts: [limited]
+  http:
+  - name: tight
+    match: [{uri: {prefix: /tight}}]
+    route: [{destination: {host: limited}}]
+  - route: [{destination: {host: limited}}]
+---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: flaky, namespace: shop}
@@ -436,6 +462,15 @@ TEST_F(L7E2E, ConnectionPoolLimitsOverflowOrQueue) {
   EXPECT_GE(longest, 0.65) << out;  // 400 ms waiting + 400 ms served, less the 100 ms head start
 }
 
+// Local rate limits: the service's bucket is taken first, then the route's; an empty one
+// answers 429.
+TEST_F(L7E2E, LocalRateLimitsAnswer429) {
+  std::string out = curl("-o /dev/null -w '%{http_code} ' 'http://198.19.0.45/tight[1-4]'");
+  EXPECT_EQ(out, "200 200 429 429 ");  // the route's 2 tokens (the service's: 5 - 4 = 1 left)
+  out = curl("-o /dev/null -w '%{http_code} ' 'http://198.19.0.45/other[1-3]'");
+  EXPECT_EQ(out, "200 429 429 ");
+}
+
 // Every request is counted in Istio's request metrics (a real scrape, checked by promtool)
 // with its response code and flags, and written to the access log as one JSON line.
 TEST_F(L7E2E, RequestsAreCountedAndLogged) {
@@ -524,7 +559,11 @@ TEST_F(L7E2E, OpenConnectionIsShownOnTheL7Path) {
         auto j = Json::parse(run(cli("connections -o json")).out, nullptr, false);
         if (!j.is_array()) return false;
         for (const auto& r : j) {
-          if (r.value("path", "") == "l7" && r.value("policy", "") == "1 requests") row = r;
+          // The report is refreshed every 200 ms: other tests' sessions may still be listed.
+          if (r.value("path", "") == "l7" && r.value("policy", "") == "1 requests" &&
+              r.value("service", "") == "web.shop.svc.cluster.local") {
+            row = r;
+          }
         }
         return row.is_object();
       },

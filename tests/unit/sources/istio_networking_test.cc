@@ -826,3 +826,67 @@ TEST(IstioExamples, LoadWithTheDemoAndTranslateToTheSameDatapath) {
 
 }  // namespace
 }  // namespace meshlet
+
+namespace meshlet {
+namespace {
+
+// meshlet.io/local-rate-limit: on a Service for all its L7 requests, on a VirtualService per
+// named http route; a bad value or an unknown route name rejects the object.
+TEST(LocalRateLimit, ParsesRatesAndBursts) {
+  LocalRateLimit l;
+  std::string why;
+  ASSERT_TRUE(parseLocalRateLimit("100/s", &l, &why)) << why;
+  EXPECT_EQ(l.per_second, 100);
+  EXPECT_EQ(l.burst, 100);
+  ASSERT_TRUE(parseLocalRateLimit("30/m,burst=5", &l, &why)) << why;
+  EXPECT_DOUBLE_EQ(l.per_second, 0.5);
+  EXPECT_EQ(l.burst, 5);
+  ASSERT_TRUE(parseLocalRateLimit("7200/h", &l, &why)) << why;
+  EXPECT_DOUBLE_EQ(l.per_second, 2);
+  for (const char* bad : {"", "10", "10/d", "0/s", "-1/s", "1.5/s", "10/s,", "10/s,burst=0",
+                          "10/s,bursts=2", "10/s burst=2", "9999999999/s"}) {
+    EXPECT_FALSE(parseLocalRateLimit(bad, &l, &why)) << bad;
+    EXPECT_NE(why.find("\"" + std::string(bad) + "\""), std::string::npos) << why;
+  }
+}
+
+TEST(LocalRateLimit, AnnotationsAreValidatedWithTheirObject) {
+  Snapshot s;
+  ASSERT_TRUE(parseYaml("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: "
+                        "{name: reviews, namespace: shop, annotations: "
+                        "{meshlet.io/local-rate-limit.tight: \"2/m\"}}\nspec: {hosts: [reviews], "
+                        "http: [{name: tight, route: [{destination: {host: reviews}}]}]}\n",
+                        "routes.yaml", s)
+                  .ok());
+  ASSERT_EQ(s.virtual_services.size(), 1u);
+  EXPECT_EQ(s.virtual_services[0].route_rate_limits.at("tight").burst, 2);
+
+  std::string e = parseError(
+      "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews, "
+      "namespace: shop, annotations: {meshlet.io/local-rate-limit.nope: \"2/m\"}}\nspec: "
+      "{hosts: [reviews], http: [{name: tight, route: [{destination: {host: reviews}}]}]}\n");
+  EXPECT_NE(e.find("metadata.annotations[\"meshlet.io/local-rate-limit.nope\"]: names no http "
+                   "route"),
+            std::string::npos)
+      << e;
+  e = parseError(
+      "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews, "
+      "namespace: shop, annotations: {meshlet.io/local-rate-limit.tight: fast}}\nspec: "
+      "{hosts: [reviews], http: [{name: tight, route: [{destination: {host: reviews}}]}]}\n");
+  EXPECT_NE(e.find("\"fast\" is not a rate"), std::string::npos) << e;
+
+  Snapshot t;
+  Status st = parseYaml(
+      "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop, annotations: "
+      "{meshlet.io/local-rate-limit: 10/x}}\nspec: {clusterIP: 198.18.10.1, ports: [{port: 80}]}\n",
+      "svc.yaml", t);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message().find(
+                "Service shop/web: metadata.annotations[\"meshlet.io/local-rate-limit\"]: "
+                "\"10/x\" is not a rate"),
+            std::string::npos)
+      << st.error().message();
+}
+
+}  // namespace
+}  // namespace meshlet
