@@ -371,8 +371,8 @@ Json routesJson(const AgentView& v, const std::string& filter) {
                      {"route", r.name},
                      {"virtual_service", r.virtual_service},
                      {"match", matchText(r)},
-                     {"action", actionText(cfg, *s, r)},
-                     {"endpoints", endpoints}});
+                     {"endpoints", endpoints},
+                     {"action", actionText(cfg, *s, r)}});
     }
   }
   for (const std::string& w : cfg.warnings) {

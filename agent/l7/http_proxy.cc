@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "agent/common/log.h"
+#include "agent/policy/authz.h"
 
 namespace meshlet::l7 {
 namespace {
@@ -322,6 +323,7 @@ struct HttpSession::Exchange {
   bool upgrade = false;
   bool up_keep_alive = false;  // the upstream connection may carry another request
   bool retry_now = false;      // the response just parsed is to be retried
+  HeaderList original_headers;  // as the client sent them, when policies may read them
   ByteBuf replay;              // what went upstream, for retries
   bool replayable = true;
   int attempts = 0;
@@ -645,6 +647,11 @@ void HttpSession::onRequestHead(RequestHead&& head) {
   rec.cluster = ex.cluster->name;
   rec.destination_host = ex.cluster->host;
 
+  // AuthorizationPolicy sees the request as the client sent it (Envoy's RBAC filter runs before
+  // the router rewrites it).
+  if (!config_->snapshot || !config_->snapshot->authorization_policies.empty()) {
+    ex.original_headers = head.headers;
+  }
   // The head as it goes upstream.
   if (spec && spec->rewrite) {
     const HttpRewrite& rw = *spec->rewrite;
@@ -854,7 +861,40 @@ void HttpSession::dispatch() {
     respondLocal(503, "no healthy upstream\n", "UH");
     return;
   }
+  if (!authorize()) return;
   connectUpstream();
+}
+
+bool HttpSession::authorize() {
+  Exchange& ex = *ex_;
+  const Snapshot* snap = config_ ? config_->snapshot.get() : nullptr;
+  if (!snap || snap->authorization_policies.empty() || !ex.ep || ex.ep->pod.empty()) return true;
+  L4Connection c;
+  const std::string kScheme = "spiffe://";
+  c.source_principal = source_.principal.rfind(kScheme, 0) == 0
+                           ? source_.principal.substr(kScheme.size())
+                           : source_.principal;
+  c.source_ip = source_.ip;
+  c.destination_ip = ex.ep->ip;
+  c.destination_port = ex.ep->port;
+  c.destination_namespace = ex.ep->pod.substr(0, ex.ep->pod.find('/'));
+  c.destination_labels = ex.ep->labels;
+  HttpRequestAttrs h;
+  h.method = ex.rec.method;
+  h.path = ex.rec.path;
+  std::string host = ex.rec.authority;
+  if (size_t colon = host.rfind(':');
+      colon != std::string::npos && host.find(']', colon) == std::string::npos) {
+    host.resize(colon);
+  }
+  h.host = host;
+  h.header = [&ex](const std::string& name) { return ex.original_headers.joined(name); };
+  AuthzDecision d = authorizeL7(*snap, c, h);
+  if (d.allowed) return true;
+  logInfo("l7: denied " + ex.rec.method + " " + ex.rec.path + " from " + source_.pod + " to " +
+          ex.ep->pod + ": " + describe(d));
+  respondLocal(403, "RBAC: access denied", "-");
+  return false;
 }
 
 void HttpSession::resumePending() {
@@ -1167,7 +1207,7 @@ bool HttpSession::retry(const std::string&) {
   uout_ = ByteBuf();
   uout_.append(ex.replay.view());
   if (!pickEndpoint()) return false;
-  connectUpstream();
+  if (authorize()) connectUpstream();
   return true;
 }
 

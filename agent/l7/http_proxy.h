@@ -196,6 +196,9 @@ class HttpSession {
   void onResponseEnd();
   void upstreamFailed(const std::string& flag, bool connect_failure);
   bool retry(const std::string& reason_flag);
+  // AuthorizationPolicy of the picked endpoint's workload for this request; answers 403 and
+  // returns false when denied.
+  bool authorize();
   void closeUpstream(bool reusable);
   // Both
   void finishExchange();

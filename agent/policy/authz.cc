@@ -1,6 +1,7 @@
 #include "agent/policy/authz.h"
 
 #include <algorithm>
+#include <cctype>
 
 namespace meshlet {
 namespace {
@@ -56,6 +57,38 @@ bool operationMatches(const AuthzOperation& op, const L4Connection& c) {
          (op.not_ports.empty() || !anyPort(op.not_ports, c.destination_port));
 }
 
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return out;
+}
+
+// The HTTP parts of an operation (its L4 parts are operationMatches'). Hosts compare without
+// case, as Istio does.
+bool operationMatchesHttp(const AuthzOperation& op, const HttpRequestAttrs& h) {
+  std::string host = lower(h.host);
+  auto hostIn = [&](const std::vector<StringPattern>& ps) {
+    return std::any_of(ps.begin(), ps.end(), [&](const StringPattern& p) {
+      StringPattern q{p.kind, lower(p.value)};
+      return q.matches(host);
+    });
+  };
+  std::string method(h.method), path(h.path);
+  return (op.hosts.empty() || hostIn(op.hosts)) &&
+         (op.not_hosts.empty() || !hostIn(op.not_hosts)) && positive(op.methods, method) &&
+         negative(op.not_methods, method) && positive(op.paths, path) &&
+         negative(op.not_paths, path);
+}
+
+// An L7 `when` condition on a request (request.headers; the JWT and SNI keys are absent).
+bool conditionMatchesHttp(const AuthzCondition& w, const HttpRequestAttrs& h) {
+  std::string value;
+  if (w.key == AuthzCondition::Key::kRequestHeader && h.header) {
+    value = h.header(w.header).value_or("");
+  }
+  return positive(w.values, value) && negative(w.not_values, value);
+}
+
 bool operationHasL7(const AuthzOperation& op) {
   return !op.hosts.empty() || !op.not_hosts.empty() || !op.methods.empty() ||
          !op.not_methods.empty() || !op.paths.empty() || !op.not_paths.empty();
@@ -98,34 +131,42 @@ bool conditionMatches(const AuthzCondition& w, const L4Connection& c, const std:
   }
 }
 
-// `ignore_l7`: judge the rule on its L4 parts (DENY); else a rule with L7 parts never matches.
+// With `http`, every attribute is evaluated. Without (L4), `ignore_l7` judges the rule on its
+// L4 parts (DENY); else a rule with L7 parts never matches.
 bool ruleMatches(const AuthzRule& rule, const L4Connection& c, const std::string& ns,
-                 bool ignore_l7) {
+                 bool ignore_l7, const HttpRequestAttrs* http) {
   auto from_ok = [&] {
     if (rule.from.empty()) return true;
     return std::any_of(rule.from.begin(), rule.from.end(), [&](const AuthzSource& src) {
+      if (http) {
+        // No JWT: the request principal is absent.
+        return sourceMatches(src, c, ns) && positive(src.request_principals, "") &&
+               negative(src.not_request_principals, "");
+      }
       return (ignore_l7 || !sourceHasL7(src)) && sourceMatches(src, c, ns);
     });
   };
   auto to_ok = [&] {
     if (rule.to.empty()) return true;
     return std::any_of(rule.to.begin(), rule.to.end(), [&](const AuthzOperation& op) {
+      if (http) return operationMatches(op, c) && operationMatchesHttp(op, *http);
       return (ignore_l7 || !operationHasL7(op)) && operationMatches(op, c);
     });
   };
   auto when_ok = [&] {
     return std::all_of(rule.when.begin(), rule.when.end(), [&](const AuthzCondition& w) {
-      if (conditionIsL7(w)) return ignore_l7;
+      if (conditionIsL7(w)) return http ? conditionMatchesHttp(w, *http) : ignore_l7;
       return conditionMatches(w, c, ns);
     });
   };
   return from_ok() && to_ok() && when_ok();
 }
 
-bool policyMatches(const AuthorizationPolicy& p, const L4Connection& c, const std::string& ns) {
+bool policyMatches(const AuthorizationPolicy& p, const L4Connection& c, const std::string& ns,
+                   const HttpRequestAttrs* http = nullptr) {
   bool ignore_l7 = p.action == AuthzAction::kDeny;
   return std::any_of(p.rules.begin(), p.rules.end(),
-                     [&](const AuthzRule& r) { return ruleMatches(r, c, ns, ignore_l7); });
+                     [&](const AuthzRule& r) { return ruleMatches(r, c, ns, ignore_l7, http); });
 }
 
 std::string nameOf(const AuthorizationPolicy& p) { return p.meta.ns + "/" + p.meta.name; }
@@ -156,19 +197,35 @@ std::vector<const AuthorizationPolicy*> applicablePolicies(const Snapshot& s, co
   return out;
 }
 
+namespace {
+AuthzDecision authorize(const Snapshot& s, const L4Connection& c, const HttpRequestAttrs* http,
+                        std::string_view root_namespace);
+}  // namespace
+
 AuthzDecision authorizeL4(const Snapshot& s, const L4Connection& c,
                           std::string_view root_namespace) {
+  return authorize(s, c, nullptr, root_namespace);
+}
+
+AuthzDecision authorizeL7(const Snapshot& s, const L4Connection& c, const HttpRequestAttrs& http,
+                          std::string_view root_namespace) {
+  return authorize(s, c, &http, root_namespace);
+}
+
+namespace {
+AuthzDecision authorize(const Snapshot& s, const L4Connection& c, const HttpRequestAttrs* http,
+                        std::string_view root_namespace) {
   AuthzDecision d;
   const std::string ns = principalNamespace(c.source_principal);
   auto policies =
       applicablePolicies(s, c.destination_namespace, c.destination_labels, root_namespace);
   for (const auto* p : policies) {
-    if (p->action == AuthzAction::kAudit && policyMatches(*p, c, ns)) {
+    if (p->action == AuthzAction::kAudit && policyMatches(*p, c, ns, http)) {
       d.audited.push_back(nameOf(*p));
     }
   }
   for (const auto* p : policies) {
-    if (p->action == AuthzAction::kDeny && policyMatches(*p, c, ns)) {
+    if (p->action == AuthzAction::kDeny && policyMatches(*p, c, ns, http)) {
       d.allowed = false;
       d.reason = AuthzDecision::Reason::kDenyMatched;
       d.policy = nameOf(*p);
@@ -179,7 +236,7 @@ AuthzDecision authorizeL4(const Snapshot& s, const L4Connection& c,
   for (const auto* p : policies) {
     if (p->action != AuthzAction::kAllow) continue;
     any_allow = true;
-    if (policyMatches(*p, c, ns)) {
+    if (policyMatches(*p, c, ns, http)) {
       d.reason = AuthzDecision::Reason::kAllowMatched;
       d.policy = nameOf(*p);
       return d;
@@ -191,6 +248,7 @@ AuthzDecision authorizeL4(const Snapshot& s, const L4Connection& c,
   }
   return d;
 }
+}  // namespace
 
 MtlsDecision effectiveMtls(const Snapshot& s, const std::string& ns, const Labels& labels, int port,
                            std::string_view root_namespace) {

@@ -12,6 +12,8 @@
 // request.auth.*) cannot be evaluated. Like Istio's ztunnel, meshlet fails safe: such a rule
 // never matches in an ALLOW (or AUDIT) policy, and in a DENY policy it is judged on its L4
 // parts alone (so it denies more, never less).
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,6 +55,22 @@ std::vector<const AuthorizationPolicy*> applicablePolicies(
     std::string_view root_namespace = kIstioRootNamespace);
 
 AuthzDecision authorizeL4(const Snapshot& s, const L4Connection& c,
+                          std::string_view root_namespace = kIstioRootNamespace);
+
+// An HTTP request as AuthorizationPolicy sees it, on top of its connection.
+struct HttpRequestAttrs {
+  std::string_view method;
+  std::string_view path;  // without the query (Istio's `paths` match the path alone)
+  std::string_view host;  // the authority, without a port
+  // The value of a request header (lower-case name), nullopt when absent.
+  std::function<std::optional<std::string>(const std::string&)> header;
+};
+
+// Every attribute evaluated: hosts, methods, paths and their not* lists, request.headers[...]
+// conditions. Without a JWT (meshlet does not validate them yet) request principals and
+// request.auth.* are absent: a rule that requires them does not match. connection.sni is
+// absent too (plaintext HTTP).
+AuthzDecision authorizeL7(const Snapshot& s, const L4Connection& c, const HttpRequestAttrs& http,
                           std::string_view root_namespace = kIstioRootNamespace);
 
 // "allowed by ns/name", "denied by ns/name", "denied: no ALLOW policy matched", "allowed".

@@ -191,6 +191,35 @@ spec:
     route: [{destination: {host: limited}}]
   - route: [{destination: {host: limited}}]
 ---
+# vault: HTTP AuthorizationPolicy. GET /public/* from the client's identity only, and never
+# with x-block: yes.
+apiVersion: v1
+kind: Service
+metadata: {name: vault, namespace: shop}
+spec:
+  clusterIP: 198.19.0.46
+  selector: {app: vault}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: vault-allow, namespace: shop}
+spec:
+  selector: {matchLabels: {app: vault}}
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: [cluster.local/ns/shop/sa/default]}}]
+    to: [{operation: {methods: [GET], paths: ["/public/*"]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: vault-deny, namespace: shop}
+spec:
+  selector: {matchLabels: {app: vault}}
+  action: DENY
+  rules:
+  - when: [{key: "request.headers[x-block]", values: ["yes"]}]
+---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: flaky, namespace: shop}
@@ -248,7 +277,7 @@ class L7E2E : public ::testing::Test {
       int status;
     };
     for (Backend b : {Backend{"web-v1", 0}, Backend{"web-v2", 0}, Backend{"flaky-bad", 503},
-                      Backend{"flaky-good", 0}}) {
+                      Backend{"flaky-good", 0}, Backend{"vault", 0}}) {
       std::string name = b.name;
       int status = b.status;
       sb_->addPod(name);
@@ -263,7 +292,8 @@ class L7E2E : public ::testing::Test {
                   podYaml(sb_->pod("web-v1"), "{app: web, version: v1}") + "---\n" +
                   podYaml(sb_->pod("web-v2"), "{app: web, version: v2}") + "---\n" +
                   podYaml(sb_->pod("flaky-bad"), "{app: flaky}") + "---\n" +
-                  podYaml(sb_->pod("flaky-good"), "{app: flaky}"));
+                  podYaml(sb_->pod("flaky-good"), "{app: flaky}") + "---\n" +
+                  podYaml(sb_->pod("vault"), "{app: vault}"));
     agent_pid_ = testing::spawnAgent(MESHLETD_BIN, dir_, sb_->cgroup(), sb_->bpffs(),
                                      {"--access-log", dir_ + "/access.log"});
     bool up = waitFor(
@@ -445,21 +475,21 @@ TEST_F(L7E2E, OutlierDetectionEjectsTheFailingBackend) {
 // maxConnections it waits for the connection in use.
 TEST_F(L7E2E, ConnectionPoolLimitsOverflowOrQueue) {
   std::string out = curl(
-      "-o /dev/null -w '%{http_code} %{time_total}\\n' http://198.19.0.43/delay/600 & sleep 0.2; "
-      "curl -sS -o /dev/null -w '%{http_code} %{time_total}\\n' http://198.19.0.43/delay/600; "
+      "-o /dev/null -w '%{http_code} %{time_total}\\n' http://198.19.0.43/delay/1500 & sleep 0.3; "
+      "curl -sS -o /dev/null -w '%{http_code} %{time_total}\\n' http://198.19.0.43/delay/1500; "
       "wait");
   EXPECT_EQ(count(out, "200 "), 1) << out;
   EXPECT_EQ(count(out, "503 "), 1) << out;
   // Two at once through one connection: both answered, the second after the first.
   out = curl(
-      "-o /dev/null -w '%{http_code} %{time_total}\\n' http://198.19.0.44/delay/400 & sleep 0.1; "
-      "curl -sS -o /dev/null -w '%{http_code} %{time_total}\\n' http://198.19.0.44/delay/400; "
+      "-o /dev/null -w '%{http_code} %{time_total}\\n' http://198.19.0.44/delay/800 & sleep 0.2; "
+      "curl -sS -o /dev/null -w '%{http_code} %{time_total}\\n' http://198.19.0.44/delay/800; "
       "wait");
   EXPECT_EQ(count(out, "200 "), 2) << out;
   double longest = 0;
   std::istringstream lines(out);
   for (std::string code, t; lines >> code >> t;) longest = std::max(longest, std::stod(t));
-  EXPECT_GE(longest, 0.65) << out;  // 400 ms waiting + 400 ms served, less the 100 ms head start
+  EXPECT_GE(longest, 1.35) << out;  // 800 ms waiting + 800 ms served, less the 200 ms head start
 }
 
 // Local rate limits: the service's bucket is taken first, then the route's; an empty one
@@ -469,6 +499,20 @@ TEST_F(L7E2E, LocalRateLimitsAnswer429) {
   EXPECT_EQ(out, "200 200 429 429 ");  // the route's 2 tokens (the service's: 5 - 4 = 1 left)
   out = curl("-o /dev/null -w '%{http_code} ' 'http://198.19.0.45/other[1-3]'");
   EXPECT_EQ(out, "200 429 429 ");
+}
+
+// AuthorizationPolicy with HTTP attributes, on the L7 path: methods and paths in an ALLOW,
+// a header condition in a DENY; a denied request gets 403 "RBAC: access denied".
+TEST_F(L7E2E, HttpAuthorizationPolicyAllowsAndDenies) {
+  std::string out = curl("http://198.19.0.46/public/a");
+  EXPECT_NE(out.find("pod=vault"), std::string::npos) << out;
+  EXPECT_EQ(curl("-o /dev/null -w '%{http_code}' -X POST http://198.19.0.46/public/a"), "403");
+  EXPECT_EQ(curl("-o /dev/null -w '%{http_code}' http://198.19.0.46/private"), "403");
+  EXPECT_EQ(curl("http://198.19.0.46/private"), "RBAC: access denied");
+  EXPECT_EQ(curl("-o /dev/null -w '%{http_code}' -H 'x-block: yes' http://198.19.0.46/public/a"),
+            "403");
+  EXPECT_EQ(curl("-o /dev/null -w '%{http_code}' -H 'x-block: no' http://198.19.0.46/public/a"),
+            "200");
 }
 
 // Every request is counted in Istio's request metrics (a real scrape, checked by promtool)

@@ -129,7 +129,7 @@ TEST_F(AdminRoutesViewTest, RoutesOneRowPerRouteInOrderWithDocumentedColumns) {
   ASSERT_EQ(j.size(), 5u) << j.dump(2);
   EXPECT_EQ(keysOf(j[0]),
             (std::vector<std::string>{"kind", "service", "port", "l7_reason", "route",
-                                      "virtual_service", "match", "action", "endpoints"}));
+                                      "virtual_service", "match", "endpoints", "action"}));
   EXPECT_EQ(j[0]["kind"], "route");
   EXPECT_EQ(j[0]["service"], "api.demo");
   EXPECT_EQ(j[0]["port"], 8080);

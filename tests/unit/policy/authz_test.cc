@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <optional>
 #include <string>
 
 #include "agent/sources/file_source.h"
@@ -167,6 +169,65 @@ TEST(EffectiveMtls, MostSpecificWinsAndUnsetInherits) {
   EXPECT_EQ(other.policy, "istio-system/mesh");
   // A workload the selector does not match: the namespace's.
   EXPECT_EQ(effectiveMtls(s, "shop", {{"app", "web"}}, 9090).policy, "shop/ns");
+}
+
+}  // namespace
+}  // namespace meshlet
+
+namespace meshlet {
+namespace {
+
+HttpRequestAttrs request(std::string_view method, std::string_view path,
+                         std::map<std::string, std::string> headers = {},
+                         std::string_view host = "db.shop.svc.cluster.local") {
+  HttpRequestAttrs h;
+  h.method = method;
+  h.path = path;
+  h.host = host;
+  h.header = [headers](const std::string& name) -> std::optional<std::string> {
+    auto it = headers.find(name);
+    if (it == headers.end()) return std::nullopt;
+    return it->second;
+  };
+  return h;
+}
+
+// On the L7 path every attribute is evaluated: the HTTP parts of a rule match or not, where at
+// L4 an ALLOW rule with HTTP parts never matches.
+TEST(AuthzL7, MethodsPathsAndHostsInAnAllow) {
+  Snapshot s =
+      load(policy("shop", "db-read",
+                  "{selector: {matchLabels: {app: db}}, action: ALLOW, rules: [{to: "
+                  "[{operation: {methods: [GET, HEAD], paths: [\"/api/*\", /health], "
+                  "notPaths: [/api/secret], hosts: [\"DB.shop.svc.cluster.local\"]}}]}]}"));
+  EXPECT_FALSE(authorizeL4(s, to(kWeb)).allowed);  // L4 cannot see the method: fails safe
+  EXPECT_TRUE(authorizeL7(s, to(kWeb), request("GET", "/api/items")).allowed);
+  EXPECT_TRUE(authorizeL7(s, to(kWeb), request("HEAD", "/health")).allowed);
+  EXPECT_FALSE(authorizeL7(s, to(kWeb), request("POST", "/api/items")).allowed);
+  EXPECT_FALSE(authorizeL7(s, to(kWeb), request("GET", "/apix")).allowed);
+  EXPECT_FALSE(authorizeL7(s, to(kWeb), request("GET", "/api/secret")).allowed);
+  EXPECT_FALSE(authorizeL7(s, to(kWeb), request("GET", "/api/items", {}, "other.shop")).allowed);
+  auto d = authorizeL7(s, to(kWeb), request("GET", "/api/x"));
+  EXPECT_EQ(describe(d), "allowed by shop/db-read");
+}
+
+TEST(AuthzL7, HeaderConditionsAndAbsentJwt) {
+  Snapshot s = load(policy("shop", "db-deny-blocked",
+                           "{selector: {matchLabels: {app: db}}, action: DENY, rules: [{when: "
+                           "[{key: \"request.headers[x-block]\", values: [\"yes\", \"y*\"]}]}]}") +
+                    policy("shop", "db-jwt",
+                           "{selector: {matchLabels: {app: db}}, action: ALLOW, rules: [{from: "
+                           "[{source: {requestPrincipals: [\"*\"]}}]}, {from: [{source: "
+                           "{notRequestPrincipals: [\"*\"], principals: [" +
+                               std::string("\"") + kWeb + "\"]}}]}]}"));
+  // DENY on the header, whatever the ALLOW says.
+  auto d = authorizeL7(s, to(kWeb), request("GET", "/", {{"x-block", "yes"}}));
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.policy, "shop/db-deny-blocked");
+  EXPECT_FALSE(authorizeL7(s, to(kWeb), request("GET", "/", {{"x-block", "yesss"}})).allowed);
+  // No JWT: requestPrincipals ["*"] does not match; notRequestPrincipals does.
+  EXPECT_TRUE(authorizeL7(s, to(kWeb), request("GET", "/", {{"x-block", "no"}})).allowed);
+  EXPECT_FALSE(authorizeL7(s, to(kOther), request("GET", "/")).allowed);
 }
 
 }  // namespace
