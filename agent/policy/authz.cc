@@ -163,8 +163,8 @@ bool ruleMatches(const AuthzRule& rule, const L4Connection& c, const std::string
 }
 
 bool policyMatches(const AuthorizationPolicy& p, const L4Connection& c, const std::string& ns,
-                   const HttpRequestAttrs* http = nullptr) {
-  bool ignore_l7 = p.action == AuthzAction::kDeny;
+                   const HttpRequestAttrs* http = nullptr, bool l7_decided = false) {
+  bool ignore_l7 = l7_decided ? p.action != AuthzAction::kDeny : p.action == AuthzAction::kDeny;
   return std::any_of(p.rules.begin(), p.rules.end(),
                      [&](const AuthzRule& r) { return ruleMatches(r, c, ns, ignore_l7, http); });
 }
@@ -199,33 +199,38 @@ std::vector<const AuthorizationPolicy*> applicablePolicies(const Snapshot& s, co
 
 namespace {
 AuthzDecision authorize(const Snapshot& s, const L4Connection& c, const HttpRequestAttrs* http,
-                        std::string_view root_namespace);
+                        bool l7_decided, std::string_view root_namespace);
 }  // namespace
 
 AuthzDecision authorizeL4(const Snapshot& s, const L4Connection& c,
                           std::string_view root_namespace) {
-  return authorize(s, c, nullptr, root_namespace);
+  return authorize(s, c, nullptr, false, root_namespace);
 }
 
 AuthzDecision authorizeL7(const Snapshot& s, const L4Connection& c, const HttpRequestAttrs& http,
                           std::string_view root_namespace) {
-  return authorize(s, c, &http, root_namespace);
+  return authorize(s, c, &http, false, root_namespace);
+}
+
+AuthzDecision authorizeL4AfterL7(const Snapshot& s, const L4Connection& c,
+                                 std::string_view root_namespace) {
+  return authorize(s, c, nullptr, true, root_namespace);
 }
 
 namespace {
 AuthzDecision authorize(const Snapshot& s, const L4Connection& c, const HttpRequestAttrs* http,
-                        std::string_view root_namespace) {
+                        bool l7_decided, std::string_view root_namespace) {
   AuthzDecision d;
   const std::string ns = principalNamespace(c.source_principal);
   auto policies =
       applicablePolicies(s, c.destination_namespace, c.destination_labels, root_namespace);
   for (const auto* p : policies) {
-    if (p->action == AuthzAction::kAudit && policyMatches(*p, c, ns, http)) {
+    if (p->action == AuthzAction::kAudit && policyMatches(*p, c, ns, http, l7_decided)) {
       d.audited.push_back(nameOf(*p));
     }
   }
   for (const auto* p : policies) {
-    if (p->action == AuthzAction::kDeny && policyMatches(*p, c, ns, http)) {
+    if (p->action == AuthzAction::kDeny && policyMatches(*p, c, ns, http, l7_decided)) {
       d.allowed = false;
       d.reason = AuthzDecision::Reason::kDenyMatched;
       d.policy = nameOf(*p);
@@ -236,7 +241,7 @@ AuthzDecision authorize(const Snapshot& s, const L4Connection& c, const HttpRequ
   for (const auto* p : policies) {
     if (p->action != AuthzAction::kAllow) continue;
     any_allow = true;
-    if (policyMatches(*p, c, ns, http)) {
+    if (policyMatches(*p, c, ns, http, l7_decided)) {
       d.reason = AuthzDecision::Reason::kAllowMatched;
       d.policy = nameOf(*p);
       return d;

@@ -73,6 +73,12 @@ struct HttpRequestAttrs {
 AuthzDecision authorizeL7(const Snapshot& s, const L4Connection& c, const HttpRequestAttrs& http,
                           std::string_view root_namespace = kIstioRootNamespace);
 
+// The destination's check of a connection whose HTTP requests the source's agent already
+// authorized one by one (authorizeL7): rules are judged on their L4 parts, and the HTTP parts
+// count as decided upstream — satisfied in ALLOW (and AUDIT) rules, not matching in DENY rules.
+AuthzDecision authorizeL4AfterL7(const Snapshot& s, const L4Connection& c,
+                                 std::string_view root_namespace = kIstioRootNamespace);
+
 // "allowed by ns/name", "denied by ns/name", "denied: no ALLOW policy matched", "allowed".
 std::string describe(const AuthzDecision& d);
 

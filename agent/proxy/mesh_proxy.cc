@@ -33,6 +33,10 @@ constexpr uint32_t kStreamGone = 8;  // NGHTTP2_CANCEL: makes a relay reset its 
 constexpr size_t kStreamsPerLink = 100;
 // CONNECT header naming the service the client dialled, for the destination's telemetry.
 constexpr const char* kServiceHeader = "x-meshlet-service";
+// CONNECT header of an L7-path upstream: the client's agent authorized each request on it with
+// every HTTP attribute, so the destination judges AuthorizationPolicy rules on their L4 parts
+// (authorizeL4AfterL7). HBONE clients are node agents (workloads never hold their SVIDs).
+constexpr const char* kL7Header = "x-meshlet-l7-authorized";
 
 std::string hostPort(const IpAddr& ip, int port) {
   return (ip.isV4() ? ip.toString() : "[" + ip.toString() + "]") + ":" + std::to_string(port);
@@ -592,7 +596,7 @@ struct MeshProxy::Impl {
 
   // Carries the app connection `fd` of pod `key` to dst:port over an HBONE link.
   void openTunnel(const std::string& key, const ProxyPod& src, int fd, const IpAddr& dst, int port,
-                  TunnelConn info) {
+                  TunnelConn info, bool l7_authorized = false) {
     info.peer = hostPort(dst, port);
     auto remote = cfg->remote_pods.find(dst);
     if (remote != cfg->remote_pods.end()) {
@@ -609,6 +613,7 @@ struct MeshProxy::Impl {
     if (le) {
       hbone::Headers headers;
       if (!info.service.empty()) headers.emplace_back(kServiceHeader, info.service);
+      if (l7_authorized) headers.emplace_back(kL7Header, "1");
       stream = le->link->h2().connect(info.peer, headers);
     }
     if (!le || !stream.ok()) {
@@ -673,7 +678,7 @@ struct MeshProxy::Impl {
     info.pod = pod_key;
     info.local_id = src.spiffe_id;
     info.destination = hostPort(ep.ip, ep.port);
-    openTunnel(pod_key, src, sv[1], ep.ip, ep.port, std::move(info));
+    openTunnel(pod_key, src, sv[1], ep.ip, ep.port, std::move(info), true);
     return sv[0];
   }
 
@@ -828,8 +833,10 @@ struct MeshProxy::Impl {
     info.peer_id = le->link->peerId();
     info.local_id = target->spiffe_id;
     if (auto p = pod_by_ip.find(le->peer_ip); p != pod_by_ip.end()) info.peer_pod = p->second;
+    bool l7_authorized = false;
     for (const auto& [name, value] : r.headers) {
       if (name == kServiceHeader) info.service = value;
+      if (name == kL7Header) l7_authorized = value == "1";
     }
 
     L4Connection c;
@@ -839,7 +846,9 @@ struct MeshProxy::Impl {
     c.destination_port = port;
     c.destination_namespace = target->ns;
     c.destination_labels = target->labels;
-    AuthzDecision d = cfg->snapshot ? authorizeL4(*cfg->snapshot, c) : AuthzDecision{};
+    AuthzDecision d = !cfg->snapshot  ? AuthzDecision{}
+                      : l7_authorized ? authorizeL4AfterL7(*cfg->snapshot, c)
+                                      : authorizeL4(*cfg->snapshot, c);
     info.policy = describe(d);
     info.policy_name = d.policy;
     if (!d.allowed) {

@@ -460,6 +460,45 @@ TEST_F(CrossNode, L7RequestsToAnotherNodeGoThroughTheTunnel) {
   EXPECT_EQ(pcap.find(marker), std::string::npos) << "the marker crossed the link in clear";
 }
 
+// An AuthorizationPolicy with HTTP attributes on the pod of the other node: the client's agent
+// decides each request (GET /hello* allowed, POST denied with 403); the destination's agent
+// accepts the L7 path's connections on the L4 parts of the rule, and still fails safe for the
+// plain TCP path (the rule's HTTP parts cannot be checked there).
+TEST_F(CrossNode, L7PolicyOnAnotherNodeIsDecidedPerRequest) {
+  writeConfig(R"(---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: db-http, namespace: shop}
+spec:
+  selector: {matchLabels: {app: db}}
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: [cluster.local/ns/shop/sa/client]}}]
+    to: [{operation: {methods: [GET], paths: ["/hello*"]}}]
+)");
+  auto curl = [](const std::string& args) {
+    std::string cmd = "curl -sS --max-time 5 " + args;
+    return a_->runInPod(a_->pod("client"), [cmd] { return run(cmd).out; });
+  };
+  const std::string url = std::string("http://") + kHttpServiceIp;
+  std::string code;
+  EXPECT_TRUE(waitFor(
+      [&] {
+        code = curl("-o /dev/null -w '%{http_code}' -X POST " + url + "/hello");
+        return code == "403";
+      },
+      5000))
+      << code << logs();
+  EXPECT_EQ(curl("-o /dev/null -w '%{http_code}' " + url + "/other"), "403");
+  std::string out = curl(url + "/hello-policy");
+  EXPECT_NE(out.find("pod=server"), std::string::npos) << out << logs();
+  // The TCP service to the same pod: the rule needs HTTP attributes, so at L4 nothing allows.
+  Exchange tcp = fromClient(kServiceIp, 80, "denied-at-l4");
+  EXPECT_NE(tcp.error, "") << "the L4 path passed an ALLOW rule it cannot check";
+  writeConfig("");
+  EXPECT_TRUE(waitFor([&] { return fromClient(kServiceIp, 80, "back").error.empty(); }, 5000));
+}
+
 // While a tunnelled connection is open, `meshlet connections` on both nodes shows it with the
 // identity the other side proved and (on the destination) the policy decision; the Istio TCP
 // metrics of both agents carry mutual_tls and both principals, and pass promtool.

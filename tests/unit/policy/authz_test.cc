@@ -230,5 +230,23 @@ TEST(AuthzL7, HeaderConditionsAndAbsentJwt) {
   EXPECT_FALSE(authorizeL7(s, to(kOther), request("GET", "/")).allowed);
 }
 
+// At the destination of an L7-path connection, the client's agent decided the HTTP parts: an
+// ALLOW rule counts on its L4 parts, a DENY rule with HTTP parts no longer denies everything.
+TEST(AuthzL7, DestinationTrustsTheL7Verdict) {
+  Snapshot s =
+      load(policy("shop", "db-read",
+                  "{selector: {matchLabels: {app: db}}, action: ALLOW, rules: [{from: "
+                  "[{source: {principals: [\"" +
+                      std::string(kWeb) + "\"]}}], to: [{operation: {methods: [GET]}}]}]}") +
+           policy("shop", "db-block",
+                  "{selector: {matchLabels: {app: db}}, action: DENY, rules: [{when: "
+                  "[{key: \"request.headers[x-block]\", values: [\"yes\"]}]}]}"));
+  EXPECT_FALSE(authorizeL4(s, to(kWeb)).allowed);  // plain L4: fails safe
+  auto d = authorizeL4AfterL7(s, to(kWeb));
+  EXPECT_TRUE(d.allowed);
+  EXPECT_EQ(d.policy, "shop/db-read");
+  EXPECT_FALSE(authorizeL4AfterL7(s, to(kOther)).allowed);  // the L4 parts still count
+}
+
 }  // namespace
 }  // namespace meshlet
