@@ -164,6 +164,43 @@ std::string queryValue(std::string_view query, std::string_view name) {
   return "";
 }
 
+enum class Io { kOk, kEof, kError };
+
+// Receives into `buf` in 64 KiB steps while `room()` holds, until the socket is empty (a short
+// read: the loop is level-triggered), the peer closed (kEof) or an error (kError).
+template <typename Room>
+Io receiveInto(int fd, ByteBuf& buf, Room room) {
+  constexpr size_t kStep = 64 * 1024;
+  while (room()) {
+    ssize_t n = recv(fd, buf.reserve(kStep), kStep, MSG_DONTWAIT);
+    if (n > 0) {
+      buf.commit(static_cast<size_t>(n));
+      if (static_cast<size_t>(n) < kStep) break;
+      continue;
+    }
+    if (n == 0) return Io::kEof;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+    return Io::kError;
+  }
+  return Io::kOk;
+}
+
+// Sends from the front of `buf` until it is empty or the socket is full.
+Io sendFrom(int fd, ByteBuf& buf) {
+  while (!buf.empty()) {
+    ssize_t n = send(fd, buf.data(), buf.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      buf.consume(static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    return Io::kError;
+  }
+  return Io::kOk;
+}
+
 std::string endpointKey(const L7Endpoint& ep) {
   return ep.ip.family == IpFamily::kV6 ? "[" + ep.ip.toString() + "]:" + std::to_string(ep.port)
                                        : ep.ip.toString() + ":" + std::to_string(ep.port);
@@ -424,23 +461,14 @@ void HttpSession::onDown(uint32_t events) {
 }
 
 void HttpSession::readDown() {
-  while (!d_eof_ && din_.size() < kHighWater) {
-    char* p = din_.reserve(64 * 1024);
-    ssize_t n = recv(dfd_, p, 64 * 1024, MSG_DONTWAIT);
-    if (n > 0) {
-      din_.commit(static_cast<size_t>(n));
-      if (static_cast<size_t>(n) < 64 * 1024) break;
-      continue;
+  if (!d_eof_) {
+    Io r = receiveInto(dfd_, din_, [this] { return din_.size() < kHighWater; });
+    if (r == Io::kError) {
+      addFlag("DC");
+      finish();
+      return;
     }
-    if (n == 0) {
-      d_eof_ = true;
-      break;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-    addFlag("DC");
-    finish();
-    return;
+    d_eof_ = r == Io::kEof;
   }
   pump();
 }
@@ -491,14 +519,7 @@ void HttpSession::pump() {
 }
 
 void HttpSession::writeDown() {
-  while (!dout_.empty()) {
-    ssize_t n = send(dfd_, dout_.data(), dout_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0) {
-      dout_.consume(static_cast<size_t>(n));
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+  if (sendFrom(dfd_, dout_) == Io::kError) {
     addFlag("DC");
     finish();
     return;
@@ -1000,24 +1021,8 @@ void HttpSession::onUp(uint32_t events) {
 }
 
 void HttpSession::readUp() {
-  bool eof = false, error = false;
-  while (ufd_ >= 0 && dout_.size() < kHighWater) {
-    char* p = uin_.reserve(64 * 1024);
-    ssize_t n = recv(ufd_, p, 64 * 1024, MSG_DONTWAIT);
-    if (n > 0) {
-      uin_.commit(static_cast<size_t>(n));
-      if (static_cast<size_t>(n) < 64 * 1024) break;
-      continue;
-    }
-    if (n == 0) {
-      eof = true;
-      break;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-    error = true;
-    break;
-  }
+  Io r = ufd_ < 0 ? Io::kOk : receiveInto(ufd_, uin_, [this] { return dout_.size() < kHighWater; });
+  bool eof = r == Io::kEof, error = r == Io::kError;
   if (tunnel_) {
     if (!uin_.empty()) {
       dout_.append(uin_.view());
@@ -1097,19 +1102,12 @@ void HttpSession::readUp() {
 
 void HttpSession::writeUp() {
   if (ufd_ < 0 || u_connecting_) return;
-  while (!uout_.empty()) {
-    ssize_t n = send(ufd_, uout_.data(), uout_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0) {
-      uout_.consume(static_cast<size_t>(n));
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+  if (sendFrom(ufd_, uout_) == Io::kError) {
     if (tunnel_) {
       finish();
-      return;
+    } else {
+      upstreamFailed("UC", false);
     }
-    upstreamFailed("UC", false);
     return;
   }
   uout_.release(kHighWater);
