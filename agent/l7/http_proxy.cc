@@ -262,14 +262,15 @@ void L7Runtime::connectionReleased(const std::string& cluster) {
   if (it == load_.end() || it->second.pending.empty()) return;
   HttpSession* s = it->second.pending.front();
   it->second.pending.erase(it->second.pending.begin());
+  s->waiting_in_.clear();
   s->resumePending();
 }
 
-void L7Runtime::forgetPending(HttpSession* s) {
-  for (auto& [name, load] : load_) {
-    load.pending.erase(std::remove(load.pending.begin(), load.pending.end(), s),
-                       load.pending.end());
-  }
+void L7Runtime::forgetPending(HttpSession* s, const std::string& cluster) {
+  auto it = load_.find(cluster);
+  if (it == load_.end()) return;
+  auto& pending = it->second.pending;
+  pending.erase(std::remove(pending.begin(), pending.end(), s), pending.end());
 }
 
 void L7Runtime::recordOutcome(const L7Cluster& c, const std::string& endpoint, bool server_error,
@@ -415,7 +416,7 @@ HttpSession::~HttpSession() {
     if (ufd_ >= 0) loop_.remove(ufd_);
     if (timer_fd_ >= 0) loop_.remove(timer_fd_);
   }
-  rt_.forgetPending(this);
+  if (!waiting_in_.empty()) rt_.forgetPending(this, waiting_in_);
   if (ex_ && ex_->counted_active) --rt_.active()[ex_->ep_key];
   releaseClusterSlot();
   if (u_counted_ && ex_ && ex_->cluster) --rt_.load(ex_->cluster->name).connections;
@@ -770,6 +771,10 @@ void HttpSession::respondLocal(int status, std::string_view body, const std::str
                                const HeaderList& extra) {
   if (!ex_) return;
   Exchange& ex = *ex_;
+  if (!waiting_in_.empty()) {  // e.g. its timeout fired while it waited for a connection
+    rt_.forgetPending(this, waiting_in_);
+    waiting_in_.clear();
+  }
   closeUpstream(false);
   uout_ = ByteBuf();
   ex.rec.status = status;
@@ -949,6 +954,7 @@ void HttpSession::connectUpstream() {
       return;
     }
     load.pending.push_back(this);
+    waiting_in_ = ex.cluster->name;
     return;
   }
   ++ex.attempts;
@@ -1332,7 +1338,8 @@ void HttpSession::updateInterest() {
 void HttpSession::finish() {
   if (done_) return;
   done_ = true;
-  rt_.forgetPending(this);
+  if (!waiting_in_.empty()) rt_.forgetPending(this, waiting_in_);
+  waiting_in_.clear();
   if (ex_) {
     if (ex_->counted_active) {
       --rt_.active()[ex_->ep_key];

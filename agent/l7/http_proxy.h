@@ -94,7 +94,8 @@ class L7Runtime {
   ClusterLoad& load(const std::string& cluster) { return load_[cluster]; }
   // A connection of `cluster` was given back: the oldest waiting session may go on.
   void connectionReleased(const std::string& cluster);
-  void forgetPending(HttpSession* s);
+  // Takes `s` off the wait list of `cluster` (it was answered, or went away).
+  void forgetPending(HttpSession* s, const std::string& cluster);
 
   // Outlier detection (per cluster and endpoint): the outcome of one request to an endpoint.
   // `gateway_error`: 502/503/504 or a connect failure/reset; `server_error`: any 5xx.
@@ -231,6 +232,7 @@ class HttpSession {
   std::unique_ptr<Http1Parser> uparser_;
   std::string u_key_;  // pool key of the upstream connection
   int u_uses_ = 0;     // requests the upstream connection carried, this one included
+  std::string waiting_in_;  // the cluster whose wait list holds this session, "" for none
   bool u_counted_ = false;  // counted in its cluster's connections
 
   int timer_fd_ = -1;
