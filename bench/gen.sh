@@ -3,9 +3,10 @@
 # iptables-restore input. Sourced; every function writes to stdout.
 #
 # Addresses (all in 198.18.0.0/15):
-#   pods                    198.18.0.2 - 198.18.0.9
+#   pods                    198.18.0.2 - 198.18.0.11
 #   fake endpoints (part 3) 198.18.1.0 onward (100 000 of them end at 198.19.135.x)
 #   part-1 Service VIPs     198.19.0.10, 198.19.0.11
+#   part-5 Service VIP      198.19.0.30 (HTTP, the L7 path)
 #   generated Service VIPs  198.19.200.1 - 198.19.239.250 (service i of 1..10 000)
 #   cross-node (part 4)     node A pods 198.18.1.0/24 (gateway .254), node B pods
 #                           198.18.2.0/24, link between the nodes 198.18.250.0/30, Service
@@ -216,4 +217,53 @@ status:
   conditions: [{type: Ready, status: "True"}]
 EOF
   done
+}
+
+# gen_l7 NODE: part 5's Service `web` 198.19.0.30, port 80 named `http` (so the kernel steers
+# it to the agent's L7 proxy) -> the ms pod's nginx on 198.18.0.3:80, and a VirtualService with
+# one http route: a prefix match, a single destination and a response header the script checks
+# (x-mlt-bench: l7) to see that the requests really went through the agent.
+gen_l7() {
+  local node=$1
+  cat <<EOF
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: $BENCH_NS
+spec:
+  clusterIP: 198.19.0.30
+  ports:
+  - {name: http, port: 80, targetPort: 80, protocol: TCP}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web-1
+  namespace: $BENCH_NS
+  labels:
+    kubernetes.io/service-name: web
+addressType: IPv4
+ports:
+- {name: http, port: 80, protocol: TCP}
+endpoints:
+- addresses: [198.18.0.3]
+  conditions: {ready: true, serving: true, terminating: false}
+  nodeName: $node
+  targetRef: {kind: Pod, name: ms, namespace: $BENCH_NS}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: web
+  namespace: $BENCH_NS
+spec:
+  hosts: [web]
+  http:
+  - name: bench
+    match: [{uri: {prefix: /}}]
+    headers:
+      response: {set: {x-mlt-bench: l7}}
+    route: [{destination: {host: web}}]
+EOF
 }

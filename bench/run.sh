@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # meshlet benchmarks, run by hand (not part of CI):
-#   bench/run.sh [--quick] [--reps N] [--only p2p,conn,footprint,xnode] [--no-build] [--hold]
+#   bench/run.sh [--quick] [--reps N] [--only p2p,conn,footprint,xnode,l7] [--no-build] [--hold]
 #
 #   1. same-node pod->pod: no mesh vs meshlet (splice) vs sidecar-like (haproxy + iptables)
 #      vs a bare sockops + sk_msg redirect (bench/bare_redirect.bpf.c, the floor of splicing):
@@ -9,13 +9,16 @@
 #   3. agent footprint with 10 000 Services / 100 000 endpoints: RSS, BPF map memory, sync time
 #   4. cross-node (two node netns, one agent each): plaintext vs meshlet mTLS (HBONE) vs a
 #      stunnel pair: latency, throughput, new connection over the warm pool, agent CPU
+#   5. same-node HTTP/1.1 through one L7 proxy (nginx server): no mesh vs meshlet's L7 path
+#      vs haproxy in mode http: requests/s per proxy core at saturation (wrk), and p50/p99 and
+#      proxy CPU at a fixed 1 000 req/s (bench/httpload.cc, open loop)
 #
 # Everything it creates is named mlt-bench*: network namespaces, the cgroup subtree
 # <cgroup2>/mlt-bench (meshlet attaches only at its mesh/, xa/ and xb/ children, the bare
 # redirect at bare/), the bpffs pin dirs /sys/fs/bpf/mlt-bench{,-xa,-xb,-bare} and
 # /run/mlt-bench. Leftovers of an interrupted run are removed first. The medians land in the
 # generated sections of bench/README.md (parts 1-3 in one, rewritten only by a run of all
-# three; part 4 in its own).
+# three; parts 4 and 5 in their own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -24,30 +27,38 @@ source bench/gen.sh
 
 QUICK=0
 REPS=5
-ONLY=p2p,conn,footprint,xnode
+ONLY=p2p,conn,footprint,xnode,l7
 BUILD_AGENT=1
 HOLD=0
-usage() { echo "usage: bench/run.sh [--quick] [--reps N] [--only p2p,conn,footprint,xnode] [--no-build] [--hold]" >&2; exit 2; }
+usage() { echo "usage: bench/run.sh [--quick] [--reps N] [--only p2p,conn,footprint,xnode,l7] [--no-build] [--hold]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) QUICK=1; REPS=1 ;;
     --reps) REPS=$2; shift ;;
     --only) ONLY=$2; shift ;;
     --no-build) BUILD_AGENT=0 ;;   # use the meshletd/meshlet already in build-bench/
-    --hold) HOLD=1 ;;              # part 4 only: set up, then wait (for profiling by hand)
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --hold) HOLD=1 ;;              # parts 4 and 5: set up, then wait (for profiling by hand)
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) usage ;;
   esac
   shift
 done
 for part in ${ONLY//,/ }; do
-  case $part in p2p|conn|footprint|xnode) ;; *) usage ;; esac
+  case $part in p2p|conn|footprint|xnode|l7) ;; *) usage ;; esac
 done
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
-# Parts 1-3 share one node and one agent; part 4 has two nodes and two agents of its own.
-if want p2p || want conn || want footprint; then SINGLE=1; else SINGLE=0; fi
+# Parts 1-3 and 5 share one node and one agent; part 4 has two nodes and two agents of its own.
+if want p2p || want conn || want footprint; then P123=1; else P123=0; fi
+if [ "$P123" = 1 ] || want l7; then SINGLE=1; else SINGLE=0; fi
 if [ "$QUICK" = 1 ]; then T_PP=2; T_IPERF=2; T_CONN=1; SYNC_REPS=2; else T_PP=5; T_IPERF=5; T_CONN=3; SYNC_REPS=5; fi
 XRATE=5000                   # part 4: request/response rate for the CPU cost (1 KB each way)
+# Part 5: wrk at saturation for T_WRK s with WRK_CONNS connections, then httpload at L7_RATE
+# req/s for T_RATE s over L7_CONNS connections, per path and rep.
+if [ "$QUICK" = 1 ]; then T_WRK=2; T_RATE=2; else T_WRK=6; T_RATE=8; fi
+WRK_CONNS=16
+L7_RATE=1000
+L7_CONNS=8
+L7_VIP=198.19.0.30           # Service web, port 80 named http: the L7 path
 
 P=mlt-bench
 NODE=mlt-bench-node          # also the agent's --node-name
@@ -159,6 +170,7 @@ install_tools() {
   need sockperf sockperf; need iperf3 iperf3; need haproxy haproxy; need iptables iptables
   need curl curl; need jq jq; need bpftool bpftool; need clang clang; need g++ g++; need cmake cmake; need ip iproute2
   need stunnel4 stunnel4; need openssl openssl
+  need wrk wrk; need nginx nginx-light
 }
 
 build() {
@@ -168,6 +180,7 @@ build() {
     [ -x "$MESHLETD" ] && [ -x "$MESHLET" ] || die "--no-build: no meshletd/meshlet in $BUILD yet"
     log "--no-build: using $MESHLETD ($(stat -c %y "$MESHLETD" | cut -d. -f1)) and $MESHLET as they are"
     g++ -O2 -std=c++17 -o "$RUN/connbench" "$ROOT/bench/connbench.cc"
+    g++ -O2 -std=c++17 -o "$RUN/httpload" "$ROOT/bench/httpload.cc"
     return
   fi
   log "building meshletd and meshlet in $BUILD (Release)"
@@ -177,6 +190,7 @@ build() {
   cmake --build "$BUILD" -j"$(nproc)" --target meshletd meshlet >"$RUN/build.log" 2>&1 ||
     { tail -30 "$RUN/build.log"; die "build failed (log above)"; }
   g++ -O2 -std=c++17 -o "$RUN/connbench" "$ROOT/bench/connbench.cc"
+  g++ -O2 -std=c++17 -o "$RUN/httpload" "$ROOT/bench/httpload.cc"
 }
 
 # ---------------------------------------------------------------------------- pods
@@ -851,6 +865,267 @@ bench_xnode() {
   log " HBONE links from xmc after the run: $XLINKS_AFTER; agent A's view of the iperf3 connections: ${XCONNS_SAMPLE:-none}"
 }
 
+# ------------------------------------------------------------ 5. L7: HTTP/1.1 through one proxy
+
+declare -A L7P50 L7P99   # the latest fixed-rate run's p50 / p99 per path ("" when it failed)
+L7_MESHLET_CLIENT_REQS=0 # requests the clients completed on the meshlet path during the reps
+
+# The server of part 5: nginx in the meshed server pod ms on 198.18.0.3:80, one worker process,
+# `return 200 "ok\n"`, no access log, keep-alive without nginx's default limit of 1 000 requests
+# per connection (which would make every client and proxy redial now and then).
+setup_nginx() {
+  local d=$RUN/nginx
+  mkdir -p "$d"
+  cat >"$RUN/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $d/body;
+  proxy_temp_path $d/proxy;
+  fastcgi_temp_path $d/fastcgi;
+  uwsgi_temp_path $d/uwsgi;
+  scgi_temp_path $d/scgi;
+  keepalive_requests 1000000000;
+  keepalive_timeout 600s;
+  default_type text/plain;
+  server {
+    listen 198.18.0.3:80 backlog=4096;
+    location / { return 200 "ok\n"; }
+  }
+}
+EOF
+  inpod ms nginx -t -q -p "$d" -c "$RUN/nginx.conf" -e "$d/error.log" || die "nginx rejects $RUN/nginx.conf"
+  podbg ms nginx nginx -p "$d" -c "$RUN/nginx.conf" -e "$d/error.log"
+}
+
+# The one-hop L7 proxy meshlet is held against: haproxy in mode http, one process and one
+# thread, in the client pod hc on 127.0.0.1:15080 (the client dials it directly, as meshlet's
+# client is steered to the agent's listener in its own pod), keep-alive on both sides with
+# server connections shared between client connections (http-reuse always). It does what the
+# meshlet route does: a prefix match choosing the backend, one response header set.
+setup_haproxy_l7() {
+  cat >"$RUN/haproxy-l7.cfg" <<EOF
+global
+  nbthread 1
+  maxconn 4000
+defaults
+  mode http
+  option http-keep-alive
+  http-reuse always
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 60s
+frontend l7
+  bind 127.0.0.1:15080
+  http-response set-header x-mlt-bench haproxy
+  use_backend web if { path_beg / }
+backend web
+  server s 198.18.0.3:80
+EOF
+  haproxy -c -q -f "$RUN/haproxy-l7.cfg" || die "haproxy rejects $RUN/haproxy-l7.cfg"
+  podbg hc haproxy-l7 haproxy -db -f "$RUN/haproxy-l7.cfg"
+}
+
+# l7_target PATH: sets L7_CLIENT, L7_IP, L7_PORT, L7_URL and L7_PROXY (the proxy's PIDs,
+# empty for no mesh) for nomesh | meshlet | haproxy.
+l7_target() {
+  case $1 in
+    nomesh) L7_CLIENT=pc; L7_IP=198.18.0.3; L7_PORT=80; L7_PROXY="" ;;
+    meshlet) L7_CLIENT=mc; L7_IP=$L7_VIP; L7_PORT=80; L7_PROXY=$AGENT_PID ;;
+    haproxy) L7_CLIENT=hc; L7_IP=127.0.0.1; L7_PORT=15080; L7_PROXY=$HAPROXY_L7 ;;
+  esac
+  L7_URL="http://$L7_IP$([ "$L7_PORT" = 80 ] || echo ":$L7_PORT")/"
+}
+
+# l7_probe PATH: one GET with curl; prints "STATUS HEADER" (HEADER: the x-mlt-bench response
+# header, "-" when absent).
+l7_probe() {
+  local code hdr
+  l7_target "$1"
+  code=$(inpod "$L7_CLIENT" curl -s -o /dev/null -D "$RUN/l7-probe-$1.txt" -w '%{http_code}' --max-time 2 "$L7_URL" 2>/dev/null) || code=000
+  hdr=$({ tr -d '\r' <"$RUN/l7-probe-$1.txt" || true; } 2>/dev/null | awk -F': ' 'tolower($1) == "x-mlt-bench" {print $2}')
+  echo "$code ${hdr:--}"
+}
+
+# agent_l7_requests: the agent's istio_requests_total for Service web, all series.
+agent_l7_requests() {
+  curl -s "http://127.0.0.1:$METRICS_PORT/metrics" |
+    awk '/^istio_requests_total\{/ && /destination_service_name="web"/ {s += $NF} END {printf "%.0f", s}'
+}
+
+setup_l7() {
+  log "5. L7 setup: nginx in ms (198.18.0.3:80), haproxy (mode http) in plain pod hc (127.0.0.1:15080), Service web $L7_VIP:80 (port http) + VirtualService"
+  pod hc 198.18.0.11 "$CG_PLAIN"   # haproxy client: wrk/httpload and haproxy on 127.0.0.1
+  setup_nginx
+  setup_haproxy_l7
+  wait_port ms 198.18.0.3 80
+  wait_port hc 127.0.0.1 15080
+  gen_l7 "$NODE" >"$RUN/l7.yaml"
+  set_config "$CONFIG" 40-l7.yaml "$RUN/l7.yaml"
+  NGINX_PIDS=$(pids_of ms nginx | tr '\n' ' ')
+  HAPROXY_L7=$(pids_of hc haproxy | tr '\n' ' ')
+  [ -n "$NGINX_PIDS" ] || die "part 5: nginx not found in pod ms"
+  [ -n "$HAPROXY_L7" ] || die "part 5: haproxy not found in pod hc"
+  # Every path answers 200, and the response header says which proxy (if any) it went
+  # through: the VirtualService's route sets x-mlt-bench: l7, haproxy sets "haproxy". The
+  # agent's L7 listener follows the new configuration within a moment: retry for 10 s.
+  local p
+  for _ in $(seq 100); do
+    p=$(l7_probe meshlet)
+    [ "$p" = "200 l7" ] && break
+    sleep 0.1
+  done
+  L7_PROBE_MESHLET=$p
+  L7_PROBE_NOMESH=$(l7_probe nomesh)
+  L7_PROBE_HAPROXY=$(l7_probe haproxy)
+  log "  curl: no mesh -> $L7_PROBE_NOMESH, meshlet -> $L7_PROBE_MESHLET, haproxy -> $L7_PROBE_HAPROXY (status, x-mlt-bench)"
+  [ "$L7_PROBE_NOMESH" = "200 -" ] || die "part 5: no mesh path answered '$L7_PROBE_NOMESH' (200 without x-mlt-bench expected)"
+  [ "$L7_PROBE_HAPROXY" = "200 haproxy" ] || die "part 5: haproxy path answered '$L7_PROBE_HAPROXY'"
+  [ "$L7_PROBE_MESHLET" = "200 l7" ] ||
+    { CLI services || true; tail -20 "$RUN/meshletd.log"; die "part 5: the meshlet path answered '$L7_PROBE_MESHLET', not through the L7 route (200 l7 expected)"; }
+}
+
+# l7_wrk PATH KEY: wrk at saturation (1 thread, WRK_CONNS keep-alive connections, T_WRK s).
+# Records KEY.wrk_errors (non-2xx + socket errors; a run with any records nothing else),
+# KEY.rps, KEY.server_cores (nginx's CPU), and with a proxy KEY.proxy_cores and
+# KEY.rps_per_core (requests per second of proxy CPU: requests / proxy CPU seconds).
+# shellcheck disable=SC2086  # L7_PROXY, NGINX_PIDS, HAPROXY_L7: lists of PIDs, split on purpose
+l7_wrk() {
+  local key=$2 hz p0 p1 s0 s1 w0 w1 out reqs rps non2xx sock errs secs
+  l7_target "$1"
+  hz=$(getconf CLK_TCK)
+  p0=$(ticks $L7_PROXY); s0=$(ticks $NGINX_PIDS); w0=$(date +%s%N)
+  if ! out=$(inpod "$L7_CLIENT" wrk -t1 -c"$WRK_CONNS" -d"${T_WRK}s" "$L7_URL" 2>&1); then
+    echo "$out" | tail -5 >&2
+    record "$key.wrk_errors" 1
+    log "  $key wrk FAILED (exit status)"
+    return 0
+  fi
+  w1=$(date +%s%N); p1=$(ticks $L7_PROXY); s1=$(ticks $NGINX_PIDS)
+  echo "$out" >"$RUN/wrk-$key.last.txt"
+  reqs=$(awk '/ requests in / {print $1}' <<<"$out")
+  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+  non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' <<<"$out")
+  sock=$(sed -n 's/.*Socket errors: connect \([0-9]*\), read \([0-9]*\), write \([0-9]*\), timeout \([0-9]*\).*/\1 \2 \3 \4/p' <<<"$out" |
+    awk '{print $1 + $2 + $3 + $4}')
+  errs=$(( ${non2xx:-0} + ${sock:-0} ))
+  if [ -z "$reqs" ] || [ -z "$rps" ] || [ "$reqs" = 0 ]; then errs=$((errs + 1)); fi
+  record "$key.wrk_errors" "$errs"
+  if [ "$errs" != 0 ]; then
+    log "  $key wrk FAILED: ${non2xx:-0} non-2xx, ${sock:-0} socket errors, ${reqs:-no} requests"
+    return 0
+  fi
+  [ "$1" = meshlet ] && L7_MESHLET_CLIENT_REQS=$((L7_MESHLET_CLIENT_REQS + reqs))
+  secs=$(awk -v a="$w0" -v b="$w1" 'BEGIN {print (b - a) / 1e9}')
+  record "$key.rps" "$rps"
+  record "$key.server_cores" "$(awk -v t=$((s1 - s0)) -v hz="$hz" -v s="$secs" 'BEGIN {printf "%.3f", t / hz / s}')"
+  local extra=""
+  if [ -n "$L7_PROXY" ]; then
+    record "$key.proxy_cores" "$(awk -v t=$((p1 - p0)) -v hz="$hz" -v s="$secs" 'BEGIN {printf "%.3f", t / hz / s}')"
+    record "$key.rps_per_core" "$(awk -v t=$((p1 - p0)) -v hz="$hz" -v n="$reqs" 'BEGIN {if (t > 0) printf "%.0f", n / (t / hz); else print "nan"}')"
+    extra=", proxy $(tail -2 "$RESULTS" | head -1 | cut -d' ' -f2) cores -> $(tail -1 "$RESULTS" | cut -d' ' -f2) req/s per proxy core"
+  fi
+  log "  $key wrk ${rps} req/s ($reqs requests)$extra, nginx $(awk -v t=$((s1 - s0)) -v hz="$hz" -v s="$secs" 'BEGIN {printf "%.2f", t / hz / s}') cores"
+}
+
+# l7_rate PATH KEY: httpload at L7_RATE req/s (open loop) for T_RATE s over L7_CONNS
+# connections. Records KEY.rate_errors (non-2xx + failed requests; a run with any records
+# nothing else), KEY.p50 / .p90 / .p99 / .max (µs, from each request's scheduled send time),
+# KEY.rate (achieved), KEY.server_cpu1k (nginx vCPU per 1000 req/s) and with a proxy
+# KEY.cpu1k (the proxy's vCPU per 1000 req/s, its idle time included). Sets L7P50/L7P99[PATH].
+# shellcheck disable=SC2086  # L7_PROXY, NGINX_PIDS, HAPROXY_L7: lists of PIDs, split on purpose
+l7_rate() {
+  local key=$2 hz p0 p1 s0 s1 out ok non2xx errors errs n
+  l7_target "$1"
+  L7P50[$1]=""; L7P99[$1]=""
+  hz=$(getconf CLK_TCK)
+  p0=$(ticks $L7_PROXY); s0=$(ticks $NGINX_PIDS)
+  if ! out=$(inpod "$L7_CLIENT" "$RUN/httpload" "$L7_IP" "$L7_PORT" "$L7_RATE" "$T_RATE" "$L7_CONNS" / 2>&1); then
+    echo "$out" | tail -5 >&2
+    record "$key.rate_errors" 1
+    log "  $key httpload FAILED (exit status)"
+    return 0
+  fi
+  p1=$(ticks $L7_PROXY); s1=$(ticks $NGINX_PIDS)
+  kv() { { grep -o "\b$1=[0-9.]*" <<<"$out" || true; } | head -1 | cut -d= -f2; }
+  ok=$(kv ok); non2xx=$(kv non2xx); errors=$(kv errors)
+  errs=$(( ${non2xx:-1} + ${errors:-1} ))
+  [ "${ok:-0}" -gt 0 ] || errs=$((errs + 1))
+  record "$key.rate_errors" "$errs"
+  if [ "$errs" != 0 ]; then
+    log "  $key httpload FAILED: $out"
+    return 0
+  fi
+  [ "$1" = meshlet ] && L7_MESHLET_CLIENT_REQS=$((L7_MESHLET_CLIENT_REQS + ok))
+  for n in p50 p90 p99 max; do record "$key.$n" "$(kv "${n}_us")"; done
+  record "$key.rate" "$(kv rate)"
+  record "$key.server_cpu1k" "$(awk -v t=$((s1 - s0)) -v hz="$hz" -v n="$ok" 'BEGIN {printf "%.4f", t / hz / n * 1000}')"
+  local extra=""
+  if [ -n "$L7_PROXY" ]; then
+    record "$key.cpu1k" "$(awk -v t=$((p1 - p0)) -v hz="$hz" -v n="$ok" 'BEGIN {printf "%.4f", t / hz / n * 1000}')"
+    extra=", proxy $(tail -1 "$RESULTS" | cut -d' ' -f2) vCPU per 1000 req/s"
+  fi
+  L7P50[$1]=$(kv p50_us); L7P99[$1]=$(kv p99_us)
+  log "  $key $(kv rate) req/s: p50=$(kv p50_us)us p90=$(kv p90_us)us p99=$(kv p99_us)us max=$(kv max_us)us$extra"
+}
+
+# shellcheck disable=SC2086  # L7_PROXY, NGINX_PIDS, HAPROXY_L7: lists of PIDs, split on purpose
+bench_l7() {
+  setup_l7
+  if [ "$HOLD" = 1 ]; then hold_l7; exit 0; fi
+  log "5. L7: $REPS rep(s): wrk -t1 -c$WRK_CONNS -d${T_WRK}s, then $L7_RATE req/s for ${T_RATE}s over $L7_CONNS connections (httpload); paths interleaved, order rotated per rep"
+  local path hz a0 h0 rep i r0 r1 order
+  hz=$(getconf CLK_TCK)
+  # Warm-up, not recorded: the proxies' upstream pools fill, every process has run once.
+  for path in nomesh meshlet haproxy; do
+    l7_target "$path"
+    inpod "$L7_CLIENT" wrk -t1 -c"$WRK_CONNS" -d1s "$L7_URL" >"$RUN/wrk-warmup-$path.txt" 2>&1 ||
+      { cat "$RUN/wrk-warmup-$path.txt"; die "part 5: wrk warm-up through $path failed"; }
+  done
+  sleep 1
+  a0=$(ticks "$AGENT_PID"); h0=$(ticks $HAPROXY_L7)
+  sleep 2
+  L7_IDLE_AGENT=$(awk -v t=$(( $(ticks "$AGENT_PID") - a0 )) -v hz="$hz" 'BEGIN {printf "%.4f", t / hz / 2}')
+  L7_IDLE_HAPROXY=$(awk -v t=$(( $(ticks $HAPROXY_L7) - h0 )) -v hz="$hz" 'BEGIN {printf "%.4f", t / hz / 2}')
+  r0=$(agent_l7_requests)
+  local paths=(nomesh meshlet haproxy)
+  for rep in $(seq "$REPS"); do
+    log " rep $rep/$REPS"
+    order=()
+    for i in 0 1 2; do order+=("${paths[$(( (i + rep - 1) % 3 ))]}"); done
+    for path in "${order[@]}"; do
+      if [ "$rep" = 1 ] && [ "$path" = meshlet ]; then
+        # The agent's own view while wrk runs: its L7 sessions (one per wrk connection).
+        ( sleep 1; CLI connections -o json >"$RUN/l7-connections.json" 2>&1 ) &
+        local probe=$!
+        l7_wrk meshlet l7.meshlet
+        wait "$probe" || true
+        L7_CONNS_SEEN=$(jq -r '[.[] | select(.path == "l7")] | length' "$RUN/l7-connections.json" 2>/dev/null || echo "?")
+        L7_CONNS_SAMPLE=$(jq -r '[.[] | select(.path == "l7")] | .[0] | "\(.service_address) \(.policy)"' "$RUN/l7-connections.json" 2>/dev/null || echo "?")
+      else
+        l7_wrk "$path" "l7.$path"
+      fi
+    done
+    for path in "${order[@]}"; do l7_rate "$path" "l7.$path"; done
+    # Added latency, within the rep (the machine's drift hits both sides alike).
+    for path in meshlet haproxy; do
+      if [ -n "${L7P50[nomesh]}" ] && [ -n "${L7P50[$path]}" ]; then
+        record "l7.$path.added_p50" $(( L7P50[$path] - L7P50[nomesh] ))
+        record "l7.$path.added_p99" $(( L7P99[$path] - L7P99[nomesh] ))
+      fi
+    done
+  done
+  r1=$(agent_l7_requests)
+  L7_AGENT_REQS=$((r1 - r0))
+  L7_RSS_KB=$(rss_kb "$AGENT_PID")
+  log " agent: $L7_AGENT_REQS requests to web counted (istio_requests_total), clients completed $L7_MESHLET_CLIENT_REQS on the meshlet path; L7 sessions during wrk: ${L7_CONNS_SEEN:-?}"
+}
+
 # ---------------------------------------------------------------------------- report
 
 med() {  # med KEY: median of the recorded values
@@ -946,7 +1221,7 @@ report() {
     echo "<details><summary>raw values (every repetition)</summary>"
     echo
     echo '```'
-    grep -v '^xn\.' "$RESULTS" | awk '{v[$1] = v[$1] " " $2} END {for (k in v) print k ":" v[k]}' | sort
+    grep -v -e '^xn\.' -e '^l7\.' "$RESULTS" | awk '{v[$1] = v[$1] " " $2} END {for (k in v) print k ":" v[k]}' | sort
     echo '```'
     echo "</details>"
   } >"$out"
@@ -1024,6 +1299,100 @@ report_xnode() {
   cat "$out"
 }
 
+# hold_l7: the part-5 setup stays up until $RUN/hold is removed (or the script is
+# interrupted), for measuring or profiling by hand; nothing is recorded.
+hold_l7() {
+  touch "$RUN/hold"
+  log "holding: meshletd pid $AGENT_PID, haproxy pid $HAPROXY_L7, nginx pids $NGINX_PIDS"
+  log "  e.g. sh -c 'echo \$\$ >${POD_CG[mc]}/cgroup.procs; exec ip netns exec $P-mc wrk -t1 -c16 -d5s http://$L7_VIP/'  (meshlet: from the pod's cgroup)"
+  log "  e.g. ip netns exec $P-hc wrk -t1 -c16 -d5s http://127.0.0.1:15080/  (haproxy)"
+  log "  e.g. ip netns exec $P-pc wrk -t1 -c16 -d5s http://198.18.0.3/  (no mesh)"
+  log "  rm $RUN/hold to clean up and exit"
+  while [ -e "$RUN/hold" ]; do sleep 1; done
+}
+
+# Part 5's own generated section (a run that includes l7 rewrites it alone).
+# l7cell PATH METRIC FORMAT ERRKEY: the median of l7.PATH.METRIC, or "failed" when any run of
+# that kind (ERRKEY: wrk_errors or rate_errors) on the path had errors.
+l7cell() {
+  local e
+  e=$(sumk "l7.$1.$4")
+  if [ "$e" != n/a ] && [ "$e" != 0 ]; then
+    echo "**failed** ($e errors)"
+  else
+    fmt "$(med "l7.$1.$2")" "$3"
+  fi
+}
+l7ok() { local e; e=$(sumk "l7.$1.$2"); [ "$e" = 0 ]; }  # l7ok PATH ERRKEY: no errors
+# l7ratio METRIC ERRKEY: meshlet ÷ haproxy of the medians, n/a when either path failed.
+l7ratio() {
+  if l7ok meshlet "$2" && l7ok haproxy "$2"; then ratio "$(med "l7.meshlet.$1")" "$(med "l7.haproxy.$1")"; else echo n/a; fi
+}
+
+report_l7() {
+  local out=$RUN/report-l7.md row key label l1 l2 fm ek n m h r
+  {
+    echo "Measured $(date -u +'%Y-%m-%d %H:%M UTC') on $(uname -r), $(nproc) CPUs, $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2), $(nginx -v 2>&1 | sed 's/.*: //'), $(haproxy -v | head -1 | cut -d' ' -f1-3);"
+    echo "load average at start / end of the run: $LOAD_START / $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine makes the numbers noisier);"
+    echo "meshlet $BUILT_FROM built Release in build-bench/ (meshletd linked $(stat -c %y "$MESHLETD" | cut -d. -f1));"
+    echo "mode: $([ "$QUICK" = 1 ] && echo "**--quick** (indicative only)" || echo full), $REPS rep(s) per cell, medians."
+    echo
+    echo "### 5. Same-node HTTP/1.1 through one L7 proxy: no mesh vs meshlet's L7 path vs haproxy (mode http)"
+    echo
+    echo "Server: nginx (1 worker, \`return 200\`, 3-byte body) in the meshed pod \`ms\`. Saturation: \`wrk -t1 -c$WRK_CONNS -d${T_WRK}s\`; fixed rate: \`httpload\` at $L7_RATE req/s (open loop, $L7_CONNS keep-alive connections, latency from each request's scheduled send time) for ${T_RATE} s. CPU from \`/proc/PID/stat\` (utime + stime) of meshletd (the whole agent) and of haproxy, idle time included."
+    echo
+    echo "| metric | no mesh | meshlet L7 | haproxy | meshlet ÷ haproxy |"
+    echo "|---|---:|---:|---:|---:|"
+    for row in "rps:saturation: requests/s:%.0f:wrk_errors" \
+      "proxy_cores:saturation: proxy CPU (cores):%.2f:wrk_errors" \
+      "rps_per_core:saturation: requests/s per proxy core:%.0f:wrk_errors" \
+      "server_cores:saturation: nginx CPU (cores):%.2f:wrk_errors" \
+      "p50:$L7_RATE req/s: latency p50 (µs):%.0f:rate_errors" \
+      "p90:$L7_RATE req/s: latency p90 (µs):%.0f:rate_errors" \
+      "p99:$L7_RATE req/s: latency p99 (µs):%.0f:rate_errors" \
+      "added_p50:$L7_RATE req/s: added p50 vs no mesh (µs; median of the per-rep differences):%+.0f:rate_errors" \
+      "added_p99:$L7_RATE req/s: added p99 vs no mesh (µs; median of the per-rep differences):%+.0f:rate_errors" \
+      "cpu1k:$L7_RATE req/s: proxy CPU per 1000 req/s (vCPU):%.4f:rate_errors" \
+      "server_cpu1k:$L7_RATE req/s: nginx CPU per 1000 req/s (vCPU):%.4f:rate_errors" \
+      "rate:$L7_RATE req/s: rate reached (req/s):%.0f:rate_errors"; do
+      # The label holds one ':' of its own ("saturation: ...", "1000 req/s: ...").
+      IFS=: read -r key l1 l2 fm ek <<<"$row"
+      label="$l1:$l2"
+      case $key in
+        proxy_cores|rps_per_core|added_p50|added_p99|cpu1k) n="–" ;;
+        *) n=$(l7cell nomesh "$key" "$fm" "$ek") ;;
+      esac
+      m=$(l7cell meshlet "$key" "$fm" "$ek"); h=$(l7cell haproxy "$key" "$fm" "$ek")
+      case $key in
+        server_cores|server_cpu1k|rate) r="" ;;
+        # A ratio of added latencies means something only when both are above no mesh's.
+        added_*) r=$(awk -v a="$(med "l7.meshlet.$key")" -v b="$(med "l7.haproxy.$key")" 'BEGIN {print (a != "nan" && b != "nan" && a > 0 && b > 0) ? "ok" : "n/a"}')
+          [ "$r" = ok ] && r=$(l7ratio "$key" "$ek") ;;
+        *) r=$(l7ratio "$key" "$ek") ;;
+      esac
+      echo "| $label | $n | $m | $h | $r |"
+    done
+    echo
+    r=$(l7ratio rps_per_core wrk_errors)
+    echo "- Target meshlet ≥ 1.0× haproxy requests/s per proxy core: $r → $(yesno "$(awk -v r="$r" 'BEGIN {print (r != "n/a" && r >= 1.0)}')")"
+    if l7ok meshlet rate_errors && l7ok nomesh rate_errors; then m=$(med l7.meshlet.added_p99); else m=nan; fi
+    echo "- Target added p99 ≤ 0.5 ms at $L7_RATE req/s (meshlet − no mesh): $(fmt "$m" '%+.0f') µs → $(yesno "$(awk -v v="$m" 'BEGIN {print (v != "nan" && v <= 500)}')") (haproxy: $(l7ok haproxy rate_errors && l7ok nomesh rate_errors && fmt "$(med l7.haproxy.added_p99)" '%+.0f' || echo n/a) µs)"
+    if l7ok meshlet rate_errors; then m=$(med l7.meshlet.cpu1k); else m=nan; fi
+    echo "- Target agent CPU ≤ 0.10 vCPU per 1000 req/s: $(fmt "$m" '%.4f') → $(yesno "$(awk -v v="$m" 'BEGIN {print (v != "nan" && v <= 0.10)}')") (haproxy: $(l7cell haproxy cpu1k '%.4f' rate_errors); idle, before the runs: agent $L7_IDLE_AGENT, haproxy $L7_IDLE_HAPROXY vCPU)"
+    echo "- Path checks (curl before measuring: status, \`x-mlt-bench\` response header): no mesh \`$L7_PROBE_NOMESH\`, meshlet \`$L7_PROBE_MESHLET\` (set by the VirtualService's route), haproxy \`$L7_PROBE_HAPROXY\`. During rep 1's wrk run the agent listed ${L7_CONNS_SEEN:-?} L7 connections (\`meshlet connections\`, path \`l7\`; e.g. \`${L7_CONNS_SAMPLE:-?}\`) for wrk's $WRK_CONNS; it counted $L7_AGENT_REQS requests to \`web\` in \`istio_requests_total\` over the reps, for $L7_MESHLET_CLIENT_REQS the clients completed (wrk does not count the requests in flight when it stops). Agent RSS after the runs: $((L7_RSS_KB / 1024)) MiB."
+    echo "- Errors (non-2xx responses, socket errors, requests without an answer; all reps): wrk no mesh $(sumk l7.nomesh.wrk_errors), meshlet $(sumk l7.meshlet.wrk_errors), haproxy $(sumk l7.haproxy.wrk_errors); httpload no mesh $(sumk l7.nomesh.rate_errors), meshlet $(sumk l7.meshlet.rate_errors), haproxy $(sumk l7.haproxy.rate_errors)."
+    echo
+    echo "<details><summary>raw values (every repetition)</summary>"
+    echo
+    echo '```'
+    grep '^l7\.' "$RESULTS" | awk '{v[$1] = v[$1] " " $2} END {for (k in v) print k ":" v[k]}' | sort
+    echo '```'
+    echo "</details>"
+  } >"$out"
+  replace_generated "$out" '<!-- BEGIN GENERATED: bench/run.sh l7 -->' '<!-- END GENERATED l7 -->' "## Results: L7"
+  cat "$out"
+}
+
 # ---------------------------------------------------------------------------- main
 
 [ "$(id -u)" = 0 ] || die "run as root"
@@ -1048,6 +1417,8 @@ if [ "$SINGLE" = 1 ]; then
   [ "$(CLI workloads -o json | jq '[.[] | select(.enrolled)] | length')" = 2 ] ||
     { CLI workloads; die "the two meshed pods are not enrolled"; }
   if want p2p; then bench_pod_to_pod; fi
+  # Part 5 before part 2 (which loads 10 000 services) and part 3 (which replaces the agent).
+  if want l7; then bench_l7; fi
   if want conn; then bench_conn_cost; fi
   if want footprint; then bench_footprint; fi
   stop_agent
@@ -1057,6 +1428,7 @@ if want xnode; then
   if [ "$HOLD" = 1 ]; then hold_xnode; exit 0; fi
   bench_xnode
 fi
-if [ "$SINGLE" = 1 ]; then report; fi
+if [ "$P123" = 1 ]; then report; fi
 if want xnode; then report_xnode; fi
+if want l7; then report_l7; fi
 log "done in $(( $(date +%s) - START )) s; results in $README"
