@@ -222,7 +222,8 @@ int L7Runtime::takeIdle(const std::string& key, int* uses) {
   it->second.pop_back();
   if (it->second.empty()) idle_.erase(it);
   idle_fds_.erase(c.fd);
-  loop_.remove(c.fd);
+  // It stays in the loop (with the drop handler until the caller sets its own: no event can
+  // be dispatched in between, the loop is this thread).
   if (uses) *uses = c.uses;
   return c.fd;
 }
@@ -230,7 +231,10 @@ int L7Runtime::takeIdle(const std::string& key, int* uses) {
 void L7Runtime::putIdle(const std::string& key, int fd, int uses) {
   auto& list = idle_[key];
   if (list.size() >= kIdlePerKey) drop(list.front().fd);
-  if (!loop_.add(fd, EPOLLIN | EPOLLRDHUP, [this, fd](uint32_t) { drop(fd); }).ok()) {
+  // EPOLLIN, as a session's upstream while it waits for a response: handing the connection
+  // back and forth costs no epoll_ctl. A close or stray bytes make it readable: dropped.
+  if (!loop_.set(fd, EPOLLIN, [this, fd](uint32_t) { drop(fd); }).ok()) {
+    loop_.remove(fd);
     close(fd);
     return;
   }
@@ -980,8 +984,10 @@ void HttpSession::connectUpstream() {
   uin_ = ByteBuf();
   uparser_ = std::make_unique<Http1Parser>(Http1Parser::Kind::kResponse, *up_events_);
   uparser_->expectNoBody(ex.head_request);
-  u_interest_ = u_connecting_ ? static_cast<uint32_t>(EPOLLOUT) : EPOLLIN | EPOLLOUT;
-  if (!loop_.add(ufd_, u_interest_, [this](uint32_t e) { onUp(e); }).ok()) {
+  // A pooled connection is written to at once (pump): it starts with EPOLLIN alone.
+  u_interest_ = u_connecting_ ? static_cast<uint32_t>(EPOLLOUT) : EPOLLIN;
+  if (!loop_.set(ufd_, u_interest_, [this](uint32_t e) { onUp(e); }).ok()) {
+    loop_.remove(ufd_);
     close(ufd_);
     ufd_ = -1;
     upstreamFailed("UF", true);
@@ -1227,10 +1233,10 @@ void HttpSession::closeUpstream(bool reusable) {
     released = ex_->cluster->name;
   }
   if (ufd_ >= 0) {
-    loop_.remove(ufd_);
     if (reusable) {
-      rt_.putIdle(u_key_, ufd_, u_uses_);
+      rt_.putIdle(u_key_, ufd_, u_uses_);  // stays in the loop, with the pool's handler
     } else {
+      loop_.remove(ufd_);
       close(ufd_);
     }
   }
@@ -1266,6 +1272,8 @@ void HttpSession::armTimer() {
       if (t && (!at || t < at)) at = t;
     }
   }
+  if (at == timer_at_) return;  // most requests have no deadline: no syscall
+  timer_at_ = at;
   itimerspec its{};
   if (at) {
     int64_t in = std::max<int64_t>(at - nowMs(), 1);
@@ -1278,6 +1286,7 @@ void HttpSession::armTimer() {
 void HttpSession::onTimer() {
   uint64_t expirations = 0;
   if (read(timer_fd_, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN) return;
+  timer_at_ = 0;  // one-shot: it fired
   if (done_ || !ex_) return;
   int64_t now = nowMs();
   Exchange& ex = *ex_;

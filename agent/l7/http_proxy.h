@@ -236,6 +236,7 @@ class HttpSession {
   bool u_counted_ = false;  // counted in its cluster's connections
 
   int timer_fd_ = -1;
+  int64_t timer_at_ = 0;  // steady ms the timer is armed for, 0 when disarmed
   bool tunnel_ = false;  // after a 101: raw bytes both ways
   bool done_ = false;
   uint64_t requests_ = 0;

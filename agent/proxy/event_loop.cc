@@ -24,18 +24,30 @@ Status EventLoop::add(int fd, uint32_t events, Handler handler) {
   ev.data.fd = fd;
   if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) return Error::fromErrno("epoll add", errno);
   handlers_[fd] = std::make_shared<Handler>(std::move(handler));
+  events_[fd] = events;
   return Status::Ok();
 }
 
+Status EventLoop::set(int fd, uint32_t events, Handler handler) {
+  auto it = handlers_.find(fd);
+  if (it == handlers_.end()) return add(fd, events, std::move(handler));
+  it->second = std::make_shared<Handler>(std::move(handler));
+  return modify(fd, events);
+}
+
 Status EventLoop::modify(int fd, uint32_t events) {
+  auto known = events_.find(fd);
+  if (known != events_.end() && known->second == events) return Status::Ok();
   epoll_event ev{};
   ev.events = events;
   ev.data.fd = fd;
   if (epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) != 0) return Error::fromErrno("epoll mod", errno);
+  if (known != events_.end()) known->second = events;
   return Status::Ok();
 }
 
 void EventLoop::remove(int fd) {
+  events_.erase(fd);
   if (handlers_.erase(fd)) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
 }
 

@@ -23,6 +23,9 @@ class EventLoop {
   EventLoop& operator=(const EventLoop&) = delete;
 
   Status add(int fd, uint32_t events, Handler handler);
+  // add(), or for an fd already in the loop: a new handler, and new events only if they differ
+  // (no syscall when they do not: a pooled connection changes hands without epoll_ctl).
+  Status set(int fd, uint32_t events, Handler handler);
   Status modify(int fd, uint32_t events);
   // Forgets fd (does not close it).
   void remove(int fd);
@@ -37,6 +40,7 @@ class EventLoop {
   EventLoop() = default;
   int epfd_ = -1;
   std::map<int, std::shared_ptr<Handler>> handlers_;
+  std::map<int, uint32_t> events_;  // what each fd is registered for
   std::vector<std::function<void()>> deferred_;
 };
 
