@@ -534,7 +534,7 @@ FakeJson realService(const std::string& ns, const std::string& name, const std::
       {"metadata", m},
       {"spec",
        {{"ports",
-         {{{"name", "http"}, {"protocol", "TCP"}, {"port", port}, {"targetPort", target_port}}}},
+         {{{"name", "tcp"}, {"protocol", "TCP"}, {"port", port}, {"targetPort", target_port}}}},
         {"selector", {{"app", app}}},
         {"clusterIP", ip},
         {"clusterIPs", {ip}},
@@ -576,7 +576,7 @@ FakeJson realEndpointSlice(const std::string& ns, const std::string& name,
   return {{"metadata", m},
           {"addressType", "IPv4"},
           {"endpoints", eps},
-          {"ports", {{{"name", "http"}, {"protocol", "TCP"}, {"port", port}}}}};
+          {"ports", {{{"name", "tcp"}, {"protocol", "TCP"}, {"port", port}}}}};
 }
 
 FakeJson realPod(const std::string& ns, const std::string& name, const std::string& ip,
