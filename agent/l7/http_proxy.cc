@@ -213,7 +213,102 @@ std::string endpointKey(const L7Endpoint& ep) {
 
 L7Runtime::L7Runtime(proxy::EventLoop& loop) : loop_(loop) {}
 
-L7Runtime::~L7Runtime() { dropIdle(); }
+L7Runtime::~L7Runtime() {
+  dropIdle();
+  while (!shadows_.empty()) closeShadow(shadows_.begin()->first);
+  if (shadow_timer_ >= 0) {
+    loop_.remove(shadow_timer_);
+    close(shadow_timer_);
+  }
+}
+
+bool L7Runtime::shadow(const SessionEnv& env, const std::string& source_pod, const L7Endpoint& ep,
+                       ByteBuf request) {
+  if (shadows_.size() >= kMaxShadows || !env.dial) return false;
+  auto dialled = env.dial(source_pod, ep);
+  if (!dialled.ok()) {
+    logLine(LogLevel::kDebug,
+            "l7: mirror dial " + endpointKey(ep) + ": " + dialled.error().message());
+    return false;
+  }
+  int fd = *dialled;
+  if (!loop_.set(fd, EPOLLOUT, [this, fd](uint32_t e) { onShadow(fd, e); }).ok()) {
+    loop_.remove(fd);
+    close(fd);
+    return false;
+  }
+  if (shadow_timer_ < 0) {
+    shadow_timer_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (shadow_timer_ >= 0 &&
+        !loop_.add(shadow_timer_, EPOLLIN, [this](uint32_t) { sweepShadows(); }).ok()) {
+      close(shadow_timer_);
+      shadow_timer_ = -1;
+    }
+  }
+  if (shadows_.empty() && shadow_timer_ >= 0) {
+    itimerspec its{};
+    its.it_value.tv_sec = its.it_interval.tv_sec = 1;
+    timerfd_settime(shadow_timer_, 0, &its, nullptr);
+  }
+  Shadow& sh = shadows_[fd];
+  sh.out = std::move(request);
+  sh.deadline = nowMs() + kShadowTimeoutMs;
+  ++shadows_sent_;
+  return true;
+}
+
+void L7Runtime::onShadow(int fd, uint32_t events) {
+  auto it = shadows_.find(fd);
+  if (it == shadows_.end()) return;
+  Shadow& sh = it->second;
+  if (sh.connecting) {
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+      closeShadow(fd);
+      return;
+    }
+    sh.connecting = false;
+  }
+  if (!sh.out.empty() && sendFrom(fd, sh.out) == Io::kError) {
+    closeShadow(fd);
+    return;
+  }
+  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+    // The answer is not wanted: read and drop it until the server closes.
+    char scratch[16384];
+    for (;;) {
+      ssize_t n = recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT);
+      if (n > 0) continue;
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      closeShadow(fd);  // closed (the request asked for it) or failed
+      return;
+    }
+  }
+  loop_.modify(fd, sh.out.empty() ? EPOLLIN : EPOLLIN | EPOLLOUT);
+}
+
+void L7Runtime::closeShadow(int fd) {
+  if (shadows_.erase(fd) == 0) return;
+  loop_.remove(fd);
+  close(fd);
+  if (shadows_.empty() && shadow_timer_ >= 0) {
+    itimerspec off{};
+    timerfd_settime(shadow_timer_, 0, &off, nullptr);
+  }
+}
+
+void L7Runtime::sweepShadows() {
+  uint64_t expirations = 0;
+  if (read(shadow_timer_, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN) return;
+  int64_t now = nowMs();
+  std::vector<int> late;
+  for (const auto& [fd, sh] : shadows_) {
+    if (sh.deadline <= now) late.push_back(fd);
+  }
+  for (int fd : late) closeShadow(fd);
+}
 
 int L7Runtime::takeIdle(const std::string& key, int* uses) {
   auto it = idle_.find(key);
@@ -377,6 +472,11 @@ struct HttpSession::Exchange {
   int64_t per_try_ms = 0;
   int64_t delay_until = 0;  // fault delay
   int response_status = 0;
+  struct Shadow {
+    const L7Cluster* cluster;
+    ByteBuf bytes;  // the request as it goes to the mirror, so far
+  };
+  std::vector<Shadow> shadows;
 };
 
 struct HttpSession::DownEvents : Http1Events {
@@ -716,6 +816,7 @@ void HttpSession::onRequestHead(RequestHead&& head) {
   writeRequestHead(head, wire);
   uout_.append(wire.view());
   ex.replay.append(wire.view());
+  if (spec && !spec->mirrors.empty() && !ex.upgrade) startShadows(head);
 
   // Retries: the route's policy, or Istio's default (2 retries of connect failures).
   ex.retry_on = {RetryOn::kConnectFailure, RetryOn::kRefusedStream};
@@ -742,6 +843,18 @@ void HttpSession::onRequestBody(std::string_view bytes) {
   if (!ex_) return;
   Exchange& ex = *ex_;
   ex.rec.request_bytes += bytes.size();
+  for (auto& sh : ex.shadows) {
+    if (!sh.cluster) continue;
+    if (ex.chunked_in) {
+      writeChunk(bytes, sh.bytes);
+    } else {
+      sh.bytes.append(bytes);
+    }
+    if (sh.bytes.size() > kReplayMax) {  // too big to keep: not mirrored
+      sh.cluster = nullptr;
+      sh.bytes = ByteBuf();
+    }
+  }
   if (ex.local) return;
   size_t before = uout_.size();
   if (ex.chunked_in) {
@@ -764,6 +877,7 @@ void HttpSession::onRequestEnd() {
   if (!ex_) return;
   Exchange& ex = *ex_;
   ex.req_done = true;
+  if (!ex.shadows.empty()) sendShadows();
   if (ex.local || !ex.chunked_in) return;
   size_t before = uout_.size();
   writeLastChunk(uout_);
@@ -895,20 +1009,79 @@ void HttpSession::dispatch() {
   connectUpstream();
 }
 
+void HttpSession::startShadows(const RequestHead& upstream_head) {
+  Exchange& ex = *ex_;
+  for (const L7Mirror& m : ex.route->mirrors) {
+    if (m.cluster >= config_->clusters.size()) continue;
+    if (!(rt_.random() % 1000000 < m.percentage * 10000.0)) continue;
+    // As Envoy does: the mirror sees the authority with "-shadow" after the host.
+    RequestHead copy = upstream_head;
+    std::string host = copy.authority();
+    size_t colon = host.rfind(':');
+    if (colon != std::string::npos && host.find(']', colon) == std::string::npos) {
+      host.insert(colon, "-shadow");
+    } else {
+      host += "-shadow";
+    }
+    copy.headers.set("host", host);
+    copy.headers.set("connection", "close");
+    Exchange::Shadow sh{&config_->clusters[m.cluster], ByteBuf()};
+    writeRequestHead(copy, sh.bytes);
+    ex.shadows.push_back(std::move(sh));
+  }
+}
+
+void HttpSession::sendShadows() {
+  Exchange& ex = *ex_;
+  for (auto& sh : ex.shadows) {
+    if (!sh.cluster || sh.cluster->endpoints.empty()) continue;
+    if (ex.chunked_in) writeLastChunk(sh.bytes);
+    // Any endpoint outlier detection has not ejected; all of them when that leaves none.
+    std::vector<const L7Endpoint*> eps;
+    for (const auto& ep : sh.cluster->endpoints) {
+      if (!sh.cluster->outlier || !rt_.ejected(sh.cluster->name, endpointKey(ep))) {
+        eps.push_back(&ep);
+      }
+    }
+    if (eps.empty()) {
+      for (const auto& ep : sh.cluster->endpoints) eps.push_back(&ep);
+    }
+    const L7Endpoint& ep = *eps[rt_.random() % eps.size()];
+    std::string why;
+    if (!allowedTo(ep, &why)) {
+      logInfo("l7: not mirrored to " + ep.pod + ": " + why);
+      continue;
+    }
+    rt_.shadow(env_, source_.pod, ep, std::move(sh.bytes));
+  }
+  ex.shadows.clear();
+}
+
 bool HttpSession::authorize() {
   Exchange& ex = *ex_;
+  if (!ex.ep) return true;
+  std::string why;
+  if (allowedTo(*ex.ep, &why)) return true;
+  logInfo("l7: denied " + ex.rec.method + " " + ex.rec.path + " from " + source_.pod + " to " +
+          ex.ep->pod + ": " + why);
+  respondLocal(403, "RBAC: access denied", "-");
+  return false;
+}
+
+bool HttpSession::allowedTo(const L7Endpoint& ep, std::string* why) {
+  Exchange& ex = *ex_;
   const Snapshot* snap = config_ ? config_->snapshot.get() : nullptr;
-  if (!snap || snap->authorization_policies.empty() || !ex.ep || ex.ep->pod.empty()) return true;
+  if (!snap || snap->authorization_policies.empty() || ep.pod.empty()) return true;
   L4Connection c;
   const std::string kScheme = "spiffe://";
   c.source_principal = source_.principal.rfind(kScheme, 0) == 0
                            ? source_.principal.substr(kScheme.size())
                            : source_.principal;
   c.source_ip = source_.ip;
-  c.destination_ip = ex.ep->ip;
-  c.destination_port = ex.ep->port;
-  c.destination_namespace = ex.ep->pod.substr(0, ex.ep->pod.find('/'));
-  c.destination_labels = ex.ep->labels;
+  c.destination_ip = ep.ip;
+  c.destination_port = ep.port;
+  c.destination_namespace = ep.pod.substr(0, ep.pod.find('/'));
+  c.destination_labels = ep.labels;
   HttpRequestAttrs h;
   h.method = ex.rec.method;
   h.path = ex.rec.path;
@@ -920,11 +1093,8 @@ bool HttpSession::authorize() {
   h.host = host;
   h.header = [&ex](const std::string& name) { return ex.original_headers.joined(name); };
   AuthzDecision d = authorizeL7(*snap, c, h);
-  if (d.allowed) return true;
-  logInfo("l7: denied " + ex.rec.method + " " + ex.rec.path + " from " + source_.pod + " to " +
-          ex.ep->pod + ": " + describe(d));
-  respondLocal(403, "RBAC: access denied", "-");
-  return false;
+  if (!d.allowed && why) *why = describe(d);
+  return d.allowed;
 }
 
 void HttpSession::resumePending() {

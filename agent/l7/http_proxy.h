@@ -106,7 +106,18 @@ class L7Runtime {
   bool takeToken(const std::string& key, const LocalRateLimit& limit);
   size_t ejectedCount() const;  // endpoints ejected now, every cluster
 
+  // VirtualService mirrors: sends `request` (a whole HTTP/1.1 request that asks for
+  // "connection: close") to `ep` over a new connection and reads the answer only to drop it.
+  // At most kMaxShadows at once, each given up after kShadowTimeoutMs. False when not started
+  // (too many, or the dial failed).
+  bool shadow(const SessionEnv& env, const std::string& source_pod, const L7Endpoint& ep,
+              ByteBuf request);
+  size_t shadowCount() const { return shadows_.size(); }
+  uint64_t shadowsSent() const { return shadows_sent_; }
+
   static constexpr size_t kIdlePerKey = 16;
+  static constexpr size_t kMaxShadows = 256;
+  static constexpr int64_t kShadowTimeoutMs = 10000;
 
  private:
   struct IdleConn {
@@ -120,7 +131,18 @@ class L7Runtime {
     int64_t ejected_until = 0;  // steady ms
   };
   void drop(int fd);
+  struct Shadow {
+    ByteBuf out;
+    int64_t deadline = 0;  // steady ms
+    bool connecting = true;
+  };
+  void onShadow(int fd, uint32_t events);
+  void closeShadow(int fd);
+  void sweepShadows();
   proxy::EventLoop& loop_;
+  std::map<int, Shadow> shadows_;
+  int shadow_timer_ = -1;  // ticks while shadows are out, to give up on stuck ones
+  uint64_t shadows_sent_ = 0;
   std::map<std::string, std::vector<IdleConn>> idle_;  // oldest first
   std::map<int, std::string> idle_fds_;
   std::map<std::string, ClusterLoad> load_;
@@ -200,6 +222,12 @@ class HttpSession {
   // AuthorizationPolicy of the picked endpoint's workload for this request; answers 403 and
   // returns false when denied.
   bool authorize();
+  // Whether `ep`'s workload admits this request; *why describes a denial.
+  bool allowedTo(const L7Endpoint& ep, std::string* why);
+  // VirtualService mirrors: copies of the request are kept while it streams (up to
+  // kReplayMax) and sent once it is complete.
+  void startShadows(const RequestHead& upstream_head);
+  void sendShadows();
   void closeUpstream(bool reusable);
   // Both
   void finishExchange();

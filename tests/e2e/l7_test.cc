@@ -15,6 +15,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "tests/lib/e2e_util.h"
 #include "tests/lib/http_server.h"
@@ -220,6 +222,38 @@ spec:
   rules:
   - when: [{key: "request.headers[x-block]", values: ["yes"]}]
 ---
+# mirrored: web v1 answers; every /all request and half of the others are copied to sink.
+apiVersion: v1
+kind: Service
+metadata: {name: mirrored, namespace: shop}
+spec:
+  clusterIP: 198.19.0.47
+  selector: {app: web, version: v1}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: sink, namespace: shop}
+spec:
+  clusterIP: 198.19.0.48
+  selector: {app: sink}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: mirrored, namespace: shop}
+spec:
+  hosts: [mirrored]
+  http:
+  - name: all
+    match: [{uri: {prefix: /all}}]
+    route: [{destination: {host: mirrored}}]
+    mirror: {host: sink}
+  - name: half
+    route: [{destination: {host: mirrored}}]
+    mirror: {host: sink}
+    mirrorPercentage: {value: 50}
+---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: flaky, namespace: shop}
@@ -272,20 +306,22 @@ class L7E2E : public ::testing::Test {
     if (!reason_.empty()) return;
     sb_ = new Sandbox();
     sb_->addPod("client");
+    dir_ = "/tmp/meshlet-test-l7-" + sb_->id();
+    fs::create_directories(dir_ + "/config");
     struct Backend {
       const char* name;
       int status;
     };
     for (Backend b : {Backend{"web-v1", 0}, Backend{"web-v2", 0}, Backend{"flaky-bad", 503},
-                      Backend{"flaky-good", 0}, Backend{"vault", 0}}) {
+                      Backend{"flaky-good", 0}, Backend{"vault", 0}, Backend{"sink", 0}}) {
       std::string name = b.name;
       int status = b.status;
+      // Every pod logs what it served (the mirror test reads sink's log).
+      std::string log = dir_ + "/" + name + ".requests";
       sb_->addPod(name);
       sb_->spawnInPod(sb_->pod(name),
-                      [name, status] { return testing::serveHttp(8080, name, status); });
+                      [name, status, log] { return testing::serveHttp(8080, name, status, log); });
     }
-    dir_ = "/tmp/meshlet-test-l7-" + sb_->id();
-    fs::create_directories(dir_ + "/config");
     writeFile(dir_ + "/config/00-config.yaml", kConfig);
     writeFile(dir_ + "/config/10-pods.yaml",
               podYaml(sb_->pod("client"), "{app: client}") + "---\n" +
@@ -293,7 +329,8 @@ class L7E2E : public ::testing::Test {
                   podYaml(sb_->pod("web-v2"), "{app: web, version: v2}") + "---\n" +
                   podYaml(sb_->pod("flaky-bad"), "{app: flaky}") + "---\n" +
                   podYaml(sb_->pod("flaky-good"), "{app: flaky}") + "---\n" +
-                  podYaml(sb_->pod("vault"), "{app: vault}"));
+                  podYaml(sb_->pod("vault"), "{app: vault}") + "---\n" +
+                  podYaml(sb_->pod("sink"), "{app: sink}"));
     agent_pid_ = testing::spawnAgent(MESHLETD_BIN, dir_, sb_->cgroup(), sb_->bpffs(),
                                      {"--access-log", dir_ + "/access.log"});
     bool up = waitFor(
@@ -402,6 +439,45 @@ TEST_F(L7E2E, RetriesRecoverFromAFailingBackend) {
   // One of flaky's two pods answers 503 to everything; retries on 5xx go to the other.
   std::string out = curl("-o /dev/null -w '%{http_code}\\n' 'http://198.19.0.41/r[1-40]'");
   EXPECT_EQ(count(out, "200"), 40) << out;
+}
+
+TEST_F(L7E2E, MirrorGetsACopyOfTheRequestsItsPercentageSays) {
+  auto sinkLog = [] {
+    std::ifstream in(dir_ + "/sink.requests");
+    std::vector<std::string> lines;
+    for (std::string l; std::getline(in, l);) lines.push_back(l);
+    return lines;
+  };
+  size_t before = sinkLog().size();
+  // Route "all" mirrors every request, body included; the client's answers come from web v1
+  // only, and the mirror sees the authority with "-shadow" appended.
+  std::string out = curl(
+      "-H 'host: mirrored.shop' --data-binary @/etc/os-release "
+      "'http://198.19.0.47/all/[1-20]'");
+  EXPECT_EQ(count(out, "pod=web-v1"), 20) << out.substr(0, 2000);
+  EXPECT_EQ(count(out, "pod=sink"), 0);
+  size_t body = fs::file_size("/etc/os-release");
+  std::vector<std::string> seen;
+  EXPECT_TRUE(waitFor([&] { return (seen = sinkLog()).size() >= before + 20; }, 5000))
+      << seen.size() - before;
+  int copies = 0;
+  for (size_t i = before; i < seen.size(); ++i) {
+    copies += seen[i].rfind("POST /all/", 0) == 0 &&
+              seen[i].find(" mirrored.shop-shadow " + std::to_string(body)) != std::string::npos;
+  }
+  EXPECT_EQ(copies, 20) << seen.back();
+  // Route "half": mirrorPercentage 50. Of 400 requests the mirror gets a binomial share (mean
+  // 200, sd 10): [140, 260] fails by chance far less than once in a million runs.
+  before = sinkLog().size();
+  out = curl("-o /dev/null -w '%{http_code}\\n' 'http://198.19.0.47/half/[1-400]'");
+  EXPECT_EQ(count(out, "200"), 400);
+  // Copies still in flight land within a second; then the count stays.
+  for (size_t last = SIZE_MAX, n = 0; (n = sinkLog().size()) != last; last = n) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  int half = static_cast<int>(sinkLog().size() - before);
+  EXPECT_GE(half, 140);
+  EXPECT_LE(half, 260);
 }
 
 TEST_F(L7E2E, MalformedRequestsGetAnErrorAndTheConnectionCloses) {

@@ -1,5 +1,6 @@
 #include "tests/lib/http_server.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -7,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cstdio>
 #include <string>
 #include <thread>
 #include <utility>
@@ -56,7 +58,7 @@ std::string lower(std::string s) {
   return s;
 }
 
-void serveConn(int fd, std::string name, int fixed_status) {
+void serveConn(int fd, std::string name, int fixed_status, std::string log_path) {
   Conn c{fd, {}};
   while (true) {
     size_t end;
@@ -106,6 +108,15 @@ void serveConn(int fd, std::string name, int fixed_status) {
       if (!c.readN(std::stoul(header("content-length")), &body)) return (void)close(fd);
       body_bytes = body.size();
     }
+    if (!log_path.empty()) {
+      std::string line =
+          method + " " + target + " " + header("host") + " " + std::to_string(body_bytes) + "\n";
+      int lf = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      if (lf >= 0) {
+        if (write(lf, line.data(), line.size()) < 0) perror("serveHttp log");
+        close(lf);
+      }
+    }
     if (lower(header("upgrade")) == "meshlet-echo") {
       c.sendAll(
           "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: "
@@ -140,7 +151,7 @@ void serveConn(int fd, std::string name, int fixed_status) {
 
 }  // namespace
 
-int serveHttp(int port, const std::string& name, int fixed_status) {
+int serveHttp(int port, const std::string& name, int fixed_status, const std::string& log_path) {
   int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (lfd < 0) return -1;
   int one = 1;
@@ -155,7 +166,7 @@ int serveHttp(int port, const std::string& name, int fixed_status) {
   while (true) {
     int fd = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
-    std::thread(serveConn, fd, name, fixed_status).detach();
+    std::thread(serveConn, fd, name, fixed_status, log_path).detach();
   }
 }
 
