@@ -1487,12 +1487,11 @@ void HttpSession::onTimer() {
 void HttpSession::updateInterest() {
   if (done_) return;
   uint32_t d = 0;
+  // The client is read while a request is in flight too (a pipelined request waits in din_,
+  // which kHighWater bounds): keeping EPOLLIN saves two epoll_ctl per keep-alive request, and a
+  // client that goes away is noticed at once.
   bool read_more = !d_eof_ && din_.size() < kHighWater;
-  if (tunnel_) {
-    read_more = read_more && uout_.size() < kHighWater;
-  } else if (ex_) {
-    read_more = read_more && !ex_->req_done && uout_.size() < kHighWater;
-  }
+  if (tunnel_) read_more = read_more && uout_.size() < kHighWater;
   if (read_more) d |= EPOLLIN;
   if (!dout_.empty()) d |= EPOLLOUT;
   if (d != d_interest_) {
