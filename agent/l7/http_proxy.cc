@@ -25,14 +25,6 @@ int64_t nowMs() {
       .count();
 }
 
-// Closes with a reset (SO_LINGER 0): the peer learns at once that the exchange failed.
-void resetClose(int fd) {
-  if (fd < 0) return;
-  linger l{1, 0};
-  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
-  close(fd);
-}
-
 std::string hex(uint64_t v, int digits) {
   static const char* kDigits = "0123456789abcdef";
   std::string s(static_cast<size_t>(digits), '0');
@@ -1536,7 +1528,7 @@ void HttpSession::finish() {
     ex_.reset();
     if (!clean) {
       loop_.remove(dfd_);
-      resetClose(dfd_);
+      proxy::closeWithReset(dfd_);
       dfd_ = -1;
     }
   }
@@ -1547,7 +1539,7 @@ void HttpSession::finish() {
   }
   if (ufd_ >= 0) {
     loop_.remove(ufd_);
-    resetClose(ufd_);
+    proxy::closeWithReset(ufd_);
     ufd_ = -1;
   }
   if (timer_fd_ >= 0) {

@@ -1,6 +1,7 @@
 #include "agent/proxy/event_loop.h"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -73,6 +74,17 @@ Status setNonBlocking(int fd) {
   if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0)
     return Error::fromErrno("O_NONBLOCK", errno);
   return Status::Ok();
+}
+
+void setResetOnClose(int fd) {
+  linger lg{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
+void closeWithReset(int fd) {
+  if (fd < 0) return;
+  setResetOnClose(fd);
+  close(fd);
 }
 
 }  // namespace meshlet::proxy

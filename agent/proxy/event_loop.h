@@ -46,5 +46,10 @@ class EventLoop {
 
 // Sets O_NONBLOCK.
 Status setNonBlocking(int fd);
+// Makes the coming close() of a TCP socket send a reset (SO_LINGER 0), not an orderly end: the
+// peer learns at once that the exchange failed.
+void setResetOnClose(int fd);
+// setResetOnClose, then close (nothing for fd < 0).
+void closeWithReset(int fd);
 
 }  // namespace meshlet::proxy

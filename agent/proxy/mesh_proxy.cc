@@ -87,13 +87,6 @@ int connectOutcome(int fd) {
   return err;
 }
 
-// Closes an accepted app socket so the app sees a reset, not an orderly end.
-void resetAndClose(int fd) {
-  linger lg{1, 0};
-  setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-  close(fd);
-}
-
 std::string principalOf(const std::string& spiffe_id) {
   constexpr std::string_view kScheme = "spiffe://";
   return spiffe_id.rfind(kScheme, 0) == 0 ? spiffe_id.substr(kScheme.size()) : spiffe_id;
@@ -561,7 +554,7 @@ struct MeshProxy::Impl {
   void outbound(const std::string& key, int fd, const sockaddr_storage& peer, uint8_t family) {
     auto ps = pods.find(key);
     if (ps == pods.end()) {
-      resetAndClose(fd);
+      closeWithReset(fd);
       return;
     }
     const ProxyPod& src = ps->second.pod;
@@ -572,7 +565,7 @@ struct MeshProxy::Impl {
       logOnce(key + "/origin", "mesh proxy: pod " + key +
                                    ": a connection to the outbound listener has no kernel "
                                    "record (not redirected by meshlet?); reset");
-      resetAndClose(fd);
+      closeWithReset(fd);
       return;
     }
     IpAddr dst = IpAddr::fromWords(origin->backend_addr, origin->family);
@@ -620,7 +613,7 @@ struct MeshProxy::Impl {
       if (le) error = stream.error().message();
       ++counters.outbound_failed;
       logOnce(key + "/dial", "mesh proxy: " + key + " -> " + info.peer + ": " + error);
-      resetAndClose(fd);
+      closeWithReset(fd);
       return;
     }
     info.peer_id = le->target_id;
@@ -719,7 +712,7 @@ struct MeshProxy::Impl {
     socklen_t llen = sizeof(local);
     auto ps = pods.find(key);
     if (ps == pods.end() || getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) != 0) {
-      resetAndClose(fd);
+      closeWithReset(fd);
       return;
     }
     const ProxyPod& pod = ps->second.pod;
@@ -728,7 +721,7 @@ struct MeshProxy::Impl {
     bool ours = false;
     for (const IpAddr& ip : pod.ips) ours |= ip == dst;
     if (!ours || port == MESHLET_INBOUND_PORT) {  // dialled 15006 itself, or misrouted
-      resetAndClose(fd);
+      closeWithReset(fd);
       return;
     }
     TunnelConn info;
@@ -740,14 +733,14 @@ struct MeshProxy::Impl {
     info.destination = hostPort(dst, port);
     if (auto p = pod_by_ip.find(src); p != pod_by_ip.end()) info.peer_pod = p->second;
     if (!admitPlain(pod, src, dst, port, info)) {
-      resetAndClose(fd);
+      closeWithReset(fd);
       return;
     }
     auto up = dialFrom(pod, dst, port);
     if (!up.ok()) {
       logOnce(key + "/deliver",
               "mesh proxy: cannot deliver to " + key + ": " + up.error().message());
-      resetAndClose(fd);
+      closeWithReset(fd);
       return;
     }
     uint64_t id = next_conn++;

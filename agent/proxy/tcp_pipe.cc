@@ -7,15 +7,6 @@
 
 namespace meshlet::proxy {
 
-namespace {
-
-void resetSocket(int fd) {
-  linger lg{1, 0};
-  setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-}
-
-}  // namespace
-
 TcpPipe::TcpPipe(EventLoop& loop, int a, int b) : loop_(loop) {
   a_.fd = a;
   b_.fd = b;
@@ -120,8 +111,8 @@ void TcpPipe::update(Side& s, Side& other) {
 
 void TcpPipe::fail() {
   if (done_) return;
-  resetSocket(a_.fd);
-  resetSocket(b_.fd);
+  setResetOnClose(a_.fd);
+  setResetOnClose(b_.fd);
   done_ = true;
   loop_.remove(a_.fd);
   loop_.remove(b_.fd);

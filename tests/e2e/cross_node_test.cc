@@ -571,9 +571,8 @@ TEST_F(CrossNode, ConnectionsAndMetricsShowTheTunnelAndBothIdentities) {
         << "node " << node << ":\n"
         << metrics;
     int port = status(node).value("metrics_port", 0);
-    auto check = run("curl -s http://127.0.0.1:" + std::to_string(port) +
-                     "/metrics | promtool check metrics");
-    EXPECT_EQ(check.code, 0) << check.out;
+    // (The suite's L7 tests put Istio's request histogram in the scrape too.)
+    EXPECT_EQ(testing::promtoolProblems(port), "");
   }
 }
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -54,6 +55,25 @@ inline bool waitFor(const std::function<bool()>& pred, int timeout_ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return pred();
+}
+
+// What `promtool check metrics` finds wrong in the agent's scrape at 127.0.0.1:port: "" when
+// it parses and lints clean. The one lint complaint tolerated is the unit of Istio's standard
+// histogram istio_request_duration_milliseconds, whose name is the contract dashboards use.
+inline std::string promtoolProblems(int port) {
+  Cmd check =
+      run("curl -s http://127.0.0.1:" + std::to_string(port) + "/metrics | promtool check metrics");
+  if (check.code == 0) return "";
+  std::string lint = check.out;
+  const std::string istio_unit =
+      "istio_request_duration_milliseconds use base unit \"seconds\" instead of \"milliseconds\"";
+  if (size_t p = lint.find(istio_unit); p != std::string::npos) lint.erase(p, istio_unit.size());
+  lint.erase(std::remove_if(lint.begin(), lint.end(), [](char c) { return std::isspace(c); }),
+             lint.end());
+  // Exit 3 is a lint finding, 1 a parse error.
+  return check.code == 3 && lint.empty()
+             ? ""
+             : "promtool exit " + std::to_string(check.code) + ": " + check.out;
 }
 
 // The cgroup (under the attach point) the test agents run in; Sandbox removes it.
