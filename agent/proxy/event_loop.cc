@@ -19,37 +19,51 @@ EventLoop::~EventLoop() {
   if (epfd_ >= 0) close(epfd_);
 }
 
+EventLoop::Slot* EventLoop::slot(int fd) {
+  if (fd < 0 || static_cast<size_t>(fd) >= slots_.size() || !slots_[fd].handler) return nullptr;
+  return &slots_[fd];
+}
+
 Status EventLoop::add(int fd, uint32_t events, Handler handler) {
+  if (fd < 0) return Error("epoll add: bad fd");
   epoll_event ev{};
   ev.events = events;
   ev.data.fd = fd;
   if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) return Error::fromErrno("epoll add", errno);
-  handlers_[fd] = std::make_shared<Handler>(std::move(handler));
-  events_[fd] = events;
+  if (static_cast<size_t>(fd) >= slots_.size()) slots_.resize(static_cast<size_t>(fd) + 64);
+  slots_[fd] = Slot{std::make_shared<Handler>(std::move(handler)), events};
+  ++count_;
   return Status::Ok();
 }
 
 Status EventLoop::set(int fd, uint32_t events, Handler handler) {
-  auto it = handlers_.find(fd);
-  if (it == handlers_.end()) return add(fd, events, std::move(handler));
-  it->second = std::make_shared<Handler>(std::move(handler));
+  Slot* s = slot(fd);
+  if (!s) return add(fd, events, std::move(handler));
+  if (s->handler.use_count() == 1) {
+    *s->handler = std::move(handler);  // not running: replaced in place, no allocation
+  } else {
+    s->handler = std::make_shared<Handler>(std::move(handler));  // it is running: keep it alive
+  }
   return modify(fd, events);
 }
 
 Status EventLoop::modify(int fd, uint32_t events) {
-  auto known = events_.find(fd);
-  if (known != events_.end() && known->second == events) return Status::Ok();
+  Slot* s = slot(fd);
+  if (s && s->events == events) return Status::Ok();
   epoll_event ev{};
   ev.events = events;
   ev.data.fd = fd;
   if (epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) != 0) return Error::fromErrno("epoll mod", errno);
-  if (known != events_.end()) known->second = events;
+  if (s) s->events = events;
   return Status::Ok();
 }
 
 void EventLoop::remove(int fd) {
-  events_.erase(fd);
-  if (handlers_.erase(fd)) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+  Slot* s = slot(fd);
+  if (!s) return;
+  *s = Slot{};
+  --count_;
+  epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
 }
 
 Status EventLoop::runOnce(int timeout_ms) {
@@ -58,9 +72,9 @@ Status EventLoop::runOnce(int timeout_ms) {
   if (n < 0 && errno != EINTR) return Error::fromErrno("epoll_wait", errno);
   for (int i = 0; i < n; ++i) {
     // Looked up per event: an earlier handler may have removed (or replaced) this fd.
-    auto it = handlers_.find(events[i].data.fd);
-    if (it == handlers_.end()) continue;
-    std::shared_ptr<Handler> h = it->second;  // alive even if the handler removes itself
+    Slot* s = slot(events[i].data.fd);
+    if (!s) continue;
+    std::shared_ptr<Handler> h = s->handler;  // alive even if the handler removes itself
     (*h)(events[i].events);
   }
   auto work = std::move(deferred_);

@@ -5,7 +5,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <vector>
 
@@ -34,13 +33,18 @@ class EventLoop {
   void defer(std::function<void()> fn) { deferred_.push_back(std::move(fn)); }
   // Waits up to timeout_ms for events and dispatches them; then runs deferred work.
   Status runOnce(int timeout_ms);
-  size_t size() const { return handlers_.size(); }
+  size_t size() const { return count_; }
 
  private:
   EventLoop() = default;
+  struct Slot {
+    std::shared_ptr<Handler> handler;  // null: fd not in the loop
+    uint32_t events = 0;               // what fd is registered for
+  };
+  Slot* slot(int fd);
   int epfd_ = -1;
-  std::map<int, std::shared_ptr<Handler>> handlers_;
-  std::map<int, uint32_t> events_;  // what each fd is registered for
+  std::vector<Slot> slots_;  // by fd
+  size_t count_ = 0;
   std::vector<std::function<void()>> deferred_;
 };
 
