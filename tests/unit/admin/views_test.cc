@@ -228,8 +228,8 @@ TEST_F(AdminViewTest, EndpointsAllWithDocumentedColumns) {
   // api: 1, web v4: 3, web v6: 1; alpha/zeta has none.
   ASSERT_EQ(j.size(), 5u);
   const std::vector<std::string> columns = {
-      "service", "cluster_ip", "port", "address", "target_port", "ready",
-      "serving", "terminating", "node", "local", "pod", "backend_id"};
+      "service",     "cluster_ip", "port",  "address", "target_port", "ready", "serving",
+      "terminating", "node",       "local", "pod",     "backend_id",  "health"};
   for (const auto& e : j) EXPECT_EQ(keysOf(e), columns) << e.dump();
   EXPECT_EQ(j[0]["service"], "demo/api");
   EXPECT_EQ(j[0]["cluster_ip"], "198.19.0.20");
