@@ -190,8 +190,9 @@ std::string healthOf(const AgentView& v, const BackendInfo& b, int64_t now_unix_
              std::to_string((left_ms + 999) / 1000) + "s left, ejection " +
              std::to_string(o->ejections) + ")";
     }
-    // Every ready backend of the service is ejected: all of them keep taking connections.
-    if (b.slot != MESHLET_NO_ID) out += ", still used: no other ready backend";
+    // Still in the slots: every ready backend of the service is ejected, or fewer than
+    // minHealthPercent are healthy (Envoy's panic: then all take connections).
+    if (b.slot != MESHLET_NO_ID) out += ", still used (panic: too few healthy backends)";
     return out;
   }
   if (o && o->consecutive_errors > 0) {
