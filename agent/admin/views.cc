@@ -173,7 +173,35 @@ Json servicesJson(const AgentView& v) {
   return out;
 }
 
-Json endpointsJson(const AgentView& v, const std::string& filter) {
+// "healthy", "not ready", or what L4 outlier detection did to a ready backend.
+std::string healthOf(const AgentView& v, const BackendInfo& b, int64_t now_unix_ms) {
+  if (!b.ready) return "not ready";
+  const OutlierView* o = nullptr;
+  if (v.outliers) {
+    auto it = v.outliers->find(b.backend_id);
+    if (it != v.outliers->end()) o = &it->second;
+  }
+  if (b.ejected || (o && o->ejected_until_unix_ms != 0)) {
+    std::string out = "ejected";
+    if (o && o->ejected_until_unix_ms != 0) {
+      const int64_t until = o->ejected_until_unix_ms;
+      const int64_t left_ms = until > now_unix_ms ? until - now_unix_ms : 0;
+      out += " until " + unixToRfc3339((until + 999) / 1000) + " (" +
+             std::to_string((left_ms + 999) / 1000) + "s left, ejection " +
+             std::to_string(o->ejections) + ")";
+    }
+    // Still in the slots: every ready backend of the service is ejected, or fewer than
+    // minHealthPercent are healthy (Envoy's panic: then all take connections).
+    if (b.slot != MESHLET_NO_ID) out += ", still used (panic: too few healthy backends)";
+    return out;
+  }
+  if (o && o->consecutive_errors > 0) {
+    return "healthy (" + std::to_string(o->consecutive_errors) + " failed connects in a row)";
+  }
+  return "healthy";
+}
+
+Json endpointsJson(const AgentView& v, const std::string& filter, int64_t now_unix_ms) {
   Json out = Json::array();
   if (!v.desired) return out;
   std::vector<const BackendInfo*> sorted;
@@ -205,7 +233,8 @@ Json endpointsJson(const AgentView& v, const std::string& filter) {
                    {"node", v.desired->name(b->node)},
                    {"local", b->local},
                    {"pod", v.desired->name(b->pod)},
-                   {"backend_id", b->backend_id}});
+                   {"backend_id", b->backend_id},
+                   {"health", healthOf(v, *b, now_unix_ms)}});
   }
   return out;
 }

@@ -49,6 +49,13 @@ struct IdentityView {
 };
 
 // One consistent picture, replaced whole by the agent's loop and read by the admin thread.
+// L4 outlier detection's state of one backend (by backend id), for `meshlet endpoints`.
+struct OutlierView {
+  int64_t ejected_until_unix_ms = 0;  // 0: not ejected
+  int ejections = 0;                  // multiplier of the next ejection time minus one
+  int consecutive_errors = 0;         // connect failures since the last success
+};
+
 struct AgentView {
   SnapshotPtr snapshot;  // the last good configuration (may be null before the first)
   std::shared_ptr<const DesiredDatapath> desired;
@@ -60,6 +67,9 @@ struct AgentView {
   // The L7 routing tables the mesh proxy runs (the very object it was handed); null until the
   // proxy has a configuration.
   std::shared_ptr<const l7::L7Config> l7;
+  // Backends of services with L4 outlier detection that failed, or were ejected, lately; null
+  // or missing: healthy.
+  std::shared_ptr<const std::map<uint32_t, OutlierView>> outliers;
 };
 
 using Json = nlohmann::ordered_json;
@@ -70,8 +80,9 @@ Json workloadsJson(const AgentView& v);
 // mTLS mode in force and the AuthorizationPolicies that apply to it.
 Json policiesJson(const AgentView& v);
 Json servicesJson(const AgentView& v);
-// filter: "" for all, or "namespace/name".
-Json endpointsJson(const AgentView& v, const std::string& filter);
+// filter: "" for all, or "namespace/name". now_unix_ms: for how long an ejected backend stays
+// out (column "health").
+Json endpointsJson(const AgentView& v, const std::string& filter, int64_t now_unix_ms = 0);
 // The kernel's connections (now_ns: CLOCK_MONOTONIC, the clock of its timestamps), then the
 // ones the mesh proxy tunnels (path "tunnel"; now_unix for their age).
 Json connectionsJson(const AgentView& v, const std::vector<ConnEntry>& conns, uint64_t now_ns,

@@ -526,6 +526,19 @@ std::string l7Reason(const Snapshot& s, const Service& svc, const ServicePort& p
   return port.app_protocol.empty() ? "port name " + port.name : "appProtocol " + port.app_protocol;
 }
 
+std::optional<OutlierDetection> l4OutlierDetection(const Snapshot& s, const Service& svc,
+                                                   const ServicePort& port) {
+  const DestinationRule* dr =
+      findDestinationRule(s, serviceFqdn(svc.meta.name, svc.meta.ns), svc.meta.ns);
+  if (!dr || !dr->traffic_policy) return std::nullopt;
+  // The whole policy's setting, replaced by the port's own (field groups replace, as in L7).
+  std::optional<OutlierDetection> out = dr->traffic_policy->outlier_detection;
+  for (const PortTrafficPolicy& pl : dr->traffic_policy->port_level_settings) {
+    if (pl.port == port.port && pl.outlier_detection) out = pl.outlier_detection;
+  }
+  return out;
+}
+
 bool L7StringMatcher::matches(std::string_view s) const {
   switch (kind) {
     case StringMatch::Kind::kPresent:

@@ -40,6 +40,12 @@ std::string qualifyHost(std::string_view host, std::string_view ns);
 // one).
 std::string l7Reason(const Snapshot& s, const Service& svc, const ServicePort& port);
 
+// The outlierDetection the DestinationRule of `svc` sets for `port` (its port-level setting
+// replacing the whole policy's), nullopt when none. For ports on the kernel path (L4 outlier
+// detection); subsets do not apply there.
+std::optional<OutlierDetection> l4OutlierDetection(const Snapshot& s, const Service& svc,
+                                                   const ServicePort& port);
+
 // A ready endpoint of a destination.
 struct L7Endpoint {
   IpAddr ip;

@@ -19,6 +19,18 @@ namespace {
 // How long after a sync the agent hands the heap's free pages back (run()).
 constexpr auto kIdleTrimAfter = std::chrono::seconds(5);
 
+int64_t nowUnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t steadyMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 uint64_t monotonicNs() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -202,6 +214,7 @@ Status Agent::applySnapshot(SnapshotPtr snap, bool seed_ids) {
   in.node_name = flags_.node_name;
   in.trust_domain = flags_.trust_domain;
   in.netns_cookies = cookies_;
+  in.ejected = &outliers_.ejected();
   TranslateOutput out = translate(in, ids_);
   if (seed_ids && dp_->adopted()) {
     const DesiredDatapath& kernel = dp_->applied();
@@ -216,6 +229,7 @@ Status Agent::applySnapshot(SnapshotPtr snap, bool seed_ids) {
   }
   ids_ = std::move(out.ids);
   desired_ = std::move(desired);
+  outliers_.configure(*desired_, steadyMs());
   auto t2 = std::chrono::steady_clock::now();
   good_ = std::move(snap);
   auto msBetween = [](auto a, auto b) {
@@ -302,6 +316,45 @@ void Agent::pollConfig() {
   }
 }
 
+void Agent::updateOutliers(const std::vector<ConnEntry>* conns) {
+  const int64_t now = steadyMs();
+  if (conns) {
+    for (const ConnOutcome& o : connOutcomes(*conns, *desired_, outlier_seen_)) {
+      outliers_.record(o.svc_id, o.backend_id, o.failed, now);
+    }
+  }
+  outliers_.tick(now);
+  for (const std::string& line : outliers_.takeLog()) logInfo(line);
+  std::set<uint32_t> changed = outliers_.takeChanged();
+  if (!changed.empty()) {
+    // Only these services' slots change: a copy of the state in force, re-slotted, diff-applied
+    // (the datapath writes the few entries that differ).
+    auto next = std::make_shared<DesiredDatapath>(*desired_);
+    std::vector<uint32_t> slots_before = ids_.slot;
+    reslotServices(*next, ids_, changed, outliers_.ejected());
+    if (auto st = dp_->apply(std::shared_ptr<const DesiredDatapath>(next)); !st) {
+      ids_.slot = std::move(slots_before);
+      metrics_.mapUpdateError(dp_->lastFailedMap().empty() ? "unknown" : dp_->lastFailedMap());
+      logError("outlier detection: the new slots were not applied: " + st.error().message());
+      outliers_.retry(changed);  // the next turn tries again
+    } else {
+      desired_ = std::move(next);
+    }
+  }
+  auto view = std::make_shared<std::map<uint32_t, OutlierView>>();
+  for (const OutlierBackendState& st : outliers_.states()) {
+    if (st.ejected_until_ms == 0 && st.ejections == 0 && st.consecutive_errors == 0) continue;
+    OutlierView& v = (*view)[st.backend_id];
+    v.ejections = st.ejections;
+    v.consecutive_errors = st.consecutive_errors;
+    if (st.ejected_until_ms != 0) {
+      v.ejected_until_unix_ms = nowUnixMs() + (st.ejected_until_ms - now);
+    }
+  }
+  outlier_view_ = std::move(view);
+  metrics_.setOutliers(*desired_, outliers_.ejectionsTotal(), outliers_.ejected());
+}
+
 void Agent::publish() {
   auto v = std::make_shared<AgentView>();
   v->snapshot = good_;
@@ -312,6 +365,7 @@ void Agent::publish() {
   v->identity = identity_view_;
   if (proxy_) v->proxy = std::make_shared<proxy::ProxyReport>(proxy_->report());
   v->l7 = l7_;
+  v->outliers = outlier_view_;
   metrics_.setMaps(v->maps);
   std::lock_guard<std::mutex> lock(view_mu_);
   view_ = std::move(v);
@@ -331,7 +385,7 @@ AdminResponse Agent::handle(const AdminRequest& req) {
     auto it = req.query.find("service");
     std::string filter = it == req.query.end() ? "" : it->second;
     if (!filter.empty() && filter.find('/') == std::string::npos) filter = "default/" + filter;
-    Json out = endpointsJson(*v, filter);
+    Json out = endpointsJson(*v, filter, nowUnixMs());
     if (!filter.empty() && out.empty()) {
       bool exists = false;
       if (v->desired) {
@@ -374,7 +428,10 @@ int Agent::run() {
     auto now = std::chrono::steady_clock::now();
     if (now >= next_collect) {
       if (desired_ && good_) {
-        metrics_.collect(*dp_, *desired_, *good_);
+        auto conns = dp_->readConns();
+        // Outcomes first: collecting the metrics deletes the closed entries.
+        if (conns.ok()) updateOutliers(&*conns);
+        if (conns.ok()) metrics_.collect(*dp_, *conns, *desired_, *good_);
         if (++collections_ % 5 == 1) metrics_.setKernelCounters(*dp_, *desired_, *good_);
       }
       // Walking the kernel-written maps costs a syscall per entry: once a second, not per
@@ -390,6 +447,7 @@ int Agent::run() {
       malloc_trim(0);
       trimmed_since_sync_ = true;
     }
+    if (desired_) updateOutliers(nullptr);  // ejections end on time, not once a second
     reconcileCniPods();
     updateProxy();
     publish();

@@ -19,6 +19,7 @@
 #include "agent/config/flags.h"
 #include "agent/datapath/datapath.h"
 #include "agent/identity/workload_certs.h"
+#include "agent/outlier/outlier.h"
 #include "agent/proxy/mesh_proxy.h"
 #include "agent/sources/cni_store.h"
 #include "agent/sources/kube_source.h"
@@ -61,6 +62,9 @@ class Agent {
   Status startProxy();
   void updateProxy();
   void reconcileInboundCapture(const proxy::ProxyConfig& cfg);
+  // L4 outlier detection: feeds the kernel's connect outcomes (`conns`, null: only expire
+  // ejections) to the tracker and rewrites the slots of services whose ejections changed.
+  void updateOutliers(const std::vector<ConnEntry>* conns);
   void publish();
   void recordError(const std::string& message);
   AdminResponse handle(const AdminRequest& req);
@@ -99,6 +103,9 @@ class Agent {
   std::set<std::string> l7_warned_;   // L7 configuration warnings already logged
   std::shared_ptr<const l7::L7Config> l7_;  // the routes last handed to the proxy (for the view)
   std::map<std::string, std::string> inbound_errors_;  // pod -> last sk_lookup attach error
+  OutlierTracker outliers_;
+  SeenConns outlier_seen_;  // established connections already counted as successes
+  std::shared_ptr<const std::map<uint32_t, OutlierView>> outlier_view_;  // for publish()
 
   // Published for the admin thread.
   std::mutex view_mu_;

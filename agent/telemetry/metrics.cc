@@ -270,6 +270,15 @@ Metrics::Metrics()
                       .Name("meshlet_service_failed_connects_total")
                       .Help("Balanced connections that never established")
                       .Register(*registry_)),
+      outlier_ejections_(BuildCounter()
+                             .Name("meshlet_outlier_ejections_total")
+                             .Help("Backends of L4 services that outlier detection ejected from "
+                                   "the kernel's balancer (connect failures)")
+                             .Register(*registry_)),
+      outlier_ejected_(BuildGauge()
+                           .Name("meshlet_outlier_ejected_backends")
+                           .Help("Backends of L4 services ejected by outlier detection now")
+                           .Register(*registry_)),
       authz_denied_(BuildCounter()
                         .Name("meshlet_authz_denied_connections_total")
                         .Help("Connections an AuthorizationPolicy denied, by deciding policy "
@@ -318,7 +327,51 @@ Status Metrics::serve(const std::string& addr) {
 
 void Metrics::collect(Datapath& dp, const DesiredDatapath& info, const Snapshot& snapshot) {
   auto conns = dp.readConns();
-  if (!conns.ok()) return;
+  if (conns.ok()) collect(dp, *conns, info, snapshot);
+}
+
+namespace {
+
+std::map<std::string, std::string> serviceLabels(const ServiceInfo& s) {
+  return {{"destination_service", s.name + "." + s.ns + ".svc.cluster.local"},
+          {"destination_service_name", s.name},
+          {"destination_service_namespace", s.ns},
+          {"service_address", endpointString(s.cluster_ip, s.port)},
+          {"protocol", s.protocol == Protocol::kUDP ? "udp" : "tcp"}};
+}
+
+}  // namespace
+
+void Metrics::setOutliers(const DesiredDatapath& info,
+                          const std::map<uint32_t, uint64_t>& ejections,
+                          const std::set<BackendIdKey>& ejected) {
+  for (const auto& [svc_id, n] : ejections) {
+    uint64_t& last = last_ejections_[svc_id];
+    if (n == last) continue;
+    auto s = info.service_info.find(svc_id);
+    if (s != info.service_info.end() && n > last) {
+      outlier_ejections_.Add(serviceLabels(s->second)).Increment(static_cast<double>(n - last));
+    }
+    last = n;
+  }
+  std::map<uint32_t, size_t> now;
+  for (const BackendIdKey& k : ejected) ++now[k.svc_id];
+  for (auto& [labels, on] : ejected_series_) on = false;
+  for (const auto& [svc_id, n] : now) {
+    auto s = info.service_info.find(svc_id);
+    if (s == info.service_info.end()) continue;
+    auto labels = serviceLabels(s->second);
+    outlier_ejected_.Add(labels).Set(static_cast<double>(n));
+    ejected_series_[labels] = true;
+  }
+  for (auto& [labels, on] : ejected_series_) {
+    if (!on) outlier_ejected_.Add(labels).Set(0);  // back to 0, the series stays
+  }
+}
+
+void Metrics::collect(Datapath& dp, const std::vector<ConnEntry>& conns_in,
+                      const DesiredDatapath& info, const Snapshot& snapshot) {
+  const std::vector<ConnEntry>* conns = &conns_in;
   std::map<meshlet_sock_key, const ConnEntry*, BytesLess<meshlet_sock_key>> by_key;
   for (const auto& c : *conns) by_key[c.key] = &c;
 

@@ -58,6 +58,12 @@ class Metrics {
   // One collection pass over the kernel's connection table: counts opened connections and
   // byte deltas, counts and erases closed ones.
   void collect(Datapath& dp, const DesiredDatapath& info, const Snapshot& snapshot);
+  // The same over entries already read (dp.readConns()).
+  void collect(Datapath& dp, const std::vector<ConnEntry>& conns, const DesiredDatapath& info,
+               const Snapshot& snapshot);
+  // L4 outlier detection: ejections so far per service id, and the backends ejected now.
+  void setOutliers(const DesiredDatapath& info, const std::map<uint32_t, uint64_t>& ejections,
+                   const std::set<BackendIdKey>& ejected);
 
   // Agent metrics.
   void setConfig(uint64_t generation, bool ok, double sync_seconds);
@@ -97,6 +103,8 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& svc_connects_;
   prometheus::Family<prometheus::Counter>& svc_refused_;
   prometheus::Family<prometheus::Counter>& svc_failed_;
+  prometheus::Family<prometheus::Counter>& outlier_ejections_;
+  prometheus::Family<prometheus::Gauge>& outlier_ejected_;
   prometheus::Family<prometheus::Counter>& authz_denied_;
   prometheus::Family<prometheus::Counter>& mtls_rejected_;
   prometheus::Family<prometheus::Counter>& requests_;
@@ -107,6 +115,8 @@ class Metrics {
   std::map<meshlet_sock_key, Seen, BytesLess<meshlet_sock_key>> seen_;  // by connection
   std::vector<uint64_t> last_globals_;
   std::map<uint32_t, SvcCounters> last_svc_;  // by service id
+  std::map<uint32_t, uint64_t> last_ejections_;                                // by service id
+  std::map<std::map<std::string, std::string>, bool> ejected_series_;          // gauges set so far
   std::map<std::tuple<uint32_t, uint32_t, uint16_t>, uint64_t> last_denials_;  // by verdict
 
   // A tunnelled connection's four TCP series, resolved once when it opens: its bytes and its

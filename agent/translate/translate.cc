@@ -1,6 +1,7 @@
 #include "agent/translate/translate.h"
 
 #include <algorithm>
+#include <iterator>
 #include <limits>
 #include <set>
 #include <string>
@@ -379,6 +380,84 @@ const char* lbName(uint8_t algo) {
   }
 }
 
+// The backends of one service that get slots, local and remote apart, in the order of `all`:
+// the ready ones not ejected; when every ready one is ejected, every ready one (panic).
+void pickSlotted(const std::vector<BackendInfo*>& all, std::vector<BackendInfo*>& local,
+                 std::vector<BackendInfo*>& remote) {
+  const bool any_healthy = std::any_of(
+      all.begin(), all.end(), [](const BackendInfo* b) { return b->ready && !b->ejected; });
+  for (BackendInfo* b : all) {
+    if (!b->ready || (b->ejected && any_healthy)) continue;
+    (b->local ? local : remote).push_back(b);
+  }
+}
+
+// Gives one service's slotted backends their slots and writes the backends (and Maglev)
+// entries; returns the service value's (count, local_count). count is 16 bits: beyond that many
+// ready backends the rest get no slot. Local backends take slots [0, local_count), remote ones
+// the rest; each keeps its previous slot (prev_slot(backend_id)) when that is still in its
+// range and free, the others fill the free slots in the order given ((addr, port)).
+template <typename PrevSlot>
+std::pair<uint16_t, uint16_t> slotService(
+    uint32_t svc_id, uint8_t algo, const std::vector<BackendInfo*>& local_ready,
+    const std::vector<BackendInfo*>& remote_ready, PrevSlot prev_slot,
+    const std::map<IpAddr, RemotePodInfo>& remote_pods, std::vector<uint32_t>& slot_of,
+    std::vector<std::pair<meshlet_backend_key, meshlet_backend_value>>& backends,
+    std::map<meshlet_maglev_key, uint32_t, BytesLess<meshlet_maglev_key>>& maglev) {
+  constexpr size_t kMaxSlots = std::numeric_limits<uint16_t>::max();
+  const size_t local_count = std::min(local_ready.size(), kMaxSlots);
+  const size_t remote_count = std::min(remote_ready.size(), kMaxSlots - local_count);
+  std::vector<BackendInfo*> slots(local_count + remote_count, nullptr);
+  auto fill = [&](const std::vector<BackendInfo*>& group, size_t first, size_t n) {
+    std::vector<BackendInfo*> waiting;
+    for (size_t i = 0; i < n; ++i) {
+      const uint32_t prev = prev_slot(group[i]->backend_id);
+      if (prev != MESHLET_NO_ID && prev >= first && prev < first + n && !slots[prev]) {
+        slots[prev] = group[i];
+      } else {
+        waiting.push_back(group[i]);
+      }
+    }
+    size_t next = first;
+    for (BackendInfo* b : waiting) {
+      while (slots[next]) ++next;
+      slots[next] = b;
+    }
+  };
+  fill(local_ready, 0, local_count);
+  fill(remote_ready, local_count, remote_count);
+
+  std::vector<std::string> names;  // Maglev only
+  for (uint32_t slot = 0; slot < slots.size(); ++slot) {
+    BackendInfo& bi = *slots[slot];
+    bi.slot = slot;
+    meshlet_backend_key k{};
+    k.svc_id = svc_id;
+    k.slot = slot;
+    meshlet_backend_value v{};
+    auto w = bi.addr.words();
+    std::copy(w.begin(), w.end(), v.addr);
+    v.port = static_cast<uint16_t>(bi.port);
+    v.family = afOf(bi.addr);
+    bi.tunnel = !bi.local && remote_pods.count(bi.addr) != 0;
+    v.flags = bi.local ? MESHLET_BACKEND_LOCAL : bi.tunnel ? MESHLET_BACKEND_TUNNEL : 0;
+    v.backend_id = bi.backend_id;
+    backends.emplace_back(k, v);
+    if (bi.backend_id < slot_of.size()) slot_of[bi.backend_id] = slot;
+    if (algo == MESHLET_LB_MAGLEV) names.push_back(maglevBackendName(bi.addr, bi.port));
+  }
+  if (algo == MESHLET_LB_MAGLEV) {
+    std::vector<uint32_t> table = maglevTable(names);
+    for (uint32_t bucket = 0; bucket < table.size(); ++bucket) {
+      meshlet_maglev_key mk{};
+      mk.svc_id = svc_id;
+      mk.bucket = bucket;
+      maglev.emplace(mk, table[bucket]);
+    }
+  }
+  return {static_cast<uint16_t>(slots.size()), static_cast<uint16_t>(local_count)};
+}
+
 void translateServices(const TranslateInput& in, const IdTable& previous, TranslateOutput& out) {
   const Snapshot& s = *in.snapshot;
   std::vector<Frontend> frontends = collectFrontends(s);
@@ -451,10 +530,14 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
     const bool l7_path = si.l7;
     service_info.emplace_back(svc_id, std::move(si));
 
-    // Every endpoint is explained; the ready ones, local and remote apart, in (addr, port)
-    // order (candidates are already sorted), get slots below. Positions in `infos`.
-    std::vector<size_t> local_ready;
-    std::vector<size_t> remote_ready;
+    // Every endpoint is explained; the ready ones (less those outlier detection ejected) get
+    // slots below. Candidates are already in (addr, port) order.
+    const bool outlier = f->port->protocol == Protocol::kTCP && !l7_path;
+    if (outlier) {
+      if (auto od = l7::l4OutlierDetection(s, *f->svc, *f->port)) d.outlier.emplace(svc_id, *od);
+    }
+    const bool ejections = in.ejected && !in.ejected->empty() && d.outlier.count(svc_id) != 0;
+    const size_t first_info = infos.size();
     for (const Candidate& c : candidates) {
       const BackendIdKey key = backendIdKey(svc_id, c.addr, c.port);
       while (next_id != out.ids.backend.end() && next_id->first < key) ++next_id;
@@ -472,75 +555,28 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
       if (!c.ep->target_pod.empty()) {
         bi.pod = intern(f->svc->meta.ns + "/" + c.ep->target_pod.str());
       }
-      if (bi.ready) (bi.local ? local_ready : remote_ready).push_back(infos.size());
+      bi.ejected = ejections && bi.ready && in.ejected->count(key) != 0;
       infos.emplace_back(bi.backend_id, std::move(bi));
     }
-
-    // count is 16 bits: beyond that many ready backends the rest get no slot. Local backends
-    // take slots [0, local_count), remote ones the rest; each keeps its previous slot when that
-    // is still in its range and free, the others fill the free slots in (addr, port) order.
-    constexpr size_t kMaxSlots = std::numeric_limits<uint16_t>::max();
-    const size_t local_count = std::min(local_ready.size(), kMaxSlots);
-    const size_t remote_count = std::min(remote_ready.size(), kMaxSlots - local_count);
-    constexpr size_t kFree = std::numeric_limits<size_t>::max();
-    std::vector<size_t> slots(local_count + remote_count, kFree);  // slot -> position in infos
-    auto fill = [&](const std::vector<size_t>& group, size_t first, size_t n) {
-      std::vector<size_t> waiting;
-      for (size_t i = 0; i < n; ++i) {
-        const uint32_t prev = previous.slotOf(infos[group[i]].second.backend_id);
-        if (prev != MESHLET_NO_ID && prev >= first && prev < first + n && slots[prev] == kFree) {
-          slots[prev] = group[i];
-        } else {
-          waiting.push_back(group[i]);
-        }
-      }
-      size_t next = first;
-      for (size_t pos : waiting) {
-        while (slots[next] != kFree) ++next;
-        slots[next] = pos;
-      }
-    };
-    fill(local_ready, 0, local_count);
-    fill(remote_ready, local_count, remote_count);
-
-    std::vector<std::string> names;  // Maglev only
-    for (uint32_t slot = 0; slot < slots.size(); ++slot) {
-      BackendInfo& bi = infos[slots[slot]].second;
-      bi.slot = slot;
-      meshlet_backend_key k{};
-      k.svc_id = svc_id;
-      k.slot = slot;
-      meshlet_backend_value v{};
-      auto w = bi.addr.words();
-      std::copy(w.begin(), w.end(), v.addr);
-      v.port = static_cast<uint16_t>(bi.port);
-      v.family = afOf(bi.addr);
-      bi.tunnel = !bi.local && d.remote_pods.count(bi.addr) != 0;
-      v.flags = bi.local ? MESHLET_BACKEND_LOCAL : bi.tunnel ? MESHLET_BACKEND_TUNNEL : 0;
-      v.backend_id = bi.backend_id;
-      backends.emplace_back(k, v);
-      out.ids.slot[bi.backend_id] = slot;
-      if (algo == MESHLET_LB_MAGLEV) names.push_back(maglevBackendName(bi.addr, bi.port));
-    }
+    // `infos` was reserved for every backend: these pointers stay valid.
+    std::vector<BackendInfo*> members;
+    for (size_t i = first_info; i < infos.size(); ++i) members.push_back(&infos[i].second);
+    std::vector<BackendInfo*> local_ready;
+    std::vector<BackendInfo*> remote_ready;
+    pickSlotted(members, local_ready, remote_ready);
+    auto [count, local_count] = slotService(
+        svc_id, algo, local_ready, remote_ready,
+        [&previous](uint32_t id) { return previous.slotOf(id); }, d.remote_pods, out.ids.slot,
+        backends, d.maglev);
 
     meshlet_svc_value v{};
     v.svc_id = svc_id;
-    v.count = static_cast<uint16_t>(slots.size());
-    v.local_count = static_cast<uint16_t>(local_count);
+    v.count = count;
+    v.local_count = local_count;
     v.lb_algo = algo;
     v.flags =
         (f->svc->prefer_close ? MESHLET_SVC_PREFER_CLOSE : 0) | (l7_path ? MESHLET_SVC_L7 : 0);
     d.services.emplace(f->key, v);
-
-    if (algo == MESHLET_LB_MAGLEV) {
-      std::vector<uint32_t> table = maglevTable(names);
-      for (uint32_t bucket = 0; bucket < table.size(); ++bucket) {
-        meshlet_maglev_key mk{};
-        mk.svc_id = svc_id;
-        mk.bucket = bucket;
-        d.maglev.emplace(mk, table[bucket]);
-      }
-    }
   }
   d.service_info = decltype(d.service_info)(std::move(service_info));
   d.backend_info = decltype(d.backend_info)(std::move(infos));
@@ -573,6 +609,63 @@ const std::string& DesiredDatapath::name(uint32_t index) const {
 std::string authzPolicyName(const DesiredDatapath& d, uint32_t index) {
   auto it = d.authz_policies.find(index);
   return it == d.authz_policies.end() ? "" : it->second;
+}
+
+void reslotServices(DesiredDatapath& d, IdTable& ids, const std::set<uint32_t>& svc_ids,
+                    const std::set<BackendIdKey>& ejected) {
+  if (svc_ids.empty()) return;
+  // The services' backends, with the slots they hold now.
+  std::map<uint32_t, std::vector<BackendInfo*>> members;
+  std::unordered_map<uint32_t, uint32_t> had_slot;
+  for (auto& [id, bi] : d.backend_info) {
+    if (svc_ids.count(bi.svc_id) == 0) continue;
+    bi.ejected = bi.ready && d.outlier.count(bi.svc_id) != 0 &&
+                 ejected.count(backendIdKey(bi.svc_id, bi.addr, bi.port)) != 0;
+    if (bi.slot != MESHLET_NO_ID) had_slot.emplace(id, bi.slot);
+    bi.slot = MESHLET_NO_ID;
+    if (id < ids.slot.size()) ids.slot[id] = MESHLET_NO_ID;
+    members[bi.svc_id].push_back(&bi);
+  }
+  for (auto& [svc_id, list] : members) {
+    std::sort(list.begin(), list.end(), [](const BackendInfo* a, const BackendInfo* b) {
+      return std::tie(a->addr, a->port) < std::tie(b->addr, b->port);
+    });
+  }
+  auto prev_slot = [&had_slot](uint32_t id) {
+    auto it = had_slot.find(id);
+    return it == had_slot.end() ? MESHLET_NO_ID : it->second;
+  };
+  std::vector<std::pair<meshlet_backend_key, meshlet_backend_value>> fresh;
+  for (auto& [key, v] : d.services) {
+    if (svc_ids.count(v.svc_id) == 0) continue;
+    for (auto it = d.maglev.lower_bound(meshlet_maglev_key{v.svc_id, 0});
+         it != d.maglev.end() && it->first.svc_id == v.svc_id;) {
+      it = d.maglev.erase(it);
+    }
+    std::vector<BackendInfo*> local_ready;
+    std::vector<BackendInfo*> remote_ready;
+    pickSlotted(members[v.svc_id], local_ready, remote_ready);
+    auto [count, local_count] = slotService(v.svc_id, v.lb_algo, local_ready, remote_ready,
+                                            prev_slot, d.remote_pods, ids.slot, fresh, d.maglev);
+    v.count = count;
+    v.local_count = local_count;
+  }
+  // The other services' entries as they were, these services' new ones: one ordered merge.
+  std::sort(fresh.begin(), fresh.end(), [](const auto& a, const auto& b) {
+    return BytesLess<meshlet_backend_key>()(a.first, b.first);
+  });
+  std::vector<std::pair<meshlet_backend_key, meshlet_backend_value>> kept;
+  kept.reserve(d.backends.size());
+  for (const auto& e : d.backends) {
+    if (svc_ids.count(e.first.svc_id) == 0) kept.push_back(e);
+  }
+  std::vector<std::pair<meshlet_backend_key, meshlet_backend_value>> merged;
+  merged.reserve(kept.size() + fresh.size());
+  std::merge(kept.begin(), kept.end(), fresh.begin(), fresh.end(), std::back_inserter(merged),
+             [](const auto& a, const auto& b) {
+               return BytesLess<meshlet_backend_key>()(a.first, b.first);
+             });
+  d.backends = decltype(d.backends)(std::move(merged));
 }
 
 TranslateOutput translate(const TranslateInput& in, const IdTable& previous) {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 #include <map>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -68,7 +69,7 @@ struct ServiceInfo {  // one service port on one cluster IP family; 10 000s of t
   bool l7 = false;  // takes the L7 path: the agent proxies its HTTP (l7::l7Reason)
 };
 
-// 44 bytes, one per endpoint of every service (100 000s): names are indexes into
+// 48 bytes, one per endpoint of every service (100 000s): names are indexes into
 // DesiredDatapath::names, read with DesiredDatapath::name().
 struct BackendInfo {
   uint32_t backend_id = 0;
@@ -79,6 +80,9 @@ struct BackendInfo {
   bool terminating = false;
   bool local = false;
   bool tunnel = false;  // an enrolled pod on another node: reached through HBONE
+  // Ready but left out of the slots by L4 outlier detection (TranslateInput::ejected); still
+  // slotted when every ready backend of its service is ejected (panic).
+  bool ejected = false;
   uint16_t port = 0;
   uint32_t node = MESHLET_NO_ID;  // the endpoint's nodeName
   uint32_t pod = MESHLET_NO_ID;   // namespace/name of the target pod, when known
@@ -109,6 +113,9 @@ struct DesiredDatapath {
   std::map<uint32_t, PodInfo> pod_info;          // by pod_id
   std::map<IpAddr, RemotePodInfo> remote_pods;   // the pods behind remote_ips
   std::map<uint32_t, std::string> authz_policies;  // meshlet_authz_value.policy -> "ns/name"
+  // svc_id -> the DestinationRule outlierDetection in force, for TCP ports on the kernel path
+  // (not L7) that have one: their backends' connect failures can eject them.
+  std::map<uint32_t, OutlierDetection> outlier;
   std::vector<std::string> names;  // node and pod names of backend_info, each once
 
   // names[index], "" for MESHLET_NO_ID.
@@ -164,6 +171,10 @@ struct TranslateInput {
   // netns cookie per pod ("ns/name"), read by the agent from the pod's netns; pods without a
   // cookie are still explained (pod_info) but not written to the pods map.
   std::map<std::string, uint64_t> netns_cookies;
+  // Backends outlier detection ejected (OutlierTracker::ejected()): left out of their service's
+  // slots like not-ready ones, unless that leaves the service no ready backend. Only services
+  // in DesiredDatapath::outlier are affected. Null: none.
+  const std::set<BackendIdKey>* ejected = nullptr;
 };
 
 struct TranslateOutput {
@@ -179,6 +190,14 @@ std::string podIdKey(const std::string& ns, const std::string& name);
 
 // Pure: same input, same output.
 TranslateOutput translate(const TranslateInput& in, const IdTable& previous);
+
+// After outlier detection changed which backends of the services `svc_ids` are ejected: gives
+// those services' ready backends their slots again in `d` (a translation's output) exactly as
+// translate() with the same `ejected` would, touching only their backends, Maglev and service
+// entries (a backend keeps its slot when it can, so the datapath rewrites one or two slots).
+// `ids.slot` follows.
+void reslotServices(DesiredDatapath& d, IdTable& ids, const std::set<uint32_t>& svc_ids,
+                    const std::set<BackendIdKey>& ejected);
 
 // True when the pod, or its namespace, carries istio.io/dataplane-mode=meshlet.
 bool podEnrolled(const Snapshot& s, const Pod& pod);

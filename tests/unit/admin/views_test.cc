@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/common/log.h"
 #include "tests/unit/admin/scenario.h"
 
 namespace meshlet {
@@ -228,8 +229,8 @@ TEST_F(AdminViewTest, EndpointsAllWithDocumentedColumns) {
   // api: 1, web v4: 3, web v6: 1; alpha/zeta has none.
   ASSERT_EQ(j.size(), 5u);
   const std::vector<std::string> columns = {
-      "service", "cluster_ip", "port", "address", "target_port", "ready",
-      "serving", "terminating", "node", "local", "pod", "backend_id"};
+      "service",     "cluster_ip", "port",  "address", "target_port", "ready", "serving",
+      "terminating", "node",       "local", "pod",     "backend_id",  "health"};
   for (const auto& e : j) EXPECT_EQ(keysOf(e), columns) << e.dump();
   EXPECT_EQ(j[0]["service"], "demo/api");
   EXPECT_EQ(j[0]["cluster_ip"], "198.19.0.20");
@@ -240,6 +241,43 @@ TEST_F(AdminViewTest, EndpointsAllWithDocumentedColumns) {
   EXPECT_EQ(j[0]["local"], false);
   EXPECT_EQ(j[0]["pod"], "demo/api-1");
   for (size_t i = 1; i < j.size(); ++i) EXPECT_EQ(j[i]["service"], "demo/web");
+}
+
+TEST_F(AdminViewTest, EndpointsHealthShowsOutlierEjection) {
+  uint32_t v4 = scenario::svcId(*desired_, "demo/web", "198.19.0.10");
+  uint32_t id = scenario::backendId(*desired_, v4, "198.18.0.10");
+  for (auto& [bid, b] : desired_->backend_info) {
+    if (bid == id) {
+      b.ejected = true;
+      b.slot = MESHLET_NO_ID;
+    }
+  }
+  const int64_t now_ms = 1796000000000;  // 2026-11-30T00:53:20Z
+  auto outliers = std::make_shared<std::map<uint32_t, OutlierView>>();
+  (*outliers)[id] = OutlierView{now_ms + 2500, 1, 0};
+  view_.outliers = outliers;
+  std::map<std::string, std::string> health;
+  for (const auto& e : endpointsJson(view_, "demo/web", now_ms)) {
+    if (e["cluster_ip"] == "198.19.0.10")
+      health[e["address"].get<std::string>()] = e["health"].get<std::string>();
+  }
+  EXPECT_EQ(health["198.18.0.10"],
+            "ejected until " + unixToRfc3339(1796000003) + " (3s left, ejection 1)");
+  EXPECT_EQ(health["198.18.1.10"], "healthy");
+  EXPECT_EQ(health["198.18.1.11"], "not ready");
+  // Ejected but still in a slot (panic), and a backend that failed without being ejected.
+  for (auto& [bid, b] : desired_->backend_info) {
+    if (bid == id) b.slot = 0;
+  }
+  uint32_t other = scenario::backendId(*desired_, v4, "198.18.1.10");
+  (*outliers)[other] = OutlierView{0, 0, 2};
+  health.clear();
+  for (const auto& e : endpointsJson(view_, "demo/web", now_ms)) {
+    if (e["cluster_ip"] == "198.19.0.10")
+      health[e["address"].get<std::string>()] = e["health"].get<std::string>();
+  }
+  EXPECT_NE(health["198.18.0.10"].find("still used (panic"), std::string::npos);
+  EXPECT_EQ(health["198.18.1.10"], "healthy (2 failed connects in a row)");
 }
 
 TEST_F(AdminViewTest, EndpointsFilteredByService) {
