@@ -55,7 +55,9 @@ struct RequestRecord {
 // Where sessions get their upstream connections and where they report.
 struct SessionEnv {
   // A non-blocking TCP connect to ep, made on the client pod's behalf (writable when done).
-  std::function<Result<int>(const std::string& source_pod, const L7Endpoint& ep)> dial;
+  // `h2`: the request came over HTTP/2 and goes upstream over HTTP/2 too; the connection is
+  // still spoken as HTTP/1.1 by the session (h2_bridge.h's H2ClientPool is at its other end).
+  std::function<Result<int>(const std::string& source_pod, const L7Endpoint& ep, bool h2)> dial;
   std::function<void(const RequestRecord&)> on_request;
 };
 
@@ -161,6 +163,16 @@ class HttpSession {
   bool done() const { return done_; }
   uint64_t requests() const { return requests_; }
 
+  // HTTP/2 (h2c prior knowledge). When set, a connection that starts with the HTTP/2 preface is
+  // handed over before any request: the callback gets the fd and the bytes already read, and
+  // the session ends without closing the fd.
+  std::function<void(int fd, ByteBuf&& read)> on_h2_preface;
+  // The session carries one stream of an H2ServerBridge: requests marked with
+  // kDownstreamH2Header are taken as HTTP/2 ones (request_protocol, HTTP/2 upstream). In other
+  // sessions that header is removed and has no effect.
+  bool bridged = false;
+  static constexpr const char* kDownstreamH2Header = "x-meshlet-downstream-h2";
+
   static constexpr size_t kHighWater = 256 * 1024;  // a side's queue above this: stop reading
   static constexpr size_t kReplayMax = 64 * 1024;   // requests up to this size can be retried
   static constexpr int64_t kConnectTimeoutMs = 10000;
@@ -178,7 +190,9 @@ class HttpSession {
   void onRequestHead(RequestHead&& head);
   void onRequestBody(std::string_view bytes);
   void onRequestEnd();
+  void onRequestTrailers(HeaderList&& trailers);
   void parseError();
+  bool handOffH2();  // the preface decided: true when the connection was handed over
   // Routing and dispatch
   void dispatch();
   void connectUpstream();
@@ -195,6 +209,7 @@ class HttpSession {
   void onResponseHead(ResponseHead&& head);
   void onResponseBody(std::string_view bytes);
   void onResponseEnd();
+  void onResponseTrailers(HeaderList&& trailers);
   void upstreamFailed(const std::string& flag, bool connect_failure);
   bool retry(const std::string& reason_flag);
   // AuthorizationPolicy of the picked endpoint's workload for this request; answers 403 and
