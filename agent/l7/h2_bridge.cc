@@ -330,9 +330,9 @@ class H2Conn {
       connecting_ = false;
     }
     if (!stop_reading_ && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
-      ByteBuf in;
-      Io r = receiveInto(fd_, in, kHighWater);
-      receive(in.view());
+      Io r = receiveInto(fd_, in_, kHighWater);
+      receive(in_.view());
+      in_.clear();  // nghttp2 takes all it is given
       if (dead_) return;
       if (r != Io::kOk) {
         die();  // the peer closed or failed: nothing more can be exchanged
@@ -344,7 +344,7 @@ class H2Conn {
 
   int fd_;
   nghttp2_session* ng_ = nullptr;
-  ByteBuf out_;
+  ByteBuf in_, out_;
   uint32_t interest_ = 0;
   bool connecting_ = false;
   bool stop_reading_ = false;
@@ -467,6 +467,7 @@ struct H2ServerBridge::Impl : H2Conn {
     bool submitted = false, resp_done = false;
     BodySource body;
 
+    ~Stream() override { leg.close(b->loop_); }  // when the bridge goes with streams open
     void onResponseHead(ResponseHead&& head) override { b->responseHead(*this, std::move(head)); }
     void onBody(std::string_view bytes) override {
       if (!submitted) b->submit(*this, true);
@@ -761,6 +762,9 @@ struct Frontend : Http1Events {
   bool resp_started = false, resp_chunked = false, resp_done = false;
   uint64_t unconsumed = 0;
 
+  ~Frontend() override {
+    if (loop) leg.close(*loop);  // when the pool goes with sessions still holding the other end
+  }
   void onRequestHead(RequestHead&& head) override;
   void onBody(std::string_view bytes) override;
   void onTrailers(HeaderList&& t) override {

@@ -135,6 +135,9 @@ server.wait_for_termination()
 const char* kGrpcClient = R"(import sys
 import grpc
 target, kind, payload = sys.argv[1], sys.argv[2], sys.argv[3].encode()
+big = payload.startswith(b'big:')
+if big:
+    payload = b'x' * int(payload[4:])
 md = [tuple(kv.split('=', 1)) for kv in sys.argv[4:]]
 with grpc.insecure_channel(target, options=[('grpc.enable_http_proxy', 0)]) as ch:
     try:
@@ -144,7 +147,7 @@ with grpc.insecure_channel(target, options=[('grpc.enable_http_proxy', 0)]) as c
         else:
             for _ in range(int(kind)):
                 out = ch.unary_unary('/test.Echo/Call')(payload, timeout=5, metadata=md)
-                print('OK', out.decode())
+                print('OK', 'len=%d' % len(out) if big else out.decode())
     except grpc.RpcError as e:
         print('ERR', e.code().value[0], e.details())
 )";
@@ -337,6 +340,10 @@ TEST_F(H2E2E, ConcurrentStreamsOnOneConnectionAreAllAnswered) {
   // Different subsets on streams of one connection.
   out = inClient("nghttp -H 'x-canary: yes' http://198.19.0.50/who http://198.19.0.50/who?2 2>&1");
   EXPECT_EQ(count(out, "pod=web-v2"), 2) << out;
+  // h2load: 2000 requests, 4 connections, up to 25 streams in flight on each.
+  out = inClient("h2load -n 2000 -c 4 -m 25 http://198.19.0.50/who 2>&1");
+  EXPECT_NE(out.find("2000 succeeded, 0 failed, 0 errored"), std::string::npos) << out;
+  EXPECT_NE(out.find("status codes: 2000 2xx"), std::string::npos) << out;
   // curl: 30 connections at once, one stream each (see above for why not multiplexed).
   out = h2curl(
       "-Z --parallel-immediate --parallel-max 30 -o /dev/null -w '%{http_code}\\n' "
@@ -347,6 +354,9 @@ TEST_F(H2E2E, ConcurrentStreamsOnOneConnectionAreAllAnswered) {
 TEST_F(H2E2E, GrpcCallsStatusesAndMetrics) {
   std::string out = grpc("3", "hello", "x-canary=yes");
   EXPECT_EQ(count(out, "OK pod=greeter echo=hello canary=yes"), 3) << out;
+  // 2 MiB each way through both bridges (flow control, chunked request body, DATA frames).
+  out = grpc("1", "big:2097152");
+  EXPECT_EQ(out, "OK len=" + std::to_string(2097152 + 25) + "\n") << out;
   out = grpc("stream", "s");
   EXPECT_EQ(out, "OK s-0|s-1|s-2|s-3|s-4\n") << out;
   // An error status arrives as it was sent (trailers-only response through both bridges).
