@@ -7,7 +7,7 @@ PKGS=(
   libyaml-dev libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev libcli11-dev
   libprotobuf-dev protobuf-compiler libssl-dev openssl libnghttp2-dev libhttp-parser-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  iproute2 iptables curl iperf3 sockperf wrk haproxy nginx-light prometheus nghttp2-client
+  iproute2 iptables curl iperf3 sockperf wrk haproxy nginx-light prometheus nghttp2-client nghttp2-server python3-grpcio
   socat netcat-openbsd procps containernetworking-plugins jq
   unzip tcpdump libclang-rt-14-dev
 )

@@ -315,7 +315,8 @@ class HeadScanner {
 
 // The framing of a chunked body (RFC 9112 7.1), checked strictly ahead of http-parser, which
 // (built non-strict) takes any two bytes after a chunk's data for its CRLF and a bare LF in
-// trailers. Chunk data is skipped, not kept; trailers are read by a HeadScanner and dropped.
+// trailers. Chunk data is skipped, not kept; trailers are read by a HeadScanner and kept in
+// trailer_fields until the message ends.
 class ChunkScanner {
  public:
   explicit ChunkScanner(const ParseLimits& limits) : limits_(limits), trailers_(true, limits) {}
@@ -325,6 +326,7 @@ class ChunkScanner {
     size_ = 0;
     digits_ = 0;
     line_ = 0;
+    trailer_fields.fields.clear();
   }
 
   // Reads from `data` up to the end of the body; returns how many bytes it read.
@@ -343,6 +345,7 @@ class ChunkScanner {
         if (trailers_.failed()) {
           fail(trailers_.errorStatus(), trailers_.error());
         } else if (trailers_.done()) {
+          trailer_fields = std::move(trailers_.headers);
           trailers_.reset();
           state_ = State::kDone;
         }
@@ -362,6 +365,8 @@ class ChunkScanner {
   bool failed() const { return status_ != 0; }
   int errorStatus() const { return status_; }
   const std::string& error() const { return error_; }
+
+  HeaderList trailer_fields;  // of the body just scanned (once done())
 
  private:
   enum class State { kSize, kExt, kSizeLf, kData, kDataCr, kDataLf, kTrailers, kDone };
@@ -714,6 +719,10 @@ struct Http1Parser::Impl {
     } else if (last_final && !last_keep_alive) {
       closed = true;
     }
+    if (chunked_body && !chunks.trailer_fields.fields.empty()) {
+      events.onTrailers(std::move(chunks.trailer_fields));
+      chunks.trailer_fields.fields.clear();
+    }
     events.onMessageEnd();
   }
 
@@ -954,6 +963,12 @@ void writeChunk(std::string_view bytes, ByteBuf& out) {
 }
 
 void writeLastChunk(ByteBuf& out) { out.append("0\r\n\r\n"); }
+
+void writeLastChunk(const HeaderList& trailers, ByteBuf& out) {
+  out.append("0\r\n");
+  appendFields(trailers, out);
+  out.append("\r\n");
+}
 
 const char* reasonPhrase(int status) {
   static constexpr std::pair<int, const char*> kPhrases[] = {

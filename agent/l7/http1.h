@@ -80,14 +80,15 @@ struct ParseLimits {
 };
 
 // Receives what the parser finds. The default implementations ignore the event. Every head is
-// followed by its onMessageEnd, an upgrading one too (after its body, if it has one). Chunked
-// trailers are read and dropped.
+// followed by its onMessageEnd, an upgrading one too (after its body, if it has one). A chunked
+// body's trailer fields, when there are any, come in onTrailers right before onMessageEnd.
 class Http1Events {
  public:
   virtual ~Http1Events() = default;
   virtual void onRequestHead(RequestHead&& /*head*/) {}
   virtual void onResponseHead(ResponseHead&& /*head*/) {}
   virtual void onBody(std::string_view /*bytes*/) {}  // decoded body bytes, in order
+  virtual void onTrailers(HeaderList&& /*trailers*/) {}
   virtual void onMessageEnd() {}
 };
 
@@ -140,6 +141,8 @@ void writeResponseHead(const ResponseHead& head, ByteBuf& out);
 // One chunk of a chunked body (nothing for an empty `bytes`), and the last chunk.
 void writeChunk(std::string_view bytes, ByteBuf& out);
 void writeLastChunk(ByteBuf& out);
+// The last chunk with a trailer section (`trailers` written as given).
+void writeLastChunk(const HeaderList& trailers, ByteBuf& out);
 // The standard reason phrase ("Not Found"), "Unknown" for codes it does not know.
 const char* reasonPhrase(int status);
 // A complete response with a small text body, Content-Length framing; `close` adds

@@ -193,6 +193,20 @@ Io sendFrom(int fd, ByteBuf& buf) {
   return Io::kOk;
 }
 
+// Trailer fields that are about framing or routing, never forwarded (RFC 9110 6.5.1).
+void stripTrailerFields(HeaderList& t) {
+  for (const char* n : {"content-length", "transfer-encoding", "host", "connection", "te",
+                        "trailer", "keep-alive", "upgrade"}) {
+    t.remove(n);
+  }
+}
+
+// Upgrade: h2c (RFC 7540 3.2, removed in RFC 9113): not taken, like Envoy.
+bool upgradesToH2c(const HeaderList& h) {
+  const std::string* u = h.get("upgrade");
+  return u && equalsIgnoreCase(*u, "h2c");
+}
+
 std::string endpointKey(const L7Endpoint& ep) {
   return ep.ip.family == IpFamily::kV6 ? "[" + ep.ip.toString() + "]:" + std::to_string(ep.port)
                                        : ep.ip.toString() + ":" + std::to_string(ep.port);
@@ -215,9 +229,9 @@ L7Runtime::~L7Runtime() {
 }
 
 bool L7Runtime::shadow(const SessionEnv& env, const std::string& source_pod, const L7Endpoint& ep,
-                       ByteBuf request) {
+                       bool h2, ByteBuf request) {
   if (shadows_.size() >= kMaxShadows || !env.dial) return false;
-  auto dialled = env.dial(source_pod, ep);
+  auto dialled = env.dial(source_pod, ep, h2);
   if (!dialled.ok()) {
     logLine(LogLevel::kDebug,
             "l7: mirror dial " + endpointKey(ep) + ": " + dialled.error().message());
@@ -243,6 +257,8 @@ bool L7Runtime::shadow(const SessionEnv& env, const std::string& source_pod, con
     timerfd_settime(shadow_timer_, 0, &its, nullptr);
   }
   Shadow& sh = shadows_[fd];
+  sh.parser = std::make_unique<Http1Parser>(Http1Parser::Kind::kResponse, sh);
+  sh.parser->expectNoBody(request.view().substr(0, 5) == "HEAD ");
   sh.out = std::move(request);
   sh.deadline = nowMs() + kShadowTimeoutMs;
   ++shadows_sent_;
@@ -267,14 +283,26 @@ void L7Runtime::onShadow(int fd, uint32_t events) {
     return;
   }
   if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-    // The answer is not wanted: read and drop it until the server closes.
+    // The answer is not wanted: it is parsed only to know when it ends, then dropped.
     char scratch[16384];
     for (;;) {
       ssize_t n = recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT);
-      if (n > 0) continue;
+      if (n > 0) {
+        size_t off = 0;
+        while (off < static_cast<size_t>(n) && !sh.answered && !sh.parser->failed()) {
+          size_t used = sh.parser->feed(scratch + off, static_cast<size_t>(n) - off);
+          if (used == 0) break;
+          off += used;
+        }
+        if (sh.answered || sh.parser->failed()) {
+          closeShadow(fd);
+          return;
+        }
+        continue;
+      }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-      closeShadow(fd);  // closed (the request asked for it) or failed
+      closeShadow(fd);  // closed or failed
       return;
     }
   }
@@ -469,12 +497,16 @@ struct HttpSession::Exchange {
     ByteBuf bytes;  // the request as it goes to the mirror, so far
   };
   std::vector<Shadow> shadows;
+  bool h2 = false;          // came over HTTP/2 (H2ServerBridge), goes upstream over HTTP/2
+  HeaderList trailers_in;   // request trailers, sent with the last chunk
+  HeaderList trailers_out;  // response trailers, likewise
 };
 
 struct HttpSession::DownEvents : Http1Events {
   explicit DownEvents(HttpSession* s) : s(s) {}
   void onRequestHead(RequestHead&& head) override { s->onRequestHead(std::move(head)); }
   void onBody(std::string_view bytes) override { s->onRequestBody(bytes); }
+  void onTrailers(HeaderList&& t) override { s->onRequestTrailers(std::move(t)); }
   void onMessageEnd() override { s->onRequestEnd(); }
   HttpSession* s;
 };
@@ -483,6 +515,7 @@ struct HttpSession::UpEvents : Http1Events {
   explicit UpEvents(HttpSession* s) : s(s) {}
   void onResponseHead(ResponseHead&& head) override { s->onResponseHead(std::move(head)); }
   void onBody(std::string_view bytes) override { s->onResponseBody(bytes); }
+  void onTrailers(HeaderList&& t) override { s->onResponseTrailers(std::move(t)); }
   void onMessageEnd() override { s->onResponseEnd(); }
   HttpSession* s;
 };
@@ -584,6 +617,7 @@ void HttpSession::pump() {
       continue;
     }
     if (d_closing_) break;
+    if (on_h2_preface && !din_.empty() && handOffH2()) return;
     bool parse = !din_.empty() && (!ex_ || (!ex_->req_done && uout_.size() < kHighWater));
     if (!parse) break;
     size_t used = dparser_->feed(din_.data(), din_.size());
@@ -613,6 +647,33 @@ void HttpSession::pump() {
     return;
   }
   updateInterest();
+}
+
+bool HttpSession::handOffH2() {
+  static constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+  size_t n = std::min(din_.size(), kPreface.size());
+  if (din_.view().substr(0, n) != kPreface.substr(0, n)) {
+    on_h2_preface = nullptr;  // HTTP/1: decided for the whole connection
+    return false;
+  }
+  if (n < kPreface.size()) {
+    if (d_eof_) {
+      on_h2_preface = nullptr;  // the HTTP/1 parser answers it
+      return false;
+    }
+    updateInterest();  // the rest of the preface is still coming
+    return true;
+  }
+  auto hand = std::move(on_h2_preface);
+  on_h2_preface = nullptr;
+  int fd = dfd_;
+  loop_.remove(dfd_);
+  dfd_ = -1;
+  ByteBuf read = std::move(din_);
+  din_ = ByteBuf();
+  hand(fd, std::move(read));
+  finish();
+  return true;
 }
 
 void HttpSession::writeDown() {
@@ -651,7 +712,24 @@ void HttpSession::onRequestHead(RequestHead&& head) {
   ex.head_request = head.method == "HEAD";
   ex.upgrade = head.framing.upgrade;
   ex.close_after = !head.framing.keep_alive;
+  // Marked by H2ServerBridge; from anyone else the mark is dropped (and means nothing).
+  if (head.headers.has(kDownstreamH2Header)) {
+    ex.h2 = bridged;
+    head.headers.remove(kDownstreamH2Header);
+  }
+  if (ex.upgrade && head.method != "CONNECT" && upgradesToH2c(head.headers)) {
+    // The request goes on as HTTP/1.1 without the upgrade; the parser stops at its end, so the
+    // connection closes after the response.
+    ex.upgrade = false;
+    ex.close_after = true;
+    head.headers.remove("upgrade");
+    head.headers.remove("http2-settings");
+  }
   RequestRecord& rec = ex.rec;
+  if (ex.h2) {
+    const std::string* ct = head.headers.get("content-type");
+    rec.protocol = ct && ct->rfind("application/grpc", 0) == 0 ? "grpc" : "http";
+  }
   rec.source_pod = source_.pod;
   rec.source_principal = source_.principal;
   rec.method = head.method;
@@ -872,9 +950,19 @@ void HttpSession::onRequestEnd() {
   if (!ex.shadows.empty()) sendShadows();
   if (ex.local || !ex.chunked_in) return;
   size_t before = uout_.size();
-  writeLastChunk(uout_);
+  if (ex.trailers_in.fields.empty()) {
+    writeLastChunk(uout_);
+  } else {
+    writeLastChunk(ex.trailers_in, uout_);
+  }
   if (ex.replayable)
     ex.replay.append(std::string_view(uout_.data() + before, uout_.size() - before));
+}
+
+void HttpSession::onRequestTrailers(HeaderList&& trailers) {
+  if (!ex_ || ex_->local) return;
+  stripTrailerFields(trailers);
+  ex_->trailers_in = std::move(trailers);
 }
 
 void HttpSession::respondLocal(int status, std::string_view body, const std::string& flag,
@@ -1044,7 +1132,7 @@ void HttpSession::sendShadows() {
       logInfo("l7: not mirrored to " + ep.pod + ": " + why);
       continue;
     }
-    rt_.shadow(env_, source_.pod, ep, std::move(sh.bytes));
+    rt_.shadow(env_, source_.pod, ep, ex.h2 || sh.cluster->http2, std::move(sh.bytes));
   }
   ex.shadows.clear();
 }
@@ -1105,7 +1193,10 @@ void HttpSession::connectUpstream() {
   Exchange& ex = *ex_;
   L7Runtime::ClusterLoad& load = rt_.load(ex.cluster->name);
   const ConnectionPoolSettings& pool = ex.cluster->pool;
-  u_key_ = source_.pod + "|" + ex.ep_key;
+  // HTTP/2 upstream when the request came over HTTP/2 (Envoy's "use downstream protocol") or
+  // the service port declares it (appProtocol/name http2, grpc, h2c: Istio's choice).
+  bool h2 = ex.h2 || ex.cluster->http2;
+  u_key_ = source_.pod + "|" + ex.ep_key + (h2 ? "|h2" : "");
   int uses = 0;
   int fd = -1;
   if (pool.max_connections > 0 && load.connections >= pool.max_connections) {
@@ -1133,7 +1224,7 @@ void HttpSession::connectUpstream() {
   u_counted_ = true;
   u_connecting_ = false;
   if (fd < 0) {
-    auto dialled = env_.dial ? env_.dial(source_.pod, *ex.ep) : Result<int>(Error("no dialer"));
+    auto dialled = env_.dial ? env_.dial(source_.pod, *ex.ep, h2) : Result<int>(Error("no dialer"));
     if (!dialled.ok()) {
       logLine(LogLevel::kDebug, "l7: dial " + ex.ep_key + ": " + dialled.error().message());
       upstreamFailed("UF", true);
@@ -1312,6 +1403,7 @@ void HttpSession::onResponseHead(ResponseHead&& head) {
   }
   ex.resp_started = true;
   ex.rec.status = head.status;
+  if (const std::string* gs = head.headers.get("grpc-status")) ex.rec.grpc_status = *gs;
   ex.up_keep_alive = head.framing.keep_alive;
   bool no_body = ex.head_request || head.status == 204 || head.status == 304;
   stripHopByHop(head.headers, head.status == 101);
@@ -1344,8 +1436,19 @@ void HttpSession::onResponseBody(std::string_view bytes) {
 
 void HttpSession::onResponseEnd() {
   if (!ex_ || ex_->retry_now || !ex_->resp_started) return;  // a 1xx ended
-  if (ex_->chunked_out) writeLastChunk(dout_);
+  if (ex_->chunked_out && ex_->trailers_out.fields.empty()) {
+    writeLastChunk(dout_);
+  } else if (ex_->chunked_out) {
+    writeLastChunk(ex_->trailers_out, dout_);
+  }
   ex_->resp_done = true;
+}
+
+void HttpSession::onResponseTrailers(HeaderList&& trailers) {
+  if (!ex_ || ex_->retry_now || !ex_->resp_started) return;
+  if (const std::string* gs = trailers.get("grpc-status")) ex_->rec.grpc_status = *gs;
+  stripTrailerFields(trailers);
+  ex_->trailers_out = std::move(trailers);  // an HTTP/1.0 client (not chunked) goes without
 }
 
 void HttpSession::upstreamFailed(const std::string& flag, bool connect_failure) {

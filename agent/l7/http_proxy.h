@@ -55,7 +55,9 @@ struct RequestRecord {
 // Where sessions get their upstream connections and where they report.
 struct SessionEnv {
   // A non-blocking TCP connect to ep, made on the client pod's behalf (writable when done).
-  std::function<Result<int>(const std::string& source_pod, const L7Endpoint& ep)> dial;
+  // `h2`: the request came over HTTP/2 and goes upstream over HTTP/2 too; the connection is
+  // still spoken as HTTP/1.1 by the session (h2_bridge.h's H2ClientPool is at its other end).
+  std::function<Result<int>(const std::string& source_pod, const L7Endpoint& ep, bool h2)> dial;
   std::function<void(const RequestRecord&)> on_request;
 };
 
@@ -107,10 +109,11 @@ class L7Runtime {
   size_t ejectedCount() const;  // endpoints ejected now, every cluster
 
   // VirtualService mirrors: sends `request` (a whole HTTP/1.1 request that asks for
-  // "connection: close") to `ep` over a new connection and reads the answer only to drop it.
-  // At most kMaxShadows at once, each given up after kShadowTimeoutMs. False when not started
-  // (too many, or the dial failed).
-  bool shadow(const SessionEnv& env, const std::string& source_pod, const L7Endpoint& ep,
+  // "connection: close") to `ep` over a new connection (HTTP/2 upstream when `h2`, through the
+  // dialer's bridge) and reads the answer only to drop it; the connection closes when the
+  // answer is complete. At most kMaxShadows at once, each given up after kShadowTimeoutMs.
+  // False when not started (too many, or the dial failed).
+  bool shadow(const SessionEnv& env, const std::string& source_pod, const L7Endpoint& ep, bool h2,
               ByteBuf request);
   size_t shadowCount() const { return shadows_.size(); }
   uint64_t shadowsSent() const { return shadows_sent_; }
@@ -131,10 +134,15 @@ class L7Runtime {
     int64_t ejected_until = 0;  // steady ms
   };
   void drop(int fd);
-  struct Shadow {
+  struct Shadow : Http1Events {
     ByteBuf out;
     int64_t deadline = 0;  // steady ms
     bool connecting = true;
+    int status = 0;         // of the last response head
+    bool answered = false;  // a final (non-1xx) response ended
+    std::unique_ptr<Http1Parser> parser;
+    void onResponseHead(ResponseHead&& head) override { status = head.status; }
+    void onMessageEnd() override { answered = answered || status >= 200; }
   };
   void onShadow(int fd, uint32_t events);
   void closeShadow(int fd);
@@ -183,6 +191,16 @@ class HttpSession {
   bool done() const { return done_; }
   uint64_t requests() const { return requests_; }
 
+  // HTTP/2 (h2c prior knowledge). When set, a connection that starts with the HTTP/2 preface is
+  // handed over before any request: the callback gets the fd and the bytes already read, and
+  // the session ends without closing the fd.
+  std::function<void(int fd, ByteBuf&& read)> on_h2_preface;
+  // The session carries one stream of an H2ServerBridge: requests marked with
+  // kDownstreamH2Header are taken as HTTP/2 ones (request_protocol, HTTP/2 upstream). In other
+  // sessions that header is removed and has no effect.
+  bool bridged = false;
+  static constexpr const char* kDownstreamH2Header = "x-meshlet-downstream-h2";
+
   static constexpr size_t kHighWater = 256 * 1024;  // a side's queue above this: stop reading
   static constexpr size_t kReplayMax = 64 * 1024;   // requests up to this size can be retried
   static constexpr int64_t kConnectTimeoutMs = 10000;
@@ -200,7 +218,9 @@ class HttpSession {
   void onRequestHead(RequestHead&& head);
   void onRequestBody(std::string_view bytes);
   void onRequestEnd();
+  void onRequestTrailers(HeaderList&& trailers);
   void parseError();
+  bool handOffH2();  // the preface decided: true when the connection was handed over
   // Routing and dispatch
   void dispatch();
   void connectUpstream();
@@ -217,6 +237,7 @@ class HttpSession {
   void onResponseHead(ResponseHead&& head);
   void onResponseBody(std::string_view bytes);
   void onResponseEnd();
+  void onResponseTrailers(HeaderList&& trailers);
   void upstreamFailed(const std::string& flag, bool connect_failure);
   bool retry(const std::string& reason_flag);
   // AuthorizationPolicy of the picked endpoint's workload for this request; answers 403 and

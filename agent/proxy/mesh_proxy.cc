@@ -16,6 +16,7 @@
 #include "agent/datapath/datapath.h"
 #include "agent/hbone/link.h"
 #include "agent/hbone/relay.h"
+#include "agent/l7/h2_bridge.h"
 #include "agent/policy/authz.h"
 #include "agent/proxy/event_loop.h"
 #include "agent/proxy/netns_socket.h"
@@ -113,6 +114,9 @@ struct MeshProxy::Impl {
   struct L7Conn : ConnBase {  // an app connection on the L7 path
     std::unique_ptr<l7::HttpSession> session;
   };
+  struct H2Conn : ConnBase {  // an L7 app connection that speaks HTTP/2: a session per stream
+    std::unique_ptr<l7::H2ServerBridge> bridge;
+  };
   struct LinkEntry {
     std::unique_ptr<hbone::Link> link;  // declared first: destroyed after the relays using it
     std::map<int32_t, Conn> conns;
@@ -160,14 +164,18 @@ struct MeshProxy::Impl {
   std::unique_ptr<l7::L7Runtime> l7rt;  // made with the loop
   l7::SessionEnv l7env;
   std::map<uint64_t, L7Conn> l7conns;   // by TunnelConn::id
+  std::map<uint64_t, H2Conn> h2conns;   // by TunnelConn::id
+  std::unique_ptr<l7::H2ClientPool> h2pool;  // HTTP/2 upstream connections of the L7 path
   ProxyReport counters;                 // counters only; live is filled at publish
   std::chrono::steady_clock::time_point last_publish{};
   std::chrono::steady_clock::time_point last_idle_check{};
   std::map<std::string, std::string> logged;  // what was last logged per subject
 
   ~Impl() {
+    h2conns.clear();
     l7conns.clear();
     l7rt.reset();
+    h2pool.reset();
     pool.clear();
     links.clear();
     plain.clear();
@@ -632,9 +640,11 @@ struct MeshProxy::Impl {
                              src.ips.empty() ? IpAddr{} : src.ips.front()};
     uint64_t id = info.id;
     L7Conn& c = l7conns[id];
+    c.session = std::make_unique<l7::HttpSession>(*loop, *l7rt, l7env, fd, cfg->l7, svc_id, source);
+    c.session->on_h2_preface = [this, key, svc_id, source, info](int h2fd, ByteBuf&& read) {
+      l7H2(key, h2fd, std::move(read), svc_id, source, info);
+    };
     c.info = std::move(info);
-    c.session = std::make_unique<l7::HttpSession>(*loop, *l7rt, l7env, fd, cfg->l7, svc_id,
-                                                  std::move(source));
     c.session->on_done = [this, id] {
       loop->defer([this, id] {
         auto it = l7conns.find(id);
@@ -650,6 +660,30 @@ struct MeshProxy::Impl {
     }
   }
 
+  // An L7 app connection that started with the HTTP/2 preface: each stream is served by an
+  // HttpSession made like the connection's own (same service, same source) over a socket pair.
+  void l7H2(const std::string& key, int fd, ByteBuf&& read, uint32_t svc_id,
+            const l7::SessionSource& source, TunnelConn info) {
+    info.id = next_conn++;
+    info.path = "l7";
+    uint64_t id = info.id;
+    H2Conn& c = h2conns[id];
+    c.info = std::move(info);
+    c.bridge = std::make_unique<l7::H2ServerBridge>(
+        *loop, fd, [this, svc_id, source](int sfd) -> std::unique_ptr<l7::HttpSession> {
+          auto s = std::make_unique<l7::HttpSession>(*loop, *l7rt, l7env, sfd,
+                                                     cfg ? cfg->l7 : nullptr, svc_id, source);
+          s->bridged = true;
+          if (!s->start().ok()) return nullptr;  // its destructor closes sfd
+          return s;
+        });
+    c.bridge->on_done = [this, id] { loop->defer([this, id] { h2conns.erase(id); }); };
+    if (auto st = c.bridge->start(std::move(read)); !st) {
+      logOnce(key + "/h2", "mesh proxy: " + key + ": HTTP/2 bridge: " + st.error().message());
+      h2conns.erase(id);
+    }
+  }
+
   void l7Request(const l7::RequestRecord& r) {
     ++counters.l7_requests;
     if (events.request) events.request(r, cfg ? cfg->snapshot.get() : nullptr);
@@ -658,9 +692,11 @@ struct MeshProxy::Impl {
   // An upstream connection for an L7 session of pod `pod_key`: straight from the pod's netns,
   // or, to an enrolled pod on another node, through an HBONE tunnel (one end of a socket pair
   // goes to the session, the other is carried like an app connection).
-  Result<int> l7Dial(const std::string& pod_key, const l7::L7Endpoint& ep) {
+  // With `h2`, the session gets a socket pair to the HTTP/2 pool instead (which dials here).
+  Result<int> l7Dial(const std::string& pod_key, const l7::L7Endpoint& ep, bool h2) {
     auto ps = pods.find(pod_key);
     if (ps == pods.end()) return Error("pod " + pod_key + " is no longer served here");
+    if (h2) return h2pool->open(pod_key, ep);
     const ProxyPod& src = ps->second.pod;
     if (!ep.tunnel && !cfg->remote_pods.count(ep.ip)) return dialFrom(src, ep.ip, ep.port);
     int sv[2];
@@ -890,6 +926,7 @@ struct MeshProxy::Impl {
   }
 
   void sweep() {
+    if (h2pool) h2pool->sweep(60000);
     for (auto it = links.begin(); it != links.end();) {
       LinkEntry* le = it->second.get();
       bool drained = !le->inbound && le->pool_key.empty() && le->conns.empty();
@@ -927,6 +964,11 @@ struct MeshProxy::Impl {
       t.policy = std::to_string(c.session->requests()) + " requests";
       r.live.push_back(std::move(t));
     }
+    for (auto& [id, c] : h2conns) {
+      TunnelConn t = c.info;
+      t.policy = "h2, " + std::to_string(c.bridge->streams()) + " streams";
+      r.live.push_back(std::move(t));
+    }
     for (const auto& [key, st] : pods) {
       for (const auto& e : st.errors) r.listener_errors.push_back(key + ": " + e);
       if (st.errors.empty() && !st.fds.empty() &&
@@ -956,10 +998,14 @@ Result<std::unique_ptr<MeshProxy>> MeshProxy::start(int tunnel_map_fd, int inbou
   p->impl_->loop = std::move(*loop);
   Impl* impl = p->impl_.get();
   impl->l7rt = std::make_unique<l7::L7Runtime>(*impl->loop);
-  impl->l7env.dial = [impl](const std::string& pod, const l7::L7Endpoint& ep) {
-    return impl->l7Dial(pod, ep);
+  impl->l7env.dial = [impl](const std::string& pod, const l7::L7Endpoint& ep, bool h2) {
+    return impl->l7Dial(pod, ep, h2);
   };
   impl->l7env.on_request = [impl](const l7::RequestRecord& r) { impl->l7Request(r); };
+  impl->h2pool = std::make_unique<l7::H2ClientPool>(
+      *impl->loop, [impl](const std::string& pod, const l7::L7Endpoint& ep) {
+        return impl->l7Dial(pod, ep, false);
+      });
   p->impl_->thread = std::thread([impl] { impl->run(); });
   return p;
 }

@@ -41,6 +41,7 @@ using testing::writeFile;
 
 constexpr const char* kServiceIp = "198.19.0.20";
 constexpr const char* kHttpServiceIp = "198.19.0.21";  // the same pod, HTTP on 8081: L7 path
+constexpr const char* kH2ServiceIp = "198.19.0.22";    // the same pod, h2c (nghttpd) on 8082
 
 std::string podYaml(const TestPod& p, const std::string& app, const std::string& node) {
   return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + p.name +
@@ -210,7 +211,12 @@ class CrossNode : public ::testing::Test {
     a_->spawnInPod(a_->pod("neighbor"), [] { return testing::serveTcp(AF_INET, 8080, "db\n"); });
 
     dir_ = "/tmp/meshlet-test-xnode-" + a_->id();
-    for (const char* d : {"/a/config", "/b/config"}) fs::create_directories(dir_ + d);
+    for (const char* d : {"/a/config", "/b/config", "/h2docs"}) fs::create_directories(dir_ + d);
+    if (run("command -v nghttpd").code == 0) {
+      writeFile(dir_ + "/h2docs/who", "pod=server h2\n");
+      b_->execInPod(b_->pod("server"), {"nghttpd", "--no-tls", "-d", dir_ + "/h2docs", "8082"},
+                    dir_ + "/nghttpd.log");
+    }
     auto ca = run(std::string(MESHLET_CLI_BIN) + " ca init --dir " + dir_ + "/ca");
     if (ca.code != 0) ADD_FAILURE() << "meshlet ca init failed: " << ca.out;
     publishCa("a", 1);
@@ -273,6 +279,15 @@ spec:
   selector: {app: db}
   ports: [{name: http, port: 80, targetPort: 8081}]
 ---
+apiVersion: v1
+kind: Service
+metadata: {name: dbh2, namespace: shop}
+spec:
+  clusterIP: )" + kH2ServiceIp +
+                       R"(
+  selector: {app: db}
+  ports: [{name: http2, port: 80, targetPort: 8082}]
+---
 )" + podYaml(a_->pod("client"), "client", "node-a") +
                        "---\n" + podYaml(a_->pod("neighbor"), "neighbor", "node-a") +
                        (with_server ? "---\n" + podYaml(b_->pod("server"), "db", "node-b") : "") +
@@ -326,8 +341,8 @@ spec:
     int port = status(node).value("metrics_port", 0);
     return run("curl -s http://127.0.0.1:" + std::to_string(port) + "/metrics").out;
   }
-  // Tunnel rows, but for the L7 test's pooled upstream connections (to port 8081), which stay
-  // open after it.
+  // Tunnel rows, but for the L7 tests' pooled upstream connections (to port 8081, and the
+  // HTTP/2 one to 8082), which stay open after them.
   static Json tunnelRows(const std::string& node) {
     auto r = run(cli(node, "connections -o json"));
     auto j = Json::parse(r.out, nullptr, false);
@@ -337,7 +352,8 @@ spec:
       bool l7 = false;
       for (const char* f : {"local", "remote", "service_address"}) {
         std::string v = row.value(f, "");
-        l7 |= v.size() > 5 && v.substr(v.size() - 5) == ":8081";
+        l7 |= v.size() > 5 &&
+              (v.substr(v.size() - 5) == ":8081" || v.substr(v.size() - 5) == ":8082");
       }
       if (l7) continue;
       if (row.value("path", "") == "tunnel") rows.push_back(row);
@@ -458,6 +474,30 @@ TEST_F(CrossNode, L7RequestsToAnotherNodeGoThroughTheTunnel) {
   EXPECT_GT(cap.packets("tcp port 15008"), 4) << run("cat " + dir_ + "/l7.pcap.log").out;
   EXPECT_EQ(cap.packets("tcp port 8081"), 0) << "plaintext HTTP crossed the link";
   EXPECT_EQ(pcap.find(marker), std::string::npos) << "the marker crossed the link in clear";
+}
+
+// HTTP/2 on the L7 path to a pod on the other node: the client's agent bridges each stream and
+// opens its h2c upstream inside the HBONE link.
+TEST_F(CrossNode, H2RequestsToAnotherNodeGoThroughTheTunnel) {
+  if (run("command -v nghttpd").code != 0 || run("command -v nghttp").code != 0) {
+    GTEST_SKIP() << "nghttp2-server/nghttp2-client missing (tools/install-deps.sh)";
+  }
+  Capture cap(a_->nodeNetns(), link_, dir_ + "/h2.pcap");
+  ASSERT_TRUE(cap.ready());
+  std::string url = std::string("http://") + kH2ServiceIp + "/who";
+  std::string cmd = "nghttp " + url + " " + url + "?2 " + url + "?3 2>&1";
+  std::string out;
+  // nghttpd may still be starting in the server pod.
+  testing::waitFor(
+      [&] {
+        out = a_->runInPod(a_->pod("client"), [cmd] { return run(cmd).out; });
+        return testing::count(out, "pod=server h2") == 3;
+      },
+      5000);
+  EXPECT_EQ(testing::count(out, "pod=server h2"), 3) << out << logs();
+  cap.stop();
+  EXPECT_GT(cap.packets("tcp port 15008"), 4) << run("cat " + dir_ + "/h2.pcap.log").out;
+  EXPECT_EQ(cap.packets("tcp port 8082"), 0) << "plaintext HTTP/2 crossed the link";
 }
 
 // An AuthorizationPolicy with HTTP attributes on the pod of the other node: the client's agent

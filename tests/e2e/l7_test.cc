@@ -480,6 +480,21 @@ TEST_F(L7E2E, MirrorGetsACopyOfTheRequestsItsPercentageSays) {
   EXPECT_LE(half, 260);
 }
 
+// The h2 bridge's internal mark is removed from an HTTP/1.1 app's request and has no effect
+// (it would make the upstream HTTP/2, which these HTTP/1.1 backends do not speak); an
+// "Upgrade: h2c" is not taken: the request is served over HTTP/1.1.
+TEST_F(L7E2E, H2MarkAndH2cUpgradeFromHttp1Clients) {
+  std::string out = curl("-i -H 'x-meshlet-downstream-h2: 1' http://198.19.0.40/api/mark");
+  EXPECT_NE(out.find("HTTP/1.1 200"), std::string::npos) << out;
+  EXPECT_NE(out.find("pod=web-v1"), std::string::npos) << out;
+  EXPECT_EQ(out.find("x-meshlet-downstream-h2"), std::string::npos) << out;
+  out = curl("-i --http2 http://198.19.0.40/api/up");
+  EXPECT_NE(out.find("HTTP/1.1 200"), std::string::npos) << out;
+  EXPECT_EQ(out.find("101 Switching"), std::string::npos) << out;
+  EXPECT_EQ(out.find("h:upgrade"), std::string::npos) << out;
+  EXPECT_EQ(out.find("h:http2-settings"), std::string::npos) << out;
+}
+
 TEST_F(L7E2E, MalformedRequestsGetAnErrorAndTheConnectionCloses) {
   std::string out = raw(kWeb, "GARBAGE\r\n\r\n");
   EXPECT_EQ(out.rfind("HTTP/1.1 400", 0), 0u) << out;

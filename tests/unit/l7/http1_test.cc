@@ -19,6 +19,7 @@ struct Recorder : Http1Events {
   std::vector<RequestHead> requests;
   std::vector<ResponseHead> responses;
   std::vector<std::string> bodies;  // one per message
+  std::vector<HeaderList> trailers;  // one per message that had any, in order
   int ends = 0;
   std::string log;
 
@@ -43,6 +44,7 @@ struct Recorder : Http1Events {
     log += ">";
     if (!bodies.empty()) bodies.back().append(bytes);
   }
+  void onTrailers(HeaderList&& t) override { trailers.push_back(std::move(t)); }
   void onMessageEnd() override {
     log += "E";
     ++ends;
@@ -205,6 +207,10 @@ TEST(Http1Request, ChunkedBodyWithExtensionsAndTrailers) {
   EXPECT_EQ(r.rec.bodies[0], "hello world");
   EXPECT_EQ(r.rec.requests[1].target, "/next");
   EXPECT_EQ(r.rec.log, "H[POST /c]B<hello world>EH[GET /next]E");
+  ASSERT_EQ(r.rec.trailers.size(), 1u);  // the second request has none
+  ASSERT_EQ(r.rec.trailers[0].size(), 2u);
+  EXPECT_EQ(*r.rec.trailers[0].get("x-checksum"), "abc");
+  EXPECT_EQ(*r.rec.trailers[0].get("X-More"), "1");
   // gzip then chunked: chunked is the final coding.
   r = parseRequest(
       "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -614,6 +620,39 @@ TEST(Http1Response, SimpleResponse) {
   EXPECT_EQ(r.rec.responses[0].reason, "");
 }
 
+// gRPC over the internal HTTP/1.1 leg: grpc-status/grpc-message arrive as chunked trailers and
+// are handed out before the end, whole whatever the feed boundaries.
+TEST(Http1Response, ChunkedTrailers) {
+  std::string in =
+      "HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\ntransfer-encoding: chunked\r\n\r\n"
+      "5\r\nabcde\r\n"
+      "0\r\ngrpc-status: 5\r\ngrpc-message: not found\r\n\r\n"
+      "HTTP/1.1 204 No Content\r\n\r\n";
+  for (bool bytewise : {false, true}) {
+    Recorder rec;
+    Http1Parser p(Kind::kResponse, rec);
+    size_t used = bytewise ? feedBytes(p, in) : feedAll(p, in);
+    ASSERT_FALSE(p.failed()) << p.error();
+    EXPECT_EQ(used, in.size());
+    ASSERT_EQ(rec.ends, 2);
+    ASSERT_EQ(rec.trailers.size(), 1u);
+    ASSERT_EQ(rec.trailers[0].size(), 2u);
+    EXPECT_EQ(rec.trailers[0].fields[0].name, "grpc-status");
+    EXPECT_EQ(rec.trailers[0].fields[0].value, "5");
+    EXPECT_EQ(*rec.trailers[0].get("grpc-message"), "not found");
+    EXPECT_EQ(rec.bodies[0].size(), 5u);
+  }
+  // No trailer section: no onTrailers.
+  auto r = parse(Kind::kResponse, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+  ASSERT_FALSE(r.failed) << r.error;
+  EXPECT_EQ(r.rec.ends, 1);
+  EXPECT_TRUE(r.rec.trailers.empty());
+  // Malformed trailers are still an error.
+  r = parse(Kind::kResponse,
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nbad trailer\r\n\r\n");
+  EXPECT_TRUE(r.failed);
+}
+
 TEST(Http1Response, HeadResponseHasNoBody) {
   Recorder rec;
   Http1Parser p(Kind::kResponse, rec);
@@ -818,6 +857,19 @@ TEST(Http1Write, ChunkFormat) {
   EXPECT_TRUE(out.empty());
   writeLastChunk(out);
   EXPECT_EQ(out.view(), "0\r\n\r\n");
+  out.clear();
+  HeaderList t;
+  t.add("grpc-status", "0");
+  t.add("grpc-message", "ok");
+  writeLastChunk(t, out);
+  EXPECT_EQ(out.view(), "0\r\ngrpc-status: 0\r\ngrpc-message: ok\r\n\r\n");
+  // Parsed back as the trailers of a chunked body.
+  std::string in = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+  in += out.view();
+  auto r = parse(Kind::kResponse, in);
+  ASSERT_FALSE(r.failed) << r.error;
+  ASSERT_EQ(r.rec.trailers.size(), 1u);
+  EXPECT_EQ(*r.rec.trailers[0].get("grpc-message"), "ok");
 }
 
 TEST(Http1Write, SimpleResponse) {
