@@ -580,6 +580,11 @@ std::shared_ptr<const L7Config> compileL7(std::shared_ptr<const Snapshot> snapsh
   auto out = std::make_shared<L7Config>();
   out->snapshot = std::move(snapshot);
   if (!out->snapshot) return out;
+  // The compiler's indexes cover every service and backend: not built when no port is L7.
+  if (std::none_of(desired.service_info.begin(), desired.service_info.end(),
+                   [](const auto& entry) { return entry.second.l7; })) {
+    return out;
+  }
   Compiler compiler(*out->snapshot, desired, *out);
   for (const auto& [svc_id, si] : desired.service_info) {
     if (si.l7) compiler.compileService(svc_id, si);

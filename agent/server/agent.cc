@@ -102,6 +102,32 @@ IdTable seedIds(const DesiredDatapath& fresh, const DesiredDatapath& kernel) {
   return ids;
 }
 
+// The service and backend ids of an applied state, read back from its explanations: every
+// service port and every backend that got an id is explained (service_info, backend_info), so
+// these are exactly the tables translate() returned with it. Rebuilt for each sync rather than
+// kept beside the explanations at idle (10 000 services / 100 000 backends: about 4 MB).
+void restoreKeyedIds(const DesiredDatapath& d, IdTable& ids) {
+  std::vector<std::pair<std::string, uint32_t>> svc;
+  svc.reserve(d.service_info.size());
+  for (const auto& [id, s] : d.service_info) {
+    svc.emplace_back(serviceIdKey(s.ns, s.name, s.cluster_ip, s.port, s.protocol), id);
+  }
+  std::sort(svc.begin(), svc.end());
+  ids.svc = std::map<std::string, uint32_t>(std::make_move_iterator(svc.begin()),
+                                            std::make_move_iterator(svc.end()));
+  std::vector<std::pair<BackendIdKey, uint32_t>> backends;
+  backends.reserve(d.backend_info.size());
+  for (const auto& [id, b] : d.backend_info) {
+    backends.emplace_back(backendIdKey(b.svc_id, b.addr, b.port), id);
+  }
+  ids.backend = FlatMap<BackendIdKey, uint32_t>(std::move(backends));
+}
+
+void dropKeyedIds(IdTable& ids) {
+  ids.svc = {};
+  ids.backend = {};
+}
+
 }  // namespace
 
 Agent::Agent(AgentFlags flags) : flags_(std::move(flags)) {}
@@ -215,6 +241,12 @@ Status Agent::applySnapshot(SnapshotPtr snap, bool seed_ids) {
   in.trust_domain = flags_.trust_domain;
   in.netns_cookies = cookies_;
   in.ejected = &outliers_.ejected();
+  // ids_ keeps no service or backend ids between syncs (restoreKeyedIds).
+  if (desired_) restoreKeyedIds(*desired_, ids_);
+  struct DropKeyedIds {
+    IdTable& ids;
+    ~DropKeyedIds() { dropKeyedIds(ids); }
+  } drop_keyed_ids{ids_};
   TranslateOutput out = translate(in, ids_);
   if (seed_ids && dp_->adopted()) {
     const DesiredDatapath& kernel = dp_->applied();

@@ -65,6 +65,9 @@ void Agent::updateProxy() {
   if (!proxy_ || !desired_) return;
   const void* inputs[] = {desired_.get(), good_.get(), identity_view_.get()};
   if (std::equal(std::begin(inputs), std::end(inputs), std::begin(proxy_inputs_))) return;
+  // The routes depend on the configuration alone: when only the identity view changed (it is
+  // rebuilt every second) the last ones are handed on rather than compiled again.
+  const bool same_config = l7_ && inputs[0] == proxy_inputs_[0] && inputs[1] == proxy_inputs_[1];
   std::copy(std::begin(inputs), std::end(inputs), std::begin(proxy_inputs_));
 
   auto cfg = std::make_shared<proxy::ProxyConfig>();
@@ -72,7 +75,7 @@ void Agent::updateProxy() {
   cfg->snapshot = good_;
   cfg->desired = desired_;
   cfg->remote_pods = desired_->remote_pods;
-  cfg->l7 = l7::compileL7(good_, *desired_);
+  cfg->l7 = same_config ? l7_ : l7::compileL7(good_, *desired_);
   l7_ = cfg->l7;
   for (const std::string& w : cfg->l7->warnings) {
     if (!l7_warned_.count(w)) logWarn("l7: " + w);

@@ -496,6 +496,11 @@ Result<Snapshot> loadDirectory(const std::string& dir, bool synthesize) {
   Status valid = validateSnapshot(snapshot);
   if (!valid.ok()) return valid.error();
   if (synthesize) synthesizeEndpointSlices(snapshot);
+  // The lists grew by doubling while parsing: up to half of each would stay unused for as long
+  // as the snapshot is in force (10 000 Services: 2.4 MB).
+  forEachKindList(snapshot, snapshot, [](auto& list, auto&) {
+    if (!list.empty() && list.get().capacity() > list.size()) list.mut().shrink_to_fit();
+  });
   return snapshot;
 }
 

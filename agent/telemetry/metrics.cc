@@ -483,12 +483,16 @@ void Metrics::setKernelCounters(Datapath& dp, const DesiredDatapath& info,
 
   for (const auto& [id, s] : info.service_info) {
     SvcCounters now = dp.svcCounters(id);
-    auto& last = last_svc_[id];
-    // Most services are idle: touch the (label-hashing) Prometheus families only on a change.
-    if (now.connects + now.udp_msgs == last.connects && now.no_backend == last.no_backend &&
-        now.failed_connects == last.failed_connects) {
+    // Most services are idle: touch the (label-hashing) Prometheus families only on a change,
+    // and keep no entry for a service whose counters are all still 0.
+    auto last_it = last_svc_.find(id);
+    const SvcCounters zero;
+    const SvcCounters& seen = last_it == last_svc_.end() ? zero : last_it->second;
+    if (now.connects + now.udp_msgs == seen.connects && now.no_backend == seen.no_backend &&
+        now.failed_connects == seen.failed_connects) {
       continue;
     }
+    auto& last = last_it == last_svc_.end() ? last_svc_[id] : last_it->second;
     std::map<std::string, std::string> l = {
         {"destination_service", s.name + "." + s.ns + ".svc.cluster.local"},
         {"destination_service_name", s.name},
