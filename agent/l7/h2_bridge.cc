@@ -14,6 +14,7 @@
 
 #include "agent/common/log.h"
 #include "agent/l7/http_proxy.h"
+#include "agent/l7/socket_io.h"
 
 namespace meshlet::l7 {
 namespace {
@@ -21,7 +22,6 @@ namespace {
 constexpr size_t kHighWater = 256 * 1024;       // a queue above this: its source is not read
 constexpr int32_t kStreamWindow = 256 * 1024;   // SETTINGS_INITIAL_WINDOW_SIZE we announce
 constexpr int32_t kConnectionWindow = 1 << 20;  // connection-level receive window
-constexpr size_t kStep = 64 * 1024;
 
 int64_t nowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -71,38 +71,6 @@ HeaderList trailersToH1(const std::vector<H2Field>& t) {
     if (!forbiddenTrailer(f.name)) out.add(f.name, f.value);
   }
   return out;
-}
-
-enum class Io { kOk, kEof, kError };
-
-Io receiveInto(int fd, ByteBuf& buf, size_t limit) {
-  while (buf.size() < limit) {
-    ssize_t n = recv(fd, buf.reserve(kStep), kStep, MSG_DONTWAIT);
-    if (n > 0) {
-      buf.commit(static_cast<size_t>(n));
-      if (static_cast<size_t>(n) < kStep) break;
-      continue;
-    }
-    if (n == 0) return Io::kEof;
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-    return Io::kError;
-  }
-  return Io::kOk;
-}
-
-Io sendFrom(int fd, ByteBuf& buf) {
-  while (!buf.empty()) {
-    ssize_t n = send(fd, buf.data(), buf.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0) {
-      buf.consume(static_cast<size_t>(n));
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-    return Io::kError;
-  }
-  return Io::kOk;
 }
 
 // nghttp2 copies what it is given: the vector only has to outlive the submit call.
@@ -330,7 +298,7 @@ class H2Conn {
       connecting_ = false;
     }
     if (!stop_reading_ && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
-      Io r = receiveInto(fd_, in_, kHighWater);
+      Io r = receiveInto(fd_, in_, [this] { return in_.size() < kHighWater; });
       receive(in_.view());
       in_.clear();  // nghttp2 takes all it is given
       if (dead_) return;
@@ -660,7 +628,7 @@ struct H2ServerBridge::Impl : H2Conn {
   }
 
   void readLeg(Stream& s) {
-    Io r = receiveInto(s.leg.fd, s.leg.in, kHighWater);
+    Io r = receiveInto(s.leg.fd, s.leg.in, [&s] { return s.leg.in.size() < kHighWater; });
     while (!s.leg.in.empty() && !s.resp_done && s.body.buf.size() < kHighWater) {
       size_t used = s.parser->feed(s.leg.in.data(), s.leg.in.size());
       s.leg.in.consume(used);
@@ -981,7 +949,7 @@ void Frontend::onLeg(uint32_t events) {
 }
 
 void Frontend::readLeg() {
-  Io r = receiveInto(leg.fd, leg.in, kHighWater);
+  Io r = receiveInto(leg.fd, leg.in, [this] { return leg.in.size() < kHighWater; });
   parse();
   if (dead || r == Io::kOk) return;
   // The session closed its upstream: a request in flight is cancelled.

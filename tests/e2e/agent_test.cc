@@ -37,14 +37,13 @@ using testing::waitFor;
 using testing::writeFile;
 
 std::string podYaml(const TestPod& p, const std::string& app, bool ready) {
-  return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + p.name +
-         "\n  namespace: shop\n  labels: {app: " + app +
-         "}\n  annotations:\n    meshlet.io/netns: " + p.netns_path +
-         "\nspec:\n  nodeName: e2e-node\n  serviceAccountName: " + app +
-         "\n  containers:\n  - name: app\n    image: app\n    ports: [{name: http, containerPort: "
-         "8080}]\nstatus:\n  phase: Running\n  podIP: " +
-         p.ip4 + "\n  podIPs: [{ip: " + p.ip4 + "}]\n  conditions: [{type: Ready, status: \"" +
-         (ready ? "True" : "False") + "\"}]\n";
+  testing::PodYaml y;
+  y.ns = "shop";
+  y.labels = "{app: " + app + "}";
+  y.service_account = app;
+  y.container_port = "http";
+  y.ready = ready;
+  return testing::podYaml(p, y);
 }
 
 const char* kServices = R"(apiVersion: v1

@@ -44,14 +44,13 @@ constexpr const char* kHttpServiceIp = "198.19.0.21";  // the same pod, HTTP on 
 constexpr const char* kH2ServiceIp = "198.19.0.22";    // the same pod, h2c (nghttpd) on 8082
 
 std::string podYaml(const TestPod& p, const std::string& app, const std::string& node) {
-  return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + p.name +
-         "\n  namespace: shop\n  labels: {app: " + app +
-         "}\n  annotations:\n    meshlet.io/netns: " + p.netns_path +
-         "\nspec:\n  nodeName: " + node + "\n  serviceAccountName: " + app +
-         "\n  containers:\n  - name: app\n    image: app\n    ports: [{name: tcp, containerPort: "
-         "8080}]\nstatus:\n  phase: Running\n  podIP: " +
-         p.ip4 + "\n  podIPs: [{ip: " + p.ip4 +
-         "}]\n  conditions: [{type: Ready, status: \"True\"}]\n";
+  testing::PodYaml y;
+  y.ns = "shop";
+  y.labels = "{app: " + app + "}";
+  y.node = node;
+  y.service_account = app;
+  y.container_port = "tcp";
+  return testing::podYaml(p, y);
 }
 
 // What the client saw: the greeting, the echo of what it sent, and the errno of the first

@@ -33,13 +33,10 @@ using testing::writeFile;
 constexpr const char* kPython = "/usr/bin/python3";  // Debian's, with python3-grpcio
 
 std::string podYaml(const TestPod& p, const std::string& labels) {
-  return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + p.name +
-         "\n  namespace: rpc\n  labels: " + labels +
-         "\n  annotations:\n    meshlet.io/netns: " + p.netns_path +
-         "\nspec:\n  nodeName: e2e-node\n  containers:\n  - name: app\n    image: app\n"
-         "status:\n  phase: Running\n  podIP: " +
-         p.ip4 + "\n  podIPs: [{ip: " + p.ip4 +
-         "}]\n  conditions: [{type: Ready, status: \"True\"}]\n";
+  testing::PodYaml y;
+  y.ns = "rpc";
+  y.labels = labels;
+  return testing::podYaml(p, y);
 }
 
 // web: nghttpd (h2c only) in two subsets, x-canary: yes routes to v2. greeter: a gRPC server,

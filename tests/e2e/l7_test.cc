@@ -39,13 +39,10 @@ constexpr const char* kWeb = "198.19.0.40";
 constexpr const char* kFlaky = "198.19.0.41";
 
 std::string podYaml(const TestPod& p, const std::string& labels) {
-  return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + p.name +
-         "\n  namespace: shop\n  labels: " + labels +
-         "\n  annotations:\n    meshlet.io/netns: " + p.netns_path +
-         "\nspec:\n  nodeName: e2e-node\n  containers:\n  - name: app\n    image: app\n"
-         "status:\n  phase: Running\n  podIP: " +
-         p.ip4 + "\n  podIPs: [{ip: " + p.ip4 +
-         "}]\n  conditions: [{type: Ready, status: \"True\"}]\n";
+  testing::PodYaml y;
+  y.ns = "shop";
+  y.labels = labels;
+  return testing::podYaml(p, y);
 }
 
 const char* kConfig = R"(apiVersion: v1

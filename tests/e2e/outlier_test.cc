@@ -31,14 +31,12 @@ using testing::waitFor;
 using testing::writeFile;
 
 std::string podYaml(const TestPod& p, const std::string& app) {
-  return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + p.name +
-         "\n  namespace: od\n  labels: {app: " + app +
-         "}\n  annotations:\n    meshlet.io/netns: " + p.netns_path +
-         "\nspec:\n  nodeName: e2e-node\n  serviceAccountName: " + app +
-         "\n  containers:\n  - name: app\n    image: app\n    ports: [{name: tcp, containerPort: "
-         "8080}]\nstatus:\n  phase: Running\n  podIP: " +
-         p.ip4 + "\n  podIPs: [{ip: " + p.ip4 +
-         "}]\n  conditions: [{type: Ready, status: \"True\"}]\n";
+  testing::PodYaml y;
+  y.ns = "od";
+  y.labels = "{app: " + app + "}";
+  y.service_account = app;
+  y.container_port = "tcp";
+  return testing::podYaml(p, y);
 }
 
 constexpr const char* kWebVip = "198.19.0.40";

@@ -78,6 +78,21 @@ socklen_t makeAddr(const std::string& ip, int port, sockaddr_storage& ss) {
 
 }  // namespace
 
+std::string podYaml(const TestPod& p, const PodYaml& y) {
+  std::string out = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + p.name +
+                    "\n  namespace: " + y.ns + "\n  labels: " + y.labels +
+                    "\n  annotations:\n    meshlet.io/netns: " + p.netns_path +
+                    "\nspec:\n  nodeName: " + y.node + "\n";
+  if (!y.service_account.empty()) out += "  serviceAccountName: " + y.service_account + "\n";
+  out += "  containers:\n  - name: app\n    image: app\n";
+  if (!y.container_port.empty()) {
+    out += "    ports: [{name: " + y.container_port + ", containerPort: 8080}]\n";
+  }
+  out += "status:\n  phase: Running\n  podIP: " + p.ip4 + "\n  podIPs: [{ip: " + p.ip4 +
+         "}]\n  conditions: [{type: Ready, status: \"" + (y.ready ? "True" : "False") + "\"}]\n";
+  return out;
+}
+
 std::string kernelTestsUnavailable() {
   if (geteuid() != 0) return "needs root (BPF, network namespaces, cgroups)";
   auto cg = detectCgroup2Root();

@@ -23,6 +23,18 @@ struct TestPod {
   std::string ip6;
 };
 
+// A `v1 Pod` document for a test pod, as the agent's file source reads it: its netns in the
+// meshlet.io/netns annotation, its IPv4 address in status, Running.
+struct PodYaml {
+  std::string ns;
+  std::string labels = "{}";      // a YAML flow map, e.g. "{app: web, version: v1}"
+  std::string node = "e2e-node";  // spec.nodeName
+  std::string service_account;    // "" for none
+  std::string container_port;     // e.g. "tcp": a container port of that name, 8080
+  bool ready = true;              // the Ready condition
+};
+std::string podYaml(const TestPod& p, const PodYaml& y);
+
 // Why the kernel tests cannot run here, or "" when they can (root, cgroup v2, bpffs, ip).
 std::string kernelTestsUnavailable();
 
