@@ -568,42 +568,50 @@ void HttpSession::readDown() {
 }
 
 void HttpSession::pump() {
-  while (!done_) {
-    if (tunnel_) {
-      if (!din_.empty()) {
-        uout_.append(din_.view());
-        din_.consume(din_.size());
+  // The client is read ahead of the upstream (up to kHighWater in din_): what is parsed waits
+  // while uout_ is full, so each time writeUp makes room the parser runs again.
+  for (;;) {
+    while (!done_) {
+      if (tunnel_) {
+        if (!din_.empty()) {
+          uout_.append(din_.view());
+          din_.consume(din_.size());
+        }
+        break;
       }
-      break;
+      if (ex_ && ex_->resp_done && (ex_->req_done || ex_->local)) {
+        finishExchange();
+        continue;
+      }
+      if (d_closing_) break;
+      if (on_h2_preface && !din_.empty() && handOffH2()) return;
+      bool parse = !din_.empty() && (!ex_ || (!ex_->req_done && uout_.size() < kHighWater));
+      if (!parse) break;
+      size_t used = dparser_->feed(din_.data(), din_.size());
+      din_.consume(used);
+      if (dparser_->failed()) {
+        parseError();
+        break;
+      }
+      if (used == 0 || dparser_->upgraded()) break;
     }
-    if (ex_ && ex_->resp_done && (ex_->req_done || ex_->local)) {
-      finishExchange();
-      continue;
+    if (done_) return;
+    // A request body waiting behind a full upstream queue is not a client that went away.
+    bool held_back =
+        !tunnel_ && ex_ && !ex_->req_done && !din_.empty() && uout_.size() >= kHighWater;
+    if (d_eof_ && !tunnel_ && !held_back) {
+      if (!ex_) {
+        d_closing_ = true;
+      } else if (!ex_->req_done) {
+        addFlag("DC");  // the client went away in the middle of its request
+        finish();
+        return;
+      }
     }
-    if (d_closing_) break;
-    if (on_h2_preface && !din_.empty() && handOffH2()) return;
-    bool parse = !din_.empty() && (!ex_ || (!ex_->req_done && uout_.size() < kHighWater));
-    if (!parse) break;
-    size_t used = dparser_->feed(din_.data(), din_.size());
-    din_.consume(used);
-    if (dparser_->failed()) {
-      parseError();
-      break;
-    }
-    if (used == 0 || dparser_->upgraded()) break;
+    writeUp();
+    if (done_) return;
+    if (!held_back || uout_.size() >= kHighWater) break;  // no room made: wait for EPOLLOUT
   }
-  if (done_) return;
-  if (d_eof_ && !tunnel_) {
-    if (!ex_) {
-      d_closing_ = true;
-    } else if (!ex_->req_done) {
-      addFlag("DC");  // the client went away in the middle of its request
-      finish();
-      return;
-    }
-  }
-  writeUp();
-  if (done_) return;
   writeDown();
   if (done_) return;
   if (d_closing_ && dout_.empty() && !ex_) {
