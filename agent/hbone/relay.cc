@@ -25,9 +25,7 @@ Status Relay::start(bool connecting) {
 void Relay::onEvents(uint32_t events) {
   if (done_) return;
   if (connecting_) {
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    int err = proxy::socketError(fd_);
     connecting_ = false;
     if (err != 0) {
       failed_ = true;

@@ -286,9 +286,7 @@ class H2Conn {
   void onEvent(uint32_t events) {
     if (dead_) return;
     if (connecting_) {
-      int err = 0;
-      socklen_t len = sizeof(err);
-      if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+      int err = proxy::socketError(fd_);
       if (err == 0 && (events & (EPOLLERR | EPOLLHUP))) err = ECONNRESET;
       if (err != 0) {
         logLine(LogLevel::kDebug, std::string("l7 h2: connect: ") + std::strerror(err));

@@ -234,9 +234,7 @@ void L7Runtime::onShadow(int fd, uint32_t events) {
   if (it == shadows_.end()) return;
   Shadow& sh = it->second;
   if (sh.connecting) {
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+    if (proxy::socketError(fd) != 0) {
       closeShadow(fd);
       return;
     }
@@ -1230,9 +1228,7 @@ void HttpSession::connectUpstream() {
 void HttpSession::onUp(uint32_t events) {
   if (done_ || ufd_ < 0) return;
   if (u_connecting_) {
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (getsockopt(ufd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    int err = proxy::socketError(ufd_);
     if (err == 0 && (events & (EPOLLERR | EPOLLHUP))) err = ECONNRESET;
     if (err != 0) {
       logLine(LogLevel::kDebug,

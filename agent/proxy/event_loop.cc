@@ -95,6 +95,13 @@ void setResetOnClose(int fd) {
   setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 }
 
+int socketError(int fd) {
+  int err = 0;
+  socklen_t len = sizeof(err);
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  return err;
+}
+
 void closeWithReset(int fd) {
   if (fd < 0) return;
   setResetOnClose(fd);

@@ -55,5 +55,8 @@ Status setNonBlocking(int fd);
 void setResetOnClose(int fd);
 // setResetOnClose, then close (nothing for fd < 0).
 void closeWithReset(int fd);
+// The socket's pending error (SO_ERROR, cleared by reading it): how a non-blocking connect
+// ended once the socket is writable, 0 when it connected.
+int socketError(int fd);
 
 }  // namespace meshlet::proxy

@@ -82,10 +82,7 @@ int portOf(const sockaddr_storage& ss) {
 int connectOutcome(int fd) {
   pollfd p{fd, POLLOUT, 0};
   if (poll(&p, 1, 0) != 1) return -1;
-  int err = 0;
-  socklen_t len = sizeof(err);
-  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-  return err;
+  return socketError(fd);
 }
 
 std::string principalOf(const std::string& spiffe_id) {

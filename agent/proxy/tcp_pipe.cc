@@ -33,9 +33,7 @@ Status TcpPipe::start(bool b_connecting) {
 void TcpPipe::onEvents(Side& s, Side& other, uint32_t events) {
   if (done_) return;
   if (connecting_ && &s == &b_) {
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (getsockopt(b_.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    int err = socketError(b_.fd);
     connecting_ = false;
     if (on_connected) on_connected(err);
     if (err != 0) {
