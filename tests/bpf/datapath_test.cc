@@ -1,5 +1,7 @@
 // Kernel tests: the real programs attached to a scratch cgroup, real sockets in real network
 // namespaces. Each test writes the maps it needs through Datapath::apply.
+#include "agent/datapath/datapath.h"
+
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -13,7 +15,7 @@
 #include <map>
 #include <thread>
 
-#include "agent/datapath/datapath.h"
+#include "agent/proxy/netns_socket.h"
 #include "agent/translate/translate.h"
 #include "tests/lib/sandbox.h"
 
@@ -435,6 +437,40 @@ TEST_F(DatapathTest, SameNodeEnrolledPairIsSplicedAndStreamIsIntact) {
     EXPECT_GE(c.value.bytes_received, 4u << 20);
   }
   EXPECT_TRUE(client_side) << "no connection entry for local port " << lport;
+}
+
+// The agent dials from a pod's netns (the L7 path's upstream connections): the accepting pod is
+// enrolled and so is the source address, but the connecting socket never joined the splice, so
+// the accepting one must not either: in the sockhash it would run sk_msg on every send with no
+// peer to redirect to (and be listed as spliced with no bytes counted).
+TEST_F(DatapathTest, AcceptedSocketStaysOnTcpWhenTheConnectingSideIsNotSpliced) {
+  Desired d = base();
+  apply(d);
+  auto fd = proxy::connectInNetns(sb_->pod("client").netns_path, *IpAddr::parse(sb_->pod("b2").ip4),
+                                  8080);
+  ASSERT_TRUE(fd.ok()) << fd.error().message();
+  pollfd p{*fd, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 3000), 1);
+  char greet[8];
+  ASSERT_EQ(read(*fd, greet, sizeof greet), 2) << "no greeting from b2";
+  ASSERT_EQ(write(*fd, "ping", 4), 4);
+  ASSERT_EQ(poll(&p, 1, 3000), 1);
+  ASSERT_EQ(read(*fd, greet, sizeof greet), 4) << "no echo from b2";
+  sockaddr_in local{};
+  socklen_t ll = sizeof(local);
+  getsockname(*fd, reinterpret_cast<sockaddr*>(&local), &ll);
+  auto conns = dp_->readConns();
+  close(*fd);
+  ASSERT_TRUE(conns.ok());
+  bool server_side = false;
+  for (const auto& c : *conns) {
+    if (c.key.lport != 8080 || c.key.rport != ntohs(local.sin_port)) continue;
+    server_side = true;
+    EXPECT_EQ(c.value.path, MESHLET_PATH_PASSTHROUGH);
+    EXPECT_FALSE(c.value.flags & MESHLET_CONN_SPLICED);
+    EXPECT_EQ(c.value.peer_pod_id, 1u) << "the source address is the client pod's";
+  }
+  EXPECT_TRUE(server_side) << "b2's side of the connection is not tracked";
 }
 
 }  // namespace
