@@ -26,12 +26,19 @@ int64_t nowMs() {
       .count();
 }
 
-std::string hex(uint64_t v, int digits) {
-  static const char* kDigits = "0123456789abcdef";
-  std::string s(static_cast<size_t>(digits), '0');
-  for (int i = digits - 1; i >= 0 && v; --i, v >>= 4) s[static_cast<size_t>(i)] = kDigits[v & 15];
-  return s;
+// v as 16 lower-case hex digits at out.
+void hex16(uint64_t v, char* out) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  for (int i = 15; i >= 0; --i, v >>= 4) out[i] = kDigits[v & 15];
 }
+
+// Empties `b`, keeping its storage for the next request unless it grew large.
+void emptyKeeping(ByteBuf& b) {
+  b.clear();
+  b.release(16 * 1024);
+}
+
+uint64_t random64(L7Runtime& rt) { return (uint64_t{rt.random()} << 32) | rt.random(); }
 
 bool isHex(std::string_view s, size_t n) {
   if (s.size() != n) return false;
@@ -41,15 +48,16 @@ bool isHex(std::string_view s, size_t n) {
   return s.find_first_not_of('0') != std::string_view::npos;
 }
 
-// A random UUID (version 4) for x-request-id.
-std::string uuid(L7Runtime& rt) {
-  uint64_t a = (uint64_t{rt.random()} << 32) | rt.random();
-  uint64_t b = (uint64_t{rt.random()} << 32) | rt.random();
+// A random UUID (version 4) for x-request-id, into `out` (its capacity is reused).
+void uuid(L7Runtime& rt, std::string& out) {
+  uint64_t a = random64(rt), b = random64(rt);
   a = (a & ~0xf000ull) | 0x4000ull;
   b = (b & 0x3fffffffffffffffull) | 0x8000000000000000ull;
-  std::string h = hex(a, 16) + hex(b, 16);
-  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
-         "-" + h.substr(20);
+  char h[32];
+  hex16(a, h);
+  hex16(b, h + 16);
+  out.assign(h, 8).append(1, '-').append(h + 8, 4).append(1, '-').append(h + 12, 4);
+  out.append(1, '-').append(h + 16, 4).append(1, '-').append(h + 20, 12);
 }
 
 // Hop-by-hop fields (RFC 9110 7.6.1) and those Connection names: not forwarded. `keep_upgrade`
@@ -505,6 +513,7 @@ HttpSession::~HttpSession() {
     done_ = true;
     if (dfd_ >= 0) loop_.remove(dfd_);
     if (ufd_ >= 0) loop_.remove(ufd_);
+    if (held_fd_ >= 0) loop_.remove(held_fd_);
     if (timer_fd_ >= 0) loop_.remove(timer_fd_);
   }
   if (!waiting_in_.empty()) rt_.forgetPending(this, waiting_in_);
@@ -513,6 +522,7 @@ HttpSession::~HttpSession() {
   if (u_counted_ && ex_ && ex_->cluster) --rt_.load(ex_->cluster->name).connections;
   if (dfd_ >= 0) close(dfd_);
   if (ufd_ >= 0) close(ufd_);
+  if (held_fd_ >= 0) close(held_fd_);
   if (timer_fd_ >= 0) close(timer_fd_);
 }
 
@@ -525,6 +535,30 @@ Status HttpSession::start() {
   // The app usually sent its request already: serve it without waiting for a wakeup.
   readDown();
   return Status::Ok();
+}
+
+void HttpSession::releaseHeld() {
+  if (held_fd_ < 0) return;
+  rt_.putIdle(held_key_, std::exchange(held_fd_, -1), held_uses_);
+}
+
+void HttpSession::startExchange() {
+  if (spare_) {
+    ex_ = std::move(spare_);
+    ex_->start = Clock::now();
+  } else {
+    ex_ = std::make_unique<Exchange>();
+  }
+}
+
+void HttpSession::endExchange() {
+  // The next request starts from a fresh Exchange that keeps this one's storage: its strings'
+  // capacity (a move from an empty string copies into the buffer there) and the replay buffer.
+  ByteBuf replay = std::move(ex_->replay);
+  emptyKeeping(replay);
+  *ex_ = Exchange();
+  ex_->replay = std::move(replay);
+  spare_ = std::move(ex_);
 }
 
 void HttpSession::addFlag(const std::string& flag) {
@@ -662,7 +696,7 @@ void HttpSession::parseError() {
     return;
   }
   if (!ex_) {
-    ex_ = std::make_unique<Exchange>();
+    startExchange();
     ex_->rec.service_host = service_ ? service_->host : "";
   }
   ++requests_;
@@ -677,7 +711,7 @@ void HttpSession::parseError() {
 
 void HttpSession::onRequestHead(RequestHead&& head) {
   ++requests_;
-  ex_ = std::make_unique<Exchange>();
+  startExchange();
   Exchange& ex = *ex_;
   ex.head_request = head.method == "HEAD";
   ex.upgrade = head.framing.upgrade;
@@ -712,30 +746,44 @@ void HttpSession::onRequestHead(RequestHead&& head) {
   }
   // Trace context and request id, started here when the client sent none.
   const std::string* rid = head.headers.get("x-request-id");
-  rec.request_id = rid ? *rid : uuid(rt_);
+  if (rid) {
+    rec.request_id = *rid;
+  } else {
+    uuid(rt_, rec.request_id);
+  }
+  // The fields this adds, with room to spare: the list grows once.
+  head.headers.fields.reserve(head.headers.size() + 8);
   if (!rid) head.headers.add("x-request-id", rec.request_id);
-  std::string span = hex((uint64_t{rt_.random()} << 32) | rt_.random(), 16);
-  std::string trace, flags = "01";
+  char span[16];
+  hex16(random64(rt_), span);
+  std::string_view flags = "01";
   if (const std::string* tp = head.headers.get("traceparent");
       tp && tp->size() == 55 && isHex(std::string_view(*tp).substr(3, 32), 32)) {
-    trace = tp->substr(3, 32);
-    flags = tp->substr(53, 2);
+    rec.trace_id.assign(*tp, 3, 32);
+    flags = std::string_view(*tp).substr(53, 2);
   } else if (const std::string* b3 = head.headers.get("x-b3-traceid");
              b3 && (isHex(*b3, 32) || isHex(*b3, 16))) {
-    trace = b3->size() == 16 ? std::string(16, '0') + *b3 : *b3;
+    rec.trace_id.assign(32 - b3->size(), '0').append(*b3);
   } else {
-    trace = hex((uint64_t{rt_.random()} << 32) | rt_.random(), 16) +
-            hex((uint64_t{rt_.random()} << 32) | rt_.random(), 16);
+    char trace[32];
+    hex16(random64(rt_), trace);
+    hex16(random64(rt_), trace + 16);
+    rec.trace_id.assign(trace, 32);
   }
-  rec.trace_id = trace;
+  const std::string& trace = rec.trace_id;
   if (const std::string* parent = head.headers.get("x-b3-spanid")) {
     head.headers.set("x-b3-parentspanid", *parent);
   }
-  head.headers.set("traceparent", "00-" + trace + "-" + span + "-" + flags);
+  std::string traceparent;
+  traceparent.reserve(55);
+  traceparent.append("00-").append(trace).append(1, '-').append(span, 16).append(1, '-');
+  traceparent.append(flags);
+  // `flags` may point into the old traceparent field: read it before that is replaced.
+  bool sampled = flags != "00";
+  head.headers.set("traceparent", traceparent);
   if (!head.headers.has("x-b3-traceid")) head.headers.set("x-b3-traceid", trace);
-  head.headers.set("x-b3-spanid", span);
-  if (!head.headers.has("x-b3-sampled"))
-    head.headers.set("x-b3-sampled", flags == "00" ? "0" : "1");
+  head.headers.set("x-b3-spanid", std::string_view(span, 16));
+  if (!head.headers.has("x-b3-sampled")) head.headers.set("x-b3-sampled", sampled ? "1" : "0");
 
   if (!service_) {
     respondLocal(404, "no route: the service has no L7 configuration\n", "NR");
@@ -852,10 +900,9 @@ void HttpSession::onRequestHead(RequestHead&& head) {
     ex.chunked_in = true;
   }
   head.version_minor = 1;
-  ByteBuf wire;
-  writeRequestHead(head, wire);
-  uout_.append(wire.view());
-  ex.replay.append(wire.view());
+  size_t head_at = uout_.size();
+  writeRequestHead(head, uout_);
+  ex.replay.append(uout_.view().substr(head_at));
   if (spec && !spec->mirrors.empty() && !ex.upgrade) startShadows(head);
 
   // Retries: the route's policy, or Istio's default (2 retries of connect failures).
@@ -944,7 +991,7 @@ void HttpSession::respondLocal(int status, std::string_view body, const std::str
     waiting_in_.clear();
   }
   closeUpstream(false);
-  uout_ = ByteBuf();
+  emptyKeeping(uout_);
   ex.rec.status = status;
   if (flag != "-") addFlag(flag);
   if (ex.attempts > 1 && flag != "URX") addFlag("URX");
@@ -1166,7 +1213,7 @@ void HttpSession::connectUpstream() {
   // HTTP/2 upstream when the request came over HTTP/2 (Envoy's "use downstream protocol") or
   // the service port declares it (appProtocol/name http2, grpc, h2c: Istio's choice).
   bool h2 = ex.h2 || ex.cluster->http2;
-  u_key_ = source_.pod + "|" + ex.ep_key + (h2 ? "|h2" : "");
+  u_key_.assign(source_.pod).append(1, '|').append(ex.ep_key).append(h2 ? "|h2" : "");
   int uses = 0;
   int fd = -1;
   if (pool.max_connections > 0 && load.connections >= pool.max_connections) {
@@ -1188,11 +1235,31 @@ void HttpSession::connectUpstream() {
   ex.rec.attempts = ex.attempts;
   ++rt_.active()[ex.ep_key];
   ex.counted_active = true;
-  if (!ex.upgrade) fd = rt_.takeIdle(u_key_, &uses);
+  bool held = false;
+  if (held_fd_ >= 0) {
+    if (held_key_ == u_key_ && !ex.upgrade) {
+      // The connection the last request of this client used goes to the same endpoint: it is
+      // still registered for this session, with EPOLLIN, and its parser is between messages.
+      held = true;
+      fd = std::exchange(held_fd_, -1);
+      uses = held_uses_;
+    } else {
+      releaseHeld();
+    }
+  }
+  if (!held && !ex.upgrade) fd = rt_.takeIdle(u_key_, &uses);
   u_uses_ = uses + 1;
   ++load.connections;
   u_counted_ = true;
   u_connecting_ = false;
+  if (held) {
+    ufd_ = fd;
+    u_interest_ = EPOLLIN;
+    uparser_->expectNoBody(ex.head_request);
+    ex.try_deadline = ex.per_try_ms ? nowMs() + ex.per_try_ms : 0;
+    armTimer();
+    return;
+  }
   if (fd < 0) {
     auto dialled = env_.dial ? env_.dial(source_.pod, *ex.ep, h2) : Result<int>(Error("no dialer"));
     if (!dialled.ok()) {
@@ -1204,7 +1271,7 @@ void HttpSession::connectUpstream() {
     u_connecting_ = true;
   }
   ufd_ = fd;
-  uin_ = ByteBuf();
+  emptyKeeping(uin_);
   uparser_ = std::make_unique<Http1Parser>(Http1Parser::Kind::kResponse, *up_events_);
   uparser_->expectNoBody(ex.head_request);
   // A pooled connection is written to at once (pump): it starts with EPOLLIN alone.
@@ -1226,7 +1293,16 @@ void HttpSession::connectUpstream() {
 }
 
 void HttpSession::onUp(uint32_t events) {
-  if (done_ || ufd_ < 0) return;
+  if (done_) return;
+  if (ufd_ < 0) {
+    // The held idle connection (nothing else of this session's is registered with onUp then):
+    // readable means the server closed it or sent bytes nobody asked for. Not reused.
+    if (held_fd_ >= 0) {
+      loop_.remove(held_fd_);
+      close(std::exchange(held_fd_, -1));
+    }
+    return;
+  }
   if (u_connecting_) {
     int err = proxy::socketError(ufd_);
     if (err == 0 && (events & (EPOLLERR | EPOLLHUP))) err = ECONNRESET;
@@ -1299,7 +1375,7 @@ void HttpSession::readUp() {
             std::chrono::duration<double, std::milli>(Clock::now() - ex_->start).count();
         env_.on_request(ex_->rec);
       }
-      ex_.reset();
+      endExchange();
       armTimer();
       pump();
       return;
@@ -1447,7 +1523,7 @@ bool HttpSession::retry(const std::string&) {
   Exchange& ex = *ex_;
   if (ex.attempts >= ex.max_attempts || !ex.replayable || ex.resp_started) return false;
   closeUpstream(false);
-  uout_ = ByteBuf();
+  emptyKeeping(uout_);
   uout_.append(ex.replay.view());
   if (!pickEndpoint()) return false;
   if (authorize()) connectUpstream();
@@ -1476,7 +1552,7 @@ void HttpSession::closeUpstream(bool reusable) {
   ufd_ = -1;
   u_interest_ = 0;
   u_connecting_ = false;
-  uin_ = ByteBuf();
+  emptyKeeping(uin_);
   if (ex_) ex_->try_deadline = 0;
   if (!released.empty()) rt_.connectionReleased(released);
 }
@@ -1488,13 +1564,25 @@ void HttpSession::finishExchange() {
   int max_uses = ex.cluster ? ex.cluster->pool.max_requests_per_connection : 0;
   bool reusable = ex.req_done && ex.resp_done && ex.up_keep_alive && !ex.upgrade && uin_.empty() &&
                   uout_.empty() && !u_connecting_ && (max_uses <= 0 || u_uses_ < max_uses);
-  closeUpstream(reusable);
+  // Without a connection limit the session keeps its connection for the client's next request
+  // (most go to the same endpoint): no trip through the pool. With one, it goes back to the
+  // pool, where sessions waiting for a connection of the cluster get it.
+  if (reusable && ufd_ >= 0 && ex.cluster && ex.cluster->pool.max_connections <= 0) {
+    int fd = std::exchange(ufd_, -1);
+    if (u_interest_ != EPOLLIN) loop_.modify(fd, EPOLLIN);
+    closeUpstream(false);  // the accounting; ufd_ is -1 now
+    held_fd_ = fd;
+    held_key_ = u_key_;
+    held_uses_ = u_uses_;
+  } else {
+    closeUpstream(reusable);
+  }
   releaseClusterSlot();
-  uout_ = ByteBuf();
+  emptyKeeping(uout_);
   ex.rec.duration_ms = std::chrono::duration<double, std::milli>(Clock::now() - ex.start).count();
   if (env_.on_request) env_.on_request(ex.rec);
   if (ex.close_after || !ex.req_done) d_closing_ = true;
-  ex_.reset();
+  endExchange();
   armTimer();
 }
 
@@ -1613,6 +1701,7 @@ void HttpSession::finish() {
     proxy::closeWithReset(ufd_);
     ufd_ = -1;
   }
+  releaseHeld();  // a clean idle connection: another client's session may use it
   if (timer_fd_ >= 0) {
     loop_.remove(timer_fd_);
     close(timer_fd_);

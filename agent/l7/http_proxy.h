@@ -252,6 +252,9 @@ class HttpSession {
   void closeUpstream(bool reusable);
   // Both
   void finishExchange();
+  void releaseHeld();    // the held connection goes to the runtime's pool
+  void startExchange();  // ex_ for a new request
+  void endExchange();    // the request is over: ex_ becomes spare_
   void onTimer();
   void armTimer();
   void updateInterest();
@@ -283,6 +286,11 @@ class HttpSession {
   int u_uses_ = 0;     // requests the upstream connection carried, this one included
   std::string waiting_in_;  // the cluster whose wait list holds this session, "" for none
   bool u_counted_ = false;  // counted in its cluster's connections
+  // The upstream connection of the last request, kept (idle, EPOLLIN, onUp's handler) for the
+  // next one when its cluster has no connection limit; ufd_ is -1 meanwhile.
+  int held_fd_ = -1;
+  std::string held_key_;  // its pool key
+  int held_uses_ = 0;
 
   int timer_fd_ = -1;
   int64_t timer_at_ = 0;  // steady ms the timer is armed for, 0 when disarmed
@@ -290,6 +298,7 @@ class HttpSession {
   bool done_ = false;
   uint64_t requests_ = 0;
   std::unique_ptr<Exchange> ex_;
+  std::unique_ptr<Exchange> spare_;  // the last request's, reused by the next one
 };
 
 }  // namespace meshlet::l7
