@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -475,6 +476,39 @@ TEST_F(L7E2E, MirrorGetsACopyOfTheRequestsItsPercentageSays) {
   int half = static_cast<int>(sinkLog().size() - before);
   EXPECT_GE(half, 140);
   EXPECT_LE(half, 260);
+}
+
+// Upstream connections are reused: a client's keep-alive requests go over one connection, and
+// when the client leaves, that connection serves the next client (gate: no connection limit, the
+// session keeps the connection between requests; queue: maxConnections 1, it goes back to the
+// pool after each request).
+TEST_F(L7E2E, UpstreamConnectionsAreReusedAcrossRequestsAndClients) {
+  auto webLog = [] {
+    std::ifstream in(dir_ + "/web-v1.requests");
+    std::vector<std::string> lines;
+    for (std::string l; std::getline(in, l);) lines.push_back(l);
+    return lines;
+  };
+  for (const char* vip : {"198.19.0.43", "198.19.0.44"}) {
+    SCOPED_TRACE(vip);
+    size_t before = webLog().size();
+    std::string base = std::string("'http://") + vip + "/reuse/";
+    EXPECT_EQ(count(curl("-o /dev/null -w '%{http_code}\\n' " + base + "a[1-5]'"), "200"), 5);
+    // The first client's close reaches the agent before the second one connects.
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_EQ(count(curl("-o /dev/null -w '%{http_code}\\n' " + base + "b[1-5]'"), "200"), 5);
+    std::vector<std::string> seen = webLog();
+    std::set<std::string> ports;
+    int requests = 0;
+    for (size_t i = before; i < seen.size(); ++i) {
+      if (seen[i].rfind("GET /reuse/", 0) != 0) continue;
+      ++requests;
+      ports.insert(seen[i].substr(seen[i].rfind(' ') + 1));
+    }
+    EXPECT_EQ(requests, 10);
+    EXPECT_EQ(ports.size(), 1u) << "upstream connections (client ports at web-v1): "
+                                << ports.size();
+  }
 }
 
 // The h2 bridge's internal mark is removed from an HTTP/1.1 app's request and has no effect

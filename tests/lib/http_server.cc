@@ -109,8 +109,14 @@ void serveConn(int fd, std::string name, int fixed_status, std::string log_path)
       body_bytes = body.size();
     }
     if (!log_path.empty()) {
-      std::string line =
-          method + " " + target + " " + header("host") + " " + std::to_string(body_bytes) + "\n";
+      sockaddr_storage peer{};
+      socklen_t plen = sizeof(peer);
+      getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen);
+      int port =
+          ntohs(peer.ss_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6*>(&peer)->sin6_port
+                                           : reinterpret_cast<const sockaddr_in*>(&peer)->sin_port);
+      std::string line = method + " " + target + " " + header("host") + " " +
+                         std::to_string(body_bytes) + " " + std::to_string(port) + "\n";
       int lf = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
       if (lf >= 0) {
         if (write(lf, line.data(), line.size()) < 0) perror("serveHttp log");

@@ -17,7 +17,8 @@ namespace meshlet::testing {
 
 // Listens on 0.0.0.0:port and serves until the process ends; returns only on error (-1).
 // `fixed_status` (non-zero) answers every request with that status. With `log_path`, each
-// request appends "<method> <target> <host> <body bytes>\n" to that file once it is read.
+// request appends "<method> <target> <host> <body bytes> <client port>\n" to that file once it
+// is read (the client port tells connections apart).
 int serveHttp(int port, const std::string& name, int fixed_status = 0,
               const std::string& log_path = "");
 
