@@ -575,8 +575,9 @@ void Metrics::request(const l7::RequestRecord& r, const Snapshot* s) {
     request_series_.clear();
     request_generation_ = generation;
   }
-  // Everything istioRequestLabels reads from the record.
-  std::string key;
+  // Everything istioRequestLabels reads from the record (into one buffer kept between calls).
+  std::string& key = request_key_;
+  key.clear();
   for (const std::string* part :
        {&r.source_pod, &r.source_principal, &r.upstream_pod, &r.service_host, &r.service_name,
         &r.service_namespace, &r.protocol, &r.flags, &r.grpc_status}) {
@@ -591,7 +592,7 @@ void Metrics::request(const l7::RequestRecord& r, const Snapshot* s) {
     RequestSeries series{&requests_.Add(labels), &request_duration_.Add(labels, kDurationBuckets),
                          &request_bytes_.Add(labels, kBytesBuckets),
                          &response_bytes_.Add(labels, kBytesBuckets)};
-    it = request_series_.emplace(std::move(key), series).first;
+    it = request_series_.emplace(key, series).first;
   }
   it->second.requests->Increment();
   it->second.duration->Observe(r.duration_ms);

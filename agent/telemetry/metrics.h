@@ -139,6 +139,7 @@ class Metrics {
   void request(const l7::RequestRecord& r, const Snapshot* s);
   std::mutex request_mu_;
   std::unordered_map<std::string, RequestSeries> request_series_;  // by label inputs
+  std::string request_key_;  // request()'s lookup key, built in place
   uint64_t request_generation_ = 0;
 };
 
