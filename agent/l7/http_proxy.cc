@@ -382,11 +382,12 @@ void L7Runtime::recordOutcome(const L7Cluster& c, const std::string& endpoint, b
               (limit_gateway > 0 && h.consecutive_gateway >= limit_gateway);
   if (!trip || h.ejected_until > now || c.endpoints.empty()) return;
   h.consecutive_5xx = h.consecutive_gateway = 0;
-  // Envoy's rule: eject while the share already ejected is below maxEjectionPercent.
+  // maxEjectionPercent as Envoy has counted it since 1.24, and as the kernel path's ejection
+  // does (agent/outlier): this one included, (ejected + 1) / endpoints <= max.
   size_t out = 0;
   for (const auto& [ep, other] : health_[c.name]) out += other.ejected_until > now;
-  if (100.0 * static_cast<double>(out) / static_cast<double>(c.endpoints.size()) >=
-      od.max_ejection_percent.value_or(10)) {
+  if (100.0 * static_cast<double>(out + 1) >
+      od.max_ejection_percent.value_or(10) * static_cast<double>(c.endpoints.size())) {
     return;
   }
   ++h.ejections;
