@@ -260,6 +260,8 @@ class H2Conn {
   }
 
   bool dead() const { return dead_; }
+  // It ended before its connect completed (refused, unreachable, reset during the handshake).
+  bool neverConnected() const { return dead_ && connecting_; }
   nghttp2_session* ng() const { return ng_; }
 
  protected:
@@ -744,6 +746,9 @@ struct Frontend : Http1Events {
   void writeLeg();
   void updateInterest();
   void die(bool reset);
+  // The request failed before any response: the session is told why in a response of its own
+  // (HttpSession::kUpstreamResetHeader), so it can retry as for an HTTP/1.1 upstream.
+  void fail(const char* reason);
   void responseHead();
   void responseEnd();
 };
@@ -823,7 +828,11 @@ struct ClientConn : H2Conn {
     if (code != NGHTTP2_NO_ERROR || !fr->resp_done) {
       logLine(LogLevel::kDebug, "l7 h2: upstream stream closed before its end (" +
                                     std::string(nghttp2_http2_strerror(code)) + ")");
-      fr->die(true);
+      if (code == NGHTTP2_REFUSED_STREAM) {
+        fr->fail("refused-stream");  // the server did not process it: safe to retry
+      } else {
+        fr->die(true);
+      }
       return 0;
     }
     fr->busy = false;
@@ -846,7 +855,11 @@ struct ClientConn : H2Conn {
       if (!e.f) continue;
       e.f->conn = nullptr;
       e.f->id = -1;
-      e.f->die(true);
+      if (neverConnected()) {
+        e.f->fail("connect-failure");
+      } else {
+        e.f->die(true);
+      }
     }
   }
 };
@@ -861,7 +874,7 @@ void Frontend::onRequestHead(RequestHead&& head) {
   body = std::make_shared<BodySource>();
   conn = connect(*this);
   if (!conn) {
-    die(true);
+    fail("connect-failure");
     return;
   }
   auto fields = h2RequestFromH1(head);
@@ -992,6 +1005,25 @@ void Frontend::updateInterest() {
   if (leg.in.size() < kHighWater && (!body || body->buf.size() < kHighWater)) want |= EPOLLIN;
   if (!leg.out.empty()) want |= EPOLLOUT;
   leg.want(*loop, want);
+}
+
+void Frontend::fail(const char* reason) {
+  if (dead) return;
+  if (resp_started || !leg.out.empty()) {
+    die(true);
+    return;
+  }
+  if (conn && id >= 0) {
+    if (auto it = conn->streams.find(id); it != conn->streams.end()) it->second.f = nullptr;
+    conn = nullptr;
+    id = -1;
+  }
+  HeaderList extra;
+  extra.add(HttpSession::kUpstreamResetHeader, reason);
+  writeSimpleResponse(503, "", true, extra, leg.out);
+  resp_started = resp_done = true;
+  closing = true;  // the leg closes once the session has the answer
+  writeLeg();
 }
 
 void Frontend::die(bool reset) {

@@ -469,6 +469,8 @@ struct HttpSession::Exchange {
   };
   std::vector<Shadow> shadows;
   bool h2 = false;          // came over HTTP/2 (H2ServerBridge), goes upstream over HTTP/2
+  bool upstream_h2 = false;  // this attempt's upstream is H2ClientPool
+  std::string pool_reset;    // kUpstreamResetHeader of the pool's answer, to act on
   HeaderList trailers_in;   // request trailers, sent with the last chunk
   HeaderList trailers_out;  // response trailers, likewise
 };
@@ -1214,6 +1216,7 @@ void HttpSession::connectUpstream() {
   // HTTP/2 upstream when the request came over HTTP/2 (Envoy's "use downstream protocol") or
   // the service port declares it (appProtocol/name http2, grpc, h2c: Istio's choice).
   bool h2 = ex.h2 || ex.cluster->http2;
+  ex.upstream_h2 = h2;
   u_key_.assign(source_.pod).append(1, '|').append(ex.ep_key).append(h2 ? "|h2" : "");
   int uses = 0;
   int fd = -1;
@@ -1385,6 +1388,10 @@ void HttpSession::readUp() {
   }
   if (ex_ && ex_->retry_now) {
     ex_->retry_now = false;
+    if (!ex_->pool_reset.empty()) {
+      poolReset(std::exchange(ex_->pool_reset, std::string()));
+      return;
+    }
     if (!retry("-")) respondLocal(ex_->response_status, "", "URX");
     return;
   }
@@ -1432,6 +1439,13 @@ void HttpSession::onResponseHead(ResponseHead&& head) {
       dout_.append(std::string_view("HTTP/1.1 100 Continue\r\n\r\n"));
     }
     return;
+  }
+  if (ex.upstream_h2) {
+    if (const std::string* why = head.headers.get(kUpstreamResetHeader)) {
+      ex.pool_reset = *why;  // readUp acts on it once the parser is done with this response
+      ex.retry_now = true;
+      return;
+    }
   }
   if (ex.cluster) {
     rt_.recordOutcome(*ex.cluster, ex.ep_key, head.status >= 500,
@@ -1518,6 +1532,20 @@ void HttpSession::upstreamFailed(const std::string& flag, bool connect_failure) 
                                : "upstream connect error or disconnect/reset before headers. "
                                  "reset reason: connection termination\n",
                flag);
+}
+
+void HttpSession::poolReset(const std::string& why) {
+  if (why == "connect-failure") {
+    upstreamFailed("UF", true);
+    return;
+  }
+  // refused-stream: the server took nothing of it (RFC 9113 8.7), it can go again anywhere.
+  closeUpstream(false);
+  if (hasRetryOn(ex_->retry_on, RetryOn::kRefusedStream) && retry("UR")) return;
+  respondLocal(503,
+               "upstream connect error or disconnect/reset before headers. reset reason: "
+               "remote refused stream reset\n",
+               "UR");
 }
 
 bool HttpSession::retry(const std::string&) {

@@ -200,6 +200,11 @@ class HttpSession {
   // sessions that header is removed and has no effect.
   bool bridged = false;
   static constexpr const char* kDownstreamH2Header = "x-meshlet-downstream-h2";
+  // H2ClientPool's answer when a request failed before the upstream answered: a 503 carrying
+  // this field, valued "connect-failure" or "refused-stream". Honoured only on an HTTP/2
+  // upstream (whose other end is the pool); the session then fails or retries the request as
+  // for an HTTP/1.1 upstream (UF / refused-stream), and the field never reaches the client.
+  static constexpr const char* kUpstreamResetHeader = "x-meshlet-upstream-reset";
 
   static constexpr size_t kHighWater = 256 * 1024;  // a side's queue above this: stop reading
   static constexpr size_t kReplayMax = 64 * 1024;   // requests up to this size can be retried
@@ -240,6 +245,7 @@ class HttpSession {
   void onResponseTrailers(HeaderList&& trailers);
   void upstreamFailed(const std::string& flag, bool connect_failure);
   bool retry(const std::string& reason_flag);
+  void poolReset(const std::string& why);  // H2ClientPool said the request failed (`why`)
   // AuthorizationPolicy of the picked endpoint's workload for this request; answers 403 and
   // returns false when denied.
   bool authorize();

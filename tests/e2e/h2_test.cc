@@ -97,6 +97,24 @@ spec:
   http:
   - retries: {attempts: 2, retryOn: connect-failure}
     route: [{destination: {host: greeter}}]
+---
+# patchy: an HTTP/2 port with two endpoints, web-v1 and a pod where nothing listens; round
+# robin sends every other first attempt to the dead one, and Istio's default retry policy
+# (connect-failure) takes the request to web-v1.
+apiVersion: v1
+kind: Service
+metadata: {name: patchy, namespace: rpc}
+spec:
+  clusterIP: 198.19.0.52
+  selector: {tier: patchy}
+  ports: [{name: http2, port: 80, targetPort: 8080}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: patchy, namespace: rpc}
+spec:
+  host: patchy
+  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
 )";
 
 // A gRPC server without generated code: /test.Echo/Call answers "pod=<name> echo=<request>
@@ -227,13 +245,15 @@ class H2E2E : public ::testing::Test {
       sb_->execInPod(sb_->pod(name), {"nghttpd", "--no-tls", "-d", docs, "8080"},
                      dir_ + "/" + name + ".log");
     }
+    sb_->addPod("dead");  // nothing listens there
     sb_->addPod("greeter");
     sb_->execInPod(sb_->pod("greeter"), {kPython, dir_ + "/grpc_server.py", "50051", "greeter"},
                    dir_ + "/greeter.log");
     writeFile(dir_ + "/config/00-config.yaml", kConfig);
     writeFile(dir_ + "/config/10-pods.yaml",
               podYaml(sb_->pod("client"), "{app: client}") + "---\n" +
-                  podYaml(sb_->pod("web-v1"), "{app: web, version: v1}") + "---\n" +
+                  podYaml(sb_->pod("web-v1"), "{app: web, version: v1, tier: patchy}") + "---\n" +
+                  podYaml(sb_->pod("dead"), "{tier: patchy}") + "---\n" +
                   podYaml(sb_->pod("web-v2"), "{app: web, version: v2}") + "---\n" +
                   podYaml(sb_->pod("greeter"), "{app: greeter}"));
     agent_pid_ = testing::spawnAgent(MESHLETD_BIN, dir_, sb_->cgroup(), sb_->bpffs(), {});
@@ -384,6 +404,22 @@ TEST_F(H2E2E, GrpcCallsStatusesAndMetrics) {
   EXPECT_TRUE(has({"destination_service=\"web.rpc.svc.cluster.local\"", "request_protocol=\"http\"",
                    "response_code=\"200\""}))
       << m;
+}
+
+// The pool tells the session when an HTTP/2 upstream could not be reached, so the connect-failure
+// retry applies as for HTTP/1.1 (before, the session saw its socket pair close: UC, no retry).
+TEST_F(H2E2E, ConnectFailureToAnH2UpstreamIsRetriedElsewhere) {
+  // Round robin over two endpoints: half the first attempts go to the dead one. One connection
+  // per request (curl 7.88 fails reusing a prior-knowledge h2 connection for a URL glob, even
+  // straight to nghttpd).
+  auto ten = [](const std::string& flags) {
+    return inClient("for i in 1 2 3 4 5 6 7 8 9 10; do curl -sS --max-time 5 " + flags +
+                    " -w '%{http_code}\\n' http://198.19.0.52/who?$i; done 2>&1");
+  };
+  std::string h2 = ten("--http2-prior-knowledge");
+  EXPECT_EQ(count(h2, "pod=web-v1\n200"), 10) << h2;
+  std::string h1 = ten("");
+  EXPECT_EQ(count(h1, "pod=web-v1\n200"), 10) << h1;
 }
 
 TEST_F(H2E2E, MalformedH2GetsGoawayAndTheAgentKeepsServing) {
