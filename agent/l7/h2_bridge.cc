@@ -566,7 +566,8 @@ struct H2ServerBridge::Impl : H2Conn {
       logLine(LogLevel::kDebug, "l7 h2: stream " + std::to_string(id) + " closed before its end (" +
                                     nghttp2_http2_strerror(code) + ")");
     }
-    s.leg.close(loop_);  // the session sees the close: the end, or the client going away
+    if (s.session) s.session->clientGone();  // before it goes with the stream: its record
+    s.leg.close(loop_);
     bury(std::move(it->second));
     streams.erase(it);
     return 0;

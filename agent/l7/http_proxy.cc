@@ -564,6 +564,12 @@ void HttpSession::endExchange() {
   spare_ = std::move(ex_);
 }
 
+void HttpSession::clientGone() {
+  if (done_) return;
+  if (ex_ && !ex_->resp_done) addFlag("DC");
+  finish();
+}
+
 void HttpSession::addFlag(const std::string& flag) {
   if (!ex_) return;
   std::string& f = ex_->rec.flags;

@@ -189,6 +189,10 @@ class HttpSession {
   // deferred task, not inside the callback.
   std::function<void()> on_done;
   bool done() const { return done_; }
+  // The client is gone (the HTTP/2 bridge's stream closed, by the client's RST_STREAM or at its
+  // end): a request in flight ends with DC and is recorded, its upstream connection is closed
+  // (an HTTP/2 one gets RST_STREAM CANCEL); an idle held connection goes back to the pool.
+  void clientGone();
   uint64_t requests() const { return requests_; }
 
   // HTTP/2 (h2c prior knowledge). When set, a connection that starts with the HTTP/2 preface is

@@ -95,6 +95,10 @@ metadata: {name: greeter, namespace: rpc}
 spec:
   hosts: [greeter]
   http:
+  - name: stalled
+    match: [{headers: {x-stall: {exact: "yes"}}}]
+    fault: {delay: {fixedDelay: 20s, percentage: {value: 100}}}
+    route: [{destination: {host: greeter}}]
   - retries: {attempts: 2, retryOn: connect-failure}
     route: [{destination: {host: greeter}}]
 ---
@@ -146,7 +150,8 @@ server.start()
 server.wait_for_termination()
 )";
 
-// Prints "OK <response>" or "ERR <code number> <details>" for each call.
+// Prints "OK <response>" or "ERR <code number> <details>" for each call. Metadata "timeout=S"
+// is the calls' deadline (default 5 s) and is not sent.
 const char* kGrpcClient = R"(import sys
 import grpc
 target, kind, payload = sys.argv[1], sys.argv[2], sys.argv[3].encode()
@@ -154,14 +159,17 @@ big = payload.startswith(b'big:')
 if big:
     payload = b'x' * int(payload[4:])
 md = [tuple(kv.split('=', 1)) for kv in sys.argv[4:]]
+timeout = float(dict(md).pop('timeout', 5))
+md = [kv for kv in md if kv[0] != 'timeout']
 with grpc.insecure_channel(target, options=[('grpc.enable_http_proxy', 0)]) as ch:
     try:
         if kind == 'stream':
-            out = list(ch.unary_stream('/test.Echo/Stream')(payload, timeout=5, metadata=md))
+            out = list(ch.unary_stream('/test.Echo/Stream')(payload, timeout=timeout, metadata=md))
             print('OK', b'|'.join(out).decode())
         else:
             for _ in range(int(kind)):
-                out = ch.unary_unary('/test.Echo/Call')(payload, timeout=5, metadata=md)
+                out = ch.unary_unary('/test.Echo/Call')(payload, timeout=timeout,
+                                                        metadata=md)
                 print('OK', 'len=%d' % len(out) if big else out.decode())
     except grpc.RpcError as e:
         print('ERR', e.code().value[0], e.details())
@@ -403,6 +411,31 @@ TEST_F(H2E2E, GrpcCallsStatusesAndMetrics) {
   // h2 without gRPC counts as "http".
   EXPECT_TRUE(has({"destination_service=\"web.rpc.svc.cluster.local\"", "request_protocol=\"http\"",
                    "response_code=\"200\""}))
+      << m;
+}
+
+// A client that gives up on a stream (gRPC's deadline: RST_STREAM CANCEL) cancels the request in
+// the agent at once: here it waits in a 20 s fault delay, and its record (no response, DC) comes
+// when the client leaves, not when the delay ends.
+TEST_F(H2E2E, StreamResetByTheClientCancelsTheRequest) {
+  std::string out = grpc("1", "hello", "x-stall=yes timeout=1");
+  EXPECT_EQ(out.rfind("ERR 4 ", 0), 0u) << out;  // DEADLINE_EXCEEDED
+  std::string m;
+  EXPECT_TRUE(waitFor(
+      [&] {
+        m = metrics();
+        for (size_t p = m.find("istio_requests_total{"); p != std::string::npos;
+             p = m.find("istio_requests_total{", p + 1)) {
+          std::string line = m.substr(p, m.find('\n', p) - p);
+          if (line.find("destination_service_name=\"greeter\"") != std::string::npos &&
+              line.find("response_flags=\"DI,DC\"") != std::string::npos &&
+              line.find("response_code=\"0\"") != std::string::npos) {
+            return true;
+          }
+        }
+        return false;
+      },
+      3000))
       << m;
 }
 
