@@ -10,7 +10,7 @@ RUN apt-get update && \
       build-essential cmake pkg-config clang llvm \
       libbpf-dev bpftool linux-libc-dev libelf-dev zlib1g-dev \
       libyaml-dev libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev libcli11-dev \
-      libprotobuf-dev protobuf-compiler libssl-dev openssl libnghttp2-dev libhttp-parser-dev \
+      libprotobuf-dev protobuf-compiler libssl-dev openssl libnghttp2-dev \
       libgtest-dev libgmock-dev googletest && \
     rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -24,8 +24,7 @@ FROM debian:bookworm-slim
 RUN apt-get update && \
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libbpf1 libelf1 zlib1g libprotobuf32 libyaml-0-2 \
-      libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1 libssl3 libnghttp2-14 \
-      libhttp-parser2.9 && \
+      libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1 libssl3 libnghttp2-14 && \
     rm -rf /var/lib/apt/lists/*
 COPY --from=build /usr/local/bin/meshletd /usr/local/bin/meshlet /usr/local/bin/meshlet-cni \
      /usr/local/bin/

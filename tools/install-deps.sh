@@ -5,7 +5,7 @@ PKGS=(
   build-essential cmake pkg-config clang llvm
   libbpf-dev bpftool linux-libc-dev libelf-dev zlib1g-dev
   libyaml-dev libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev libcli11-dev
-  libprotobuf-dev protobuf-compiler libssl-dev openssl libnghttp2-dev libhttp-parser-dev
+  libprotobuf-dev protobuf-compiler libssl-dev openssl libnghttp2-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   iproute2 iptables curl iperf3 sockperf wrk haproxy nginx-light prometheus nghttp2-client nghttp2-server python3-grpcio
   socat netcat-openbsd procps containernetworking-plugins jq

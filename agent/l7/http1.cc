@@ -1,51 +1,79 @@
 #include "agent/l7/http1.h"
 
-#include <http_parser.h>
-
 #include <algorithm>
 #include <array>
-#include <climits>
 #include <cstdio>
 #include <string>
 #include <utility>
 
-// Two parsers read every head. HeadScanner, below, is strict (RFC 9112 grammar: CRLF line ends,
-// token field names, no obs-fold, no CTLs in values) and builds the head that is handed out.
-// Debian's http-parser is built non-strict (it takes "Ho st:" as a field name, any byte after a
-// CR as its LF, a new message after "connection: close"), so it only sees a head once the
-// scanner has read all of it and found it valid (a head split across feeds is kept until then:
-// at most ParseLimits::max_head_bytes), and it does the framing (Content-Length, chunked,
-// keep-alive, upgrade) and decodes the body. Errors therefore do not depend on how the bytes
-// were split, and no event leaves for a head that breaks a rule or a limit.
+// One incremental parser reads each message once.
 //
-// Bare LF line ends are rejected in heads (RFC 9112 2.2 allows either; http-parser itself
-// rejects them in chunk-size lines, and one rule for the whole message is easier to reason
-// about when proxy and server must agree on where a message ends).
+// HeadScanner reads a head (request or status line and fields; a chunked body's trailer section
+// the same way) strictly: RFC 9112 grammar, CRLF line ends, token field names, no obs-fold, no
+// CTLs in values. It scans runs of bytes of one class at a time, keeps its state across feed()
+// calls and copies the bytes of the head into one buffer (once per feed); the parts are offsets
+// into it, turned into the head's strings once the head is whole and valid. So no event leaves
+// for a head that breaks a rule or a limit, and errors do not depend on how the bytes were
+// split. Bare LF line ends are rejected (RFC 9112 2.2 allows them; one rule for the whole message
+// is easier to reason about when proxy and server must agree on where a message ends).
+//
+// Framing, keep-alive, upgrades and the method list keep the rules the agent has always had
+// (those of the C library it parsed with before this parser), quirks included, so that no peer
+// sees a change:
+// - Connection and Proxy-Connection options are read token by token from the raw value: a token
+//   counts only when SP or a comma follows it, and a byte that is neither a token character nor
+//   SP at the start of a token (HTAB included) ends the reading of that field.
+// - Transfer-Encoding is chunked when the raw value ends in "chunked" (SP allowed after it) read
+//   the same way; when that disagrees with the list validateHead() reads, the head is refused
+//   ("ambiguous Transfer-Encoding").
+// - Content-Length is digits then only SP, at most 18446744073709551609.
+// - Upgrade counts when its value is not empty.
+// - A head, a trailer section or a chunk-size line never takes more than 80 KiB (431), whatever
+//   the limits (empty lines before a start line count toward the head).
+// - Methods outside the list below are refused with 501.
+// - In a chunked body, a chunk size of 2^60 - 1 or more followed by a digit, HTAB right after
+//   the size, a Content-Length trailer that is not digits (or a second one) and the 80 KiB cap
+//   end the body where they stand (the body bytes before them still go out); any other framing
+//   error discards the body bytes of the same feed() call.
 
 namespace meshlet::l7 {
 namespace {
 
-constexpr std::array<bool, 256> kTchar = [] {
-  std::array<bool, 256> t{};
-  for (int c = '0'; c <= '9'; ++c) t[c] = true;
-  for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 'a' + 'A'] = true;
-  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+constexpr size_t kNone = static_cast<size_t>(-1);
+constexpr size_t kHeaderCap = 80 * 1024;
+
+// Byte classes: token characters (RFC 9110 5.6.2), visible characters (request target), field
+// content (field-vchar, obs-text, SP, HTAB: RFC 9110 5.5) and what a host[:port] may hold
+// (RFC 3986 reg-name, IP-literal, port).
+enum : uint8_t { kTchar = 1, kVchar = 2, kFieldChar = 4, kHostChar = 8 };
+
+constexpr std::array<uint8_t, 256> kClass = [] {
+  std::array<uint8_t, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    if (c > 0x20 && c < 0x7f) t[c] |= kVchar;
+    if (c == '\t' || (c >= 0x20 && c != 0x7f)) t[c] |= kFieldChar;
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+      t[c] |= kTchar | kHostChar;
+    }
+  }
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] |= kTchar;
+  for (char c : std::string_view("-._~%!$&'()*+,;=:[]")) {
+    t[static_cast<unsigned char>(c)] |= kHostChar;
+  }
   return t;
 }();
 
-bool isTchar(unsigned char c) { return kTchar[c]; }
+bool is(unsigned char c, uint8_t cls) { return (kClass[c] & cls) != 0; }
 bool isDigit(unsigned char c) { return c >= '0' && c <= '9'; }
 bool isAlpha(unsigned char c) { return (c | 0x20) >= 'a' && (c | 0x20) <= 'z'; }
-bool isVchar(unsigned char c) { return c > 0x20 && c < 0x7f; }
-// field-vchar / obs-text / SP / HTAB (RFC 9110 5.5).
-bool isFieldChar(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
-// What a host[:port] may hold (RFC 3986 reg-name, IP-literal, port).
-bool isHostChar(unsigned char c) {
-  return isAlpha(c) || isDigit(c) ||
-         std::string_view("-._~%!$&'()*+,;=:[]").find(c) != std::string_view::npos;
-}
 bool isHost(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return isHostChar(c); });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return is(static_cast<unsigned char>(c), kHostChar); });
+}
+int hexValue(unsigned char c) {
+  if (isDigit(c)) return c - '0';
+  if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') return (c | 0x20) - 'a' + 10;
+  return -1;
 }
 
 std::string_view trimOws(std::string_view s) {
@@ -84,56 +112,275 @@ bool isAuthorityForm(std::string_view t) {
   return isHost(t.substr(0, colon));
 }
 
-// The request or status line and the fields of one head, read byte by byte as they arrive.
+// The methods the agent takes (others: 501).
+constexpr std::string_view kMethods[] = {
+    "GET",         "POST",       "PUT",        "DELETE", "HEAD",     "OPTIONS", "PATCH",
+    "CONNECT",     "TRACE",      "COPY",       "LOCK",   "MKCOL",    "MOVE",    "PROPFIND",
+    "PROPPATCH",   "SEARCH",     "UNLOCK",     "BIND",   "REBIND",   "UNBIND",  "ACL",
+    "REPORT",      "MKACTIVITY", "CHECKOUT",   "MERGE",  "M-SEARCH", "NOTIFY",  "SUBSCRIBE",
+    "UNSUBSCRIBE", "PURGE",      "MKCALENDAR", "LINK",   "UNLINK",   "SOURCE"};
+
+// kNone for a known method; else where it stops being a prefix of one (for the 80 KiB cap's
+// order: the byte that is refused).
+size_t unknownMethodAt(std::string_view m) {
+  size_t longest = 0;
+  for (std::string_view k : kMethods) {
+    if (k == m) return kNone;
+    size_t i = 0;
+    while (i < k.size() && i < m.size() && k[i] == m[i]) ++i;
+    longest = std::max(longest, i);
+  }
+  return longest;
+}
+
+enum class Name {
+  kOther,
+  kContentLength,
+  kTransferEncoding,
+  kHost,
+  kConnection,
+  kUpgrade,
+  kExpect
+};
+
+Name classify(std::string_view n) {
+  switch (n.size()) {
+    case 4:
+      return equalsIgnoreCase(n, "host") ? Name::kHost : Name::kOther;
+    case 6:
+      return equalsIgnoreCase(n, "expect") ? Name::kExpect : Name::kOther;
+    case 7:
+      return equalsIgnoreCase(n, "upgrade") ? Name::kUpgrade : Name::kOther;
+    case 10:
+      return equalsIgnoreCase(n, "connection") ? Name::kConnection : Name::kOther;
+    case 14:
+      return equalsIgnoreCase(n, "content-length") ? Name::kContentLength : Name::kOther;
+    case 16:
+      return equalsIgnoreCase(n, "proxy-connection") ? Name::kConnection : Name::kOther;
+    case 17:
+      return equalsIgnoreCase(n, "transfer-encoding") ? Name::kTransferEncoding : Name::kOther;
+    default:
+      return Name::kOther;
+  }
+}
+
+// Connection options, read from the raw value (first byte after the OWS up to the CR).
+enum : uint8_t { kClose = 1, kKeepAlive = 2, kUpgradeOption = 4 };
+
+uint8_t connectionOptions(std::string_view v) {
+  enum class St { kStart, kToken, kMatch, kMatched, kIgnore };
+  static constexpr std::string_view kWords[] = {"close", "keep-alive", "upgrade"};
+  uint8_t flags = 0;
+  int word = 0;
+  size_t index = 0;
+  auto begin = [&](unsigned char c) {
+    word = c == 'c' ? 0 : c == 'k' ? 1 : c == 'u' ? 2 : -1;
+    index = 0;
+    return word >= 0;
+  };
+  if (v.empty()) return 0;
+  St st = begin(static_cast<unsigned char>(v[0]) | 0x20) ? St::kMatch : St::kToken;
+  for (size_t i = 1; i < v.size() && st != St::kIgnore; ++i) {
+    unsigned char ch = static_cast<unsigned char>(v[i]);
+    unsigned char c = ch | 0x20;
+    switch (st) {
+      case St::kStart:
+        if (begin(c)) {
+          st = St::kMatch;
+        } else if (is(c, kTchar)) {
+          st = St::kToken;
+        } else if (c != ' ') {
+          st = St::kIgnore;
+        }
+        break;
+      case St::kMatch:
+        ++index;
+        if (index >= kWords[word].size() || c != kWords[word][index]) {
+          st = St::kToken;
+        } else if (index + 1 == kWords[word].size()) {
+          st = St::kMatched;
+        }
+        break;
+      case St::kToken:
+        if (ch == ',') st = St::kStart;
+        break;
+      case St::kMatched:
+        if (ch == ',') {
+          flags |= static_cast<uint8_t>(1 << word);
+          st = St::kStart;
+        } else if (ch != ' ') {
+          st = St::kToken;
+        }
+        break;
+      case St::kIgnore:
+        break;
+    }
+  }
+  if (st == St::kMatched) flags |= static_cast<uint8_t>(1 << word);
+  return flags;
+}
+
+// Whether a raw Transfer-Encoding value ends in chunked, read the same way.
+bool endsInChunked(std::string_view v) {
+  enum class St { kStart, kToken, kMatch, kChunked, kIgnore };
+  static constexpr std::string_view kChunkedWord = "chunked";
+  if (v.empty()) return false;
+  size_t index = 0;
+  St st = (static_cast<unsigned char>(v[0]) | 0x20) == 'c' ? St::kMatch : St::kToken;
+  for (size_t i = 1; i < v.size() && st != St::kIgnore; ++i) {
+    unsigned char ch = static_cast<unsigned char>(v[i]);
+    unsigned char c = ch | 0x20;
+    switch (st) {
+      case St::kStart:
+        if (c == 'c') {
+          st = St::kMatch;
+          index = 0;
+        } else if (is(c, kTchar)) {
+          st = St::kToken;
+        } else if (c != ' ') {
+          st = St::kIgnore;
+        }
+        break;
+      case St::kMatch:
+        ++index;
+        if (index >= kChunkedWord.size() || c != kChunkedWord[index]) {
+          st = St::kToken;
+        } else if (index + 1 == kChunkedWord.size()) {
+          st = St::kChunked;
+        }
+        break;
+      case St::kToken:
+        if (ch == ',') st = St::kStart;
+        break;
+      case St::kChunked:
+        if (ch != ' ') st = St::kToken;
+        break;
+      case St::kIgnore:
+        break;
+    }
+  }
+  return st == St::kChunked;
+}
+
+// A raw Content-Length value (first byte after the OWS up to the CR): digits, at most
+// 18446744073709551609, then only SP. Where it goes wrong, kNone when it does not; *value gets
+// the number.
+size_t lengthValueError(std::string_view v, uint64_t* value = nullptr) {
+  if (v.empty() || !isDigit(v[0])) return 0;
+  uint64_t n = static_cast<uint64_t>(v[0] - '0');
+  size_t i = 1;
+  for (; i < v.size() && isDigit(v[i]); ++i) {
+    if (n > (UINT64_MAX - 10) / 10) return i;
+    n = n * 10 + static_cast<uint64_t>(v[i] - '0');
+  }
+  for (; i < v.size(); ++i) {
+    if (v[i] != ' ') return i;
+  }
+  if (value) *value = n;
+  return kNone;
+}
+
+// The request or status line and the fields of one head, or a trailer section.
 class HeadScanner {
  public:
+  // Offsets into buf(); kNone until scanned. value_b is the first byte after the OWS (raw_e when
+  // the value is empty), raw_e the CR, value_e the end without trailing OWS (once done()).
+  struct Field {
+    size_t name_b, name_e, value_b, raw_e, value_e;
+  };
+
   HeadScanner(bool request, const ParseLimits& limits) : request_(request), limits_(limits) {}
 
+  // Ready for the next head; keeps the buffers.
   void reset() {
     state_ = State::kLeading;
     trailers_ = false;
-    bytes_ = 0;
-    pos_ = 0;
-    method.clear();
-    target.clear();
-    reason.clear();
-    headers.fields.clear();
+    bytes_ = lead_ = pos_ = 0;
+    status_ = 0;
+    error_.clear();
+    buf_.clear();
+    fields_.clear();
     major = minor = status = 0;
+    method_e = target_b = target_e = reason_b = reason_e = 0;
   }
-
-  // Reads from `data` up to the end of the head; returns how many bytes it read. On an error
-  // `status_` and `error_` say why (the scanner stays failed).
-  size_t scan(const char* data, size_t n) {
-    size_t i = 0;
-    while (i < n && state_ != State::kDone && !failed()) {
-      if (++bytes_ > limits_.max_head_bytes) {
-        fail(431, std::string(trailers_ ? "trailers" : "head") + " larger than " +
-                      std::to_string(limits_.max_head_bytes) + " bytes");
-        break;
-      }
-      step(static_cast<unsigned char>(data[i++]));
-    }
-    return i;
-  }
-
-  bool done() const { return state_ == State::kDone; }
-  bool started() const { return state_ != State::kLeading; }
   // Reads a chunked body's trailer section: field lines and an empty line.
   void startTrailers() {
     reset();
     trailers_ = true;
     state_ = State::kFieldStart;
   }
+
+  // Reads from `data` up to the end of the head; returns how many bytes it read. On an error
+  // errorStatus() and error() say why (the scanner stays failed).
+  size_t scan(const char* data, size_t n) {
+    const auto* p = reinterpret_cast<const unsigned char*>(data);
+    size_t lim = std::min(n, limits_.max_head_bytes - bytes_);
+    size_t i = 0;
+    size_t start = 0;  // data[start, i) goes into buf_
+    while (i < lim && state_ != State::kDone && status_ == 0) {
+      switch (state_) {
+        case State::kLeading:  // empty lines before the start line: counted, not kept
+          while (i < lim && (p[i] == '\r' || p[i] == '\n')) ++i;
+          lead_ += i - start;
+          start = i;
+          break;
+        case State::kMethod:
+        case State::kName:
+          while (i < lim && is(p[i], kTchar)) ++i;
+          break;
+        case State::kTarget:
+          while (i < lim && is(p[i], kVchar)) ++i;
+          break;
+        case State::kReason:
+        case State::kValue:
+          while (i < lim && is(p[i], kFieldChar)) ++i;
+          break;
+        case State::kValueWs:
+          while (i < lim && (p[i] == ' ' || p[i] == '\t')) ++i;
+          break;
+        default:
+          break;
+      }
+      if (i == lim) break;
+      step(p[i], buf_.size() + (i - start));
+      ++i;
+    }
+    bytes_ += i;
+    if (status_ != 0) return i;
+    if (i == lim && lim < n && state_ != State::kDone) {
+      fail(431, std::string(trailers_ ? "trailers" : "head") + " larger than " +
+                    std::to_string(limits_.max_head_bytes) + " bytes");
+      return i;
+    }
+    buf_.append(data + start, i - start);
+    if (state_ == State::kDone) {
+      for (Field& f : fields_) {
+        f.value_e = f.raw_e;
+        while (f.value_e > f.value_b &&
+               (buf_[f.value_e - 1] == ' ' || buf_[f.value_e - 1] == '\t')) {
+          --f.value_e;
+        }
+      }
+    }
+    return i;
+  }
+
+  bool done() const { return state_ == State::kDone; }
+  bool started() const { return state_ != State::kLeading; }
   bool failed() const { return status_ != 0; }
   int errorStatus() const { return status_; }
   const std::string& error() const { return error_; }
+  size_t bytes() const { return bytes_; }  // read so far, empty lines before the start line too
+  size_t lead() const { return lead_; }    // empty-line bytes before the start line
+  const std::string& buf() const { return buf_; }
+  const std::vector<Field>& fields() const { return fields_; }
+  std::string_view part(size_t b, size_t e) const {
+    return std::string_view(buf_.data() + b, e - b);
+  }
 
-  // The head so far.
-  std::string method;  // requests
-  std::string target;
-  std::string reason;  // responses
+  // The start line: the method is buf()[0, method_e).
+  size_t method_e = 0, target_b = 0, target_e = 0, reason_b = 0, reason_e = 0;
   int major = 0, minor = 0, status = 0;
-  HeaderList headers;
 
  private:
   enum class State {
@@ -158,7 +405,8 @@ class HeadScanner {
     error_ = std::move(why);
   }
 
-  void step(unsigned char c) {
+  // One byte that ends a run (or is not part of one), at buffer offset `off`.
+  void step(unsigned char c, size_t off) {
     if (c == '\n' && state_ != State::kLeading && state_ != State::kLineLf &&
         state_ != State::kFieldLf && state_ != State::kEndLf) {
       return fail(400, "bare LF line ending (CRLF required)");
@@ -169,11 +417,9 @@ class HeadScanner {
                            : "NUL in message head");
     }
     switch (state_) {
-      case State::kLeading:
-        if (c == '\r' || c == '\n') return;
+      case State::kLeading:  // the first byte of the start line
         if (request_) {
-          if (!isTchar(c)) return fail(400, "invalid request line");
-          method.push_back(static_cast<char>(c));
+          if (!is(c, kTchar)) return fail(400, "invalid request line");
           state_ = State::kMethod;
         } else {
           if (c != 'H') return fail(400, "invalid status line");
@@ -182,23 +428,18 @@ class HeadScanner {
         }
         return;
       case State::kMethod:
-        if (isTchar(c)) {
-          method.push_back(static_cast<char>(c));
-        } else if (c == ' ') {
-          state_ = State::kTarget;
-        } else {
-          fail(400, "invalid method");
-        }
+        if (is(c, kTchar)) return;
+        if (c != ' ') return fail(400, "invalid method");
+        method_e = off;
+        target_b = off + 1;
+        state_ = State::kTarget;
         return;
       case State::kTarget:
-        if (isVchar(c)) {
-          target.push_back(static_cast<char>(c));
-        } else if (c == ' ' && !target.empty()) {
-          state_ = State::kVersion;
-          pos_ = 0;
-        } else {
-          fail(400, "invalid request target");
-        }
+        if (is(c, kVchar)) return;
+        if (c != ' ' || off == target_b) return fail(400, "invalid request target");
+        target_e = off;
+        state_ = State::kVersion;
+        pos_ = 0;
         return;
       case State::kVersion:
         return version(c);
@@ -208,8 +449,10 @@ class HeadScanner {
           status = status * 10 + (c - '0');
           ++pos_;
         } else if (c == ' ') {
+          reason_b = reason_e = off + 1;
           state_ = State::kReason;
         } else if (c == '\r') {
+          reason_b = reason_e = off;
           state_ = State::kLineLf;
         } else {
           fail(400, "invalid status code");
@@ -217,10 +460,9 @@ class HeadScanner {
         return;
       case State::kReason:
         if (c == '\r') {
+          reason_e = off;
           state_ = State::kLineLf;
-        } else if (isFieldChar(c)) {
-          reason.push_back(static_cast<char>(c));
-        } else {
+        } else if (!is(c, kFieldChar)) {
           fail(400, "invalid reason phrase");
         }
         return;
@@ -232,24 +474,24 @@ class HeadScanner {
       case State::kFieldStart:
         if (c == '\r') {
           state_ = State::kEndLf;
-        } else if (isTchar(c)) {
-          if (headers.size() >= limits_.max_fields) {
+        } else if (is(c, kTchar)) {
+          if (fields_.size() >= limits_.max_fields) {
             return fail(431, "more than " + std::to_string(limits_.max_fields) +
                                  (trailers_ ? " trailer fields" : " header fields"));
           }
-          headers.fields.push_back({std::string(1, static_cast<char>(c)), {}});
+          fields_.push_back({off, kNone, kNone, kNone, kNone});
           state_ = State::kName;
         } else if (c == ' ' || c == '\t') {
-          fail(400, headers.fields.empty() ? "whitespace before the first header field"
-                                           : "obs-fold line folding in a header field");
+          fail(400, fields_.empty() ? "whitespace before the first header field"
+                                    : "obs-fold line folding in a header field");
         } else {
           fail(400, "invalid header name");
         }
         return;
       case State::kName:
-        if (isTchar(c)) {
-          headers.fields.back().name.push_back(static_cast<char>(c));
-        } else if (c == ':') {
+        if (is(c, kTchar)) return;
+        if (c == ':') {
+          fields_.back().name_e = off;
           state_ = State::kValueWs;
         } else if (c == '\r') {
           fail(400, "header line without a colon");
@@ -259,16 +501,14 @@ class HeadScanner {
         return;
       case State::kValueWs:
         if (c == ' ' || c == '\t') return;
+        fields_.back().value_b = off;
         state_ = State::kValue;
         [[fallthrough]];
       case State::kValue:
         if (c == '\r') {
-          std::string& value = headers.fields.back().value;
-          while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.pop_back();
+          fields_.back().raw_e = off;
           state_ = State::kFieldLf;
-        } else if (isFieldChar(c)) {
-          headers.fields.back().value.push_back(static_cast<char>(c));
-        } else {
+        } else if (!is(c, kFieldChar)) {
           fail(400, "invalid header value");
         }
         return;
@@ -284,8 +524,9 @@ class HeadScanner {
   void version(unsigned char c) {
     static constexpr std::string_view kHttp = "HTTP/";
     if (pos_ < kHttp.size()) {
-      if (c != kHttp[pos_])
+      if (c != kHttp[pos_]) {
         return fail(400, request_ ? "invalid HTTP version" : "invalid status line");
+      }
     } else if (pos_ == 5 || pos_ == 7) {
       if (!isDigit(c)) return fail(400, "invalid HTTP version");
       (pos_ == 5 ? major : minor) = c - '0';
@@ -308,276 +549,170 @@ class HeadScanner {
   const ParseLimits& limits_;
   State state_ = State::kLeading;
   size_t bytes_ = 0;
+  size_t lead_ = 0;
   size_t pos_ = 0;
   int status_ = 0;
   std::string error_;
+  std::string buf_;
+  std::vector<Field> fields_;
 };
 
-// The framing of a chunked body (RFC 9112 7.1), checked strictly ahead of http-parser, which
-// (built non-strict) takes any two bytes after a chunk's data for its CRLF and a bare LF in
-// trailers. Chunk data is skipped, not kept; trailers are read by a HeadScanner and kept in
-// trailer_fields until the message ends.
-class ChunkScanner {
- public:
-  explicit ChunkScanner(const ParseLimits& limits) : limits_(limits), trailers_(true, limits) {}
-
-  void reset() {
-    state_ = State::kSize;
-    size_ = 0;
-    digits_ = 0;
-    line_ = 0;
-    trailer_fields.fields.clear();
-  }
-
-  // Reads from `data` up to the end of the body; returns how many bytes it read.
-  size_t scan(const char* data, size_t n) {
-    size_t i = 0;
-    while (i < n && state_ != State::kDone && !failed()) {
-      if (state_ == State::kData) {
-        size_t take = static_cast<size_t>(std::min<uint64_t>(remaining_, n - i));
-        i += take;
-        remaining_ -= take;
-        if (remaining_ == 0) state_ = State::kDataCr;
-        continue;
-      }
-      if (state_ == State::kTrailers) {
-        i += trailers_.scan(data + i, n - i);
-        if (trailers_.failed()) {
-          fail(trailers_.errorStatus(), trailers_.error());
-        } else if (trailers_.done()) {
-          trailer_fields = std::move(trailers_.headers);
-          trailers_.reset();
-          state_ = State::kDone;
-        }
-        continue;
-      }
-      if (++line_ > limits_.max_head_bytes) {
-        fail(400,
-             "chunk-size line longer than " + std::to_string(limits_.max_head_bytes) + " bytes");
-        break;
-      }
-      step(static_cast<unsigned char>(data[i++]));
-    }
-    return i;
-  }
-
-  bool done() const { return state_ == State::kDone; }
-  bool failed() const { return status_ != 0; }
-  int errorStatus() const { return status_; }
-  const std::string& error() const { return error_; }
-
-  HeaderList trailer_fields;  // of the body just scanned (once done())
-
- private:
-  enum class State { kSize, kExt, kSizeLf, kData, kDataCr, kDataLf, kTrailers, kDone };
-
-  void fail(int status, std::string why) {
-    status_ = status;
-    error_ = std::move(why);
-  }
-
-  static int hex(unsigned char c) {
-    if (isDigit(c)) return c - '0';
-    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') return (c | 0x20) - 'a' + 10;
-    return -1;
-  }
-
-  void step(unsigned char c) {
-    switch (state_) {
-      case State::kSize:
-        if (int h = hex(c); h >= 0) {
-          if (size_ > (UINT64_MAX >> 4)) return fail(400, "invalid chunk size");
-          size_ = size_ * 16 + static_cast<uint64_t>(h);
-          ++digits_;
-        } else if (digits_ > 0 && (c == ';' || c == ' ' || c == '\t')) {
-          state_ = State::kExt;
-        } else if (digits_ > 0 && c == '\r') {
-          state_ = State::kSizeLf;
-        } else {
-          fail(400, "invalid chunk size");
-        }
-        return;
-      case State::kExt:
-        if (c == '\r') {
-          state_ = State::kSizeLf;
-        } else if (!isFieldChar(c)) {
-          fail(400, "invalid chunk extension");
-        }
-        return;
-      case State::kSizeLf:
-        if (c != '\n') return fail(400, "CR without LF in a chunked body");
-        if (size_ == 0) {
-          state_ = State::kTrailers;
-          trailers_.startTrailers();
-        } else {
-          remaining_ = size_;
-          state_ = State::kData;
-        }
-        return;
-      case State::kDataCr:
-        if (c != '\r') return fail(400, "chunk data not followed by CRLF");
-        state_ = State::kDataLf;
-        return;
-      case State::kDataLf:
-        if (c != '\n') return fail(400, "chunk data not followed by CRLF");
-        reset();
-        return;
-      case State::kData:
-      case State::kTrailers:
-      case State::kDone:
-        return;
-    }
-  }
-
-  const ParseLimits& limits_;
-  HeadScanner trailers_;
-  State state_ = State::kSize;
-  uint64_t size_ = 0;
-  uint64_t remaining_ = 0;
-  int digits_ = 0;
-  size_t line_ = 0;
-  int status_ = 0;
-  std::string error_;
-};
-
-std::string errnoMessage(http_errno e, size_t max_head_bytes) {
-  switch (e) {
-    case HPE_HEADER_OVERFLOW:
-      return "head or trailers larger than " +
-             std::to_string(std::min<size_t>(max_head_bytes, HTTP_MAX_HEADER_SIZE)) + " bytes";
-    case HPE_INVALID_METHOD:
-      return "unknown method";
-    case HPE_INVALID_CONTENT_LENGTH:
-      return "invalid Content-Length";
-    case HPE_UNEXPECTED_CONTENT_LENGTH:
-      return "both Transfer-Encoding and Content-Length, or more than one Content-Length";
-    case HPE_INVALID_TRANSFER_ENCODING:
-      return "Transfer-Encoding does not end in chunked";
-    case HPE_INVALID_CHUNK_SIZE:
-      return "invalid chunk size";
-    case HPE_INVALID_EOF_STATE:
-      return "connection closed before the message ended";
-    default:
-      return std::string("malformed message: ") + http_errno_description(e);
-  }
+std::string capMessage(size_t max_head_bytes) {
+  return "head or trailers larger than " + std::to_string(std::min(max_head_bytes, kHeaderCap)) +
+         " bytes";
 }
 
 }  // namespace
 
 struct Http1Parser::Impl {
+  enum class Body { kNone, kLength, kChunked, kToClose };
+  enum class Chunk { kSize, kExt, kSizeLf, kData, kDataCr, kDataLf, kTrailers, kDone };
+
   Impl(Http1Parser& owner, Kind k, Http1Events& ev, ParseLimits lim)
-      : self(owner),
-        events(ev),
-        limits(lim),
-        kind(k),
-        scanner(k == Kind::kRequest, limits),
-        chunks(limits) {
-    http_parser_init(&hp, k == Kind::kRequest ? HTTP_REQUEST : HTTP_RESPONSE);
-    hp.data = this;
-  }
+      : self(owner), events(ev), limits(lim), kind(k), scanner(k == Kind::kRequest, limits) {}
 
   Http1Parser& self;
   Http1Events& events;
   ParseLimits limits;
   Kind kind;
-  http_parser hp;
-  HeadScanner scanner;
-  ChunkScanner chunks;
-  bool te_present = false;        // validateHead() found Transfer-Encoding
-  bool chunked_expected = false;  // and read chunked as its final coding
-  bool head_completed = false;    // on_headers_complete ran during this execute
-  bool in_head_slice = false;     // executing the bytes the scanner found to be the head
-  bool no_body_next = false;      // expectNoBody
-  bool last_final = false;        // the last message was a request or a final (>= 200) response
-  bool last_keep_alive = true;
+  HeadScanner scanner;  // the head, then a chunked body's trailers
+  // The connection.
+  bool no_body_next = false;  // expectNoBody
   bool closed = false;        // the last message ended the connection: only CR/LF may follow
   bool finished = false;      // finish() ran
-  bool chunked_body = false;  // the message in progress is chunked: chunks checks its framing
-  std::string pending;        // the start of a head that arrived in more than one feed()
-  // The head http-parser is reading, and whether its message ended with it (no body).
-  std::optional<RequestHead> request;
-  std::optional<ResponseHead> response;
-  bool end_deferred = false;
+  // The message in progress.
+  Body body = Body::kNone;
+  uint64_t remaining = 0;  // of a Content-Length body
+  bool upgrade = false;
+  bool final_message = true;  // a request or a final (>= 200) response
+  bool keep_alive = true;
+  // Its chunked body.
+  Chunk chunk = Chunk::kSize;
+  uint64_t chunk_size = 0;
+  int chunk_digits = 0;
+  size_t line = 0;              // bytes of the chunk-size line (and the CRLF after the data)
+  size_t trailer_field = 0;     // the next trailer field whose Content-Length rules are due
+  bool trailer_length = false;  // a Content-Length trailer was read
+  bool trailer_capped = false;  // the 80 KiB cap was checked on this trailer section
+  HeaderList trailers;
+  std::vector<std::pair<const char*, size_t>> spans;  // this feed's body bytes
+  int late_status = 0;  // an error that ends the body after this feed's earlier body bytes
+  std::string late_error;
+  size_t late_at = 0;
+  std::vector<std::string_view> codings;  // scratch for validateHead()
 
   bool isRequest() const { return kind == Kind::kRequest; }
 
-  // Records the first error; returns -1 for the http-parser callback that hit it.
-  int fail(int status, std::string why) {
+  void reset() {
+    scanner.reset();
+    no_body_next = closed = finished = false;
+    body = Body::kNone;
+    remaining = 0;
+    upgrade = false;
+    final_message = keep_alive = true;
+    chunk = Chunk::kSize;
+    chunk_size = 0;
+    chunk_digits = 0;
+    line = 0;
+    trailers.fields.clear();
+    late_status = 0;
+  }
+
+  // Records the first error.
+  void fail(int status, std::string why) {
     if (!self.failed()) {
       self.error_ = std::move(why);
       self.error_status_ = status;
     }
-    return -1;
   }
-
   bool reject(int status, std::string why) {
     fail(status, std::move(why));
     return false;
   }
-
-  size_t execute(const char* data, size_t n) {
-    size_t used = http_parser_execute(&hp, &settings(), data, n);
-    auto e = HTTP_PARSER_ERRNO(&hp);
-    if (e != HPE_OK && e != HPE_PAUSED) {
-      // http-parser reports a chunk size that overflows as an invalid Content-Length.
-      if (e == HPE_INVALID_CONTENT_LENGTH && self.in_message_) e = HPE_INVALID_CHUNK_SIZE;
-      fail(e == HPE_HEADER_OVERFLOW  ? 431
-           : e == HPE_INVALID_METHOD ? 501
-                                     : 400,
-           errnoMessage(e, limits.max_head_bytes));
-    }
-    return used;
+  // fail() for the chunk reader: nothing of the feed is used.
+  size_t broken(int status, const char* why) {
+    fail(status, why);
+    return 0;
+  }
+  void late(int status, std::string why, size_t at) {
+    if (late_status != 0) return;
+    late_status = status;
+    late_error = std::move(why);
+    late_at = at;
   }
 
-  // The rules http-parser does not check, or checks only when built strict; runs on a whole head
-  // before http-parser sees its end.
-  bool validateHead() {
-    const HeadScanner& h = scanner;
-    if (isRequest() && h.method == "PRI" && h.target == "*" && h.major == 2) {
+  // The scanner has a whole head: checks it, finds its framing, hands it out and, for a message
+  // without a body, ends it. False on an error.
+  bool startMessage() {
+    const HeadScanner& s = scanner;
+    const bool request = isRequest();
+    std::string_view method = request ? s.part(0, s.method_e) : std::string_view();
+    std::string_view target = request ? s.part(s.target_b, s.target_e) : std::string_view();
+    if (request && method == "PRI" && target == "*" && s.major == 2) {
       return reject(400, "HTTP/2 connection preface on an HTTP/1 connection");
     }
-    if (h.major != 1) {
-      return reject(isRequest() ? 505 : 400, "unsupported HTTP version " + std::to_string(h.major) +
-                                                 "." + std::to_string(h.minor));
+    if (s.major != 1) {
+      return reject(request ? 505 : 400, "unsupported HTTP version " + std::to_string(s.major) +
+                                             "." + std::to_string(s.minor));
     }
-    const std::string* content_length = nullptr;
-    const std::string* host = nullptr;
+    const HeadScanner::Field* length = nullptr;
+    const HeadScanner::Field* host = nullptr;
+    const HeadScanner::Field* expect = nullptr;
     int hosts = 0;
-    std::vector<std::string_view> codings;
-    te_present = false;
-    for (const auto& f : h.headers.fields) {
-      if (equalsIgnoreCase(f.name, "content-length")) {
-        if (content_length) return reject(400, "more than one Content-Length");
-        content_length = &f.value;
-        if (f.value.empty() ||
-            !std::all_of(f.value.begin(), f.value.end(), [](char c) { return isDigit(c); })) {
-          return reject(400, "invalid Content-Length");
+    bool te_present = false;
+    bool te_chunked = false;  // a Transfer-Encoding value ends in chunked, read token by token
+    bool upgrade_field = false;
+    uint8_t options = 0;
+    codings.clear();
+    for (const auto& f : s.fields()) {
+      switch (classify(s.part(f.name_b, f.name_e))) {
+        case Name::kContentLength: {
+          if (length) return reject(400, "more than one Content-Length");
+          length = &f;
+          std::string_view v = s.part(f.value_b, f.value_e);
+          if (v.empty() || !std::all_of(v.begin(), v.end(), [](char c) { return isDigit(c); })) {
+            return reject(400, "invalid Content-Length");
+          }
+          break;
         }
-      } else if (equalsIgnoreCase(f.name, "transfer-encoding")) {
-        te_present = true;
-        std::string_view list = f.value;
-        while (!list.empty()) {
-          size_t comma = std::min(list.find(','), list.size());
-          std::string_view coding = trimOws(list.substr(0, comma));
-          list.remove_prefix(std::min(comma + 1, list.size()));
-          if (!coding.empty()) codings.push_back(coding);
+        case Name::kTransferEncoding: {
+          te_present = true;
+          std::string_view list = s.part(f.value_b, f.value_e);
+          while (!list.empty()) {
+            size_t comma = std::min(list.find(','), list.size());
+            std::string_view coding = trimOws(list.substr(0, comma));
+            list.remove_prefix(std::min(comma + 1, list.size()));
+            if (!coding.empty()) codings.push_back(coding);
+          }
+          te_chunked |= endsInChunked(s.part(f.value_b, f.raw_e));
+          break;
         }
-      } else if (equalsIgnoreCase(f.name, "host")) {
-        ++hosts;
-        host = &f.value;
+        case Name::kHost:
+          ++hosts;
+          host = &f;
+          break;
+        case Name::kConnection:
+          options |= connectionOptions(s.part(f.value_b, f.raw_e));
+          break;
+        case Name::kUpgrade:
+          upgrade_field |= f.value_b < f.raw_e;
+          break;
+        case Name::kExpect:
+          if (!expect) expect = &f;
+          break;
+        case Name::kOther:
+          break;
       }
     }
-    chunked_expected = false;
+    bool chunked_expected = false;
     if (te_present) {
-      if (h.minor == 0) return reject(400, "Transfer-Encoding in an HTTP/1.0 message");
-      if (content_length) {
-        return reject(400, "both Transfer-Encoding and Content-Length");
-      }
+      if (s.minor == 0) return reject(400, "Transfer-Encoding in an HTTP/1.0 message");
+      if (length) return reject(400, "both Transfer-Encoding and Content-Length");
       if (codings.empty()) return reject(400, "empty Transfer-Encoding");
       for (size_t i = 0; i < codings.size(); ++i) {
         std::string_view name = trimOws(codings[i].substr(0, codings[i].find(';')));
         if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) {
-              return isTchar(static_cast<unsigned char>(c));
+              return is(static_cast<unsigned char>(c), kTchar);
             })) {
           return reject(400, "invalid Transfer-Encoding");
         }
@@ -591,168 +726,310 @@ struct Http1Parser::Impl {
           chunked_expected = true;
         }
       }
-      if (isRequest() && !chunked_expected) {
+      if (request && !chunked_expected) {
         return reject(400, "Transfer-Encoding does not end in chunked");
       }
     }
-    if (!isRequest()) return true;
-
-    if (hosts > 1) return reject(400, "more than one Host header");
-    if (hosts == 0 && h.minor >= 1) return reject(400, "missing Host header");
-    if (host && !isHost(*host)) return reject(400, "invalid Host header");
-    const std::string& t = h.target;
-    if (t.find('#') != std::string::npos) return reject(400, "fragment in request target");
-    if (h.method == "CONNECT") {
-      if (!isAuthorityForm(t)) return reject(400, "CONNECT target is not host:port");
-    } else if (t == "*") {
-      if (h.method != "OPTIONS") return reject(400, "\"*\" target on a method but OPTIONS");
-    } else if (t[0] != '/') {
-      auto abs = splitAbsolute(t);
-      if (!abs) return reject(400, "invalid request target");
-      if (abs->authority.empty() || !isHost(abs->authority) ||
-          abs->authority.find('@') != std::string_view::npos) {
-        return reject(400, "invalid authority in the request target");
+    const bool connect = request && method == "CONNECT";
+    if (request) {
+      std::string_view host_value = host ? s.part(host->value_b, host->value_e) : "";
+      if (hosts > 1) return reject(400, "more than one Host header");
+      if (hosts == 0 && s.minor >= 1) return reject(400, "missing Host header");
+      if (host && !isHost(host_value)) return reject(400, "invalid Host header");
+      if (target.find('#') != std::string_view::npos) {
+        return reject(400, "fragment in request target");
       }
-      if (host && !equalsIgnoreCase(*host, abs->authority)) {
-        return reject(400, "Host header does not match the request target");
+      if (connect) {
+        if (!isAuthorityForm(target)) return reject(400, "CONNECT target is not host:port");
+      } else if (target == "*") {
+        if (method != "OPTIONS") return reject(400, "\"*\" target on a method but OPTIONS");
+      } else if (target[0] != '/') {
+        auto abs = splitAbsolute(target);
+        if (!abs) return reject(400, "invalid request target");
+        if (abs->authority.empty() || !isHost(abs->authority) ||
+            abs->authority.find('@') != std::string_view::npos) {
+          return reject(400, "invalid authority in the request target");
+        }
+        if (host && !equalsIgnoreCase(host_value, abs->authority)) {
+          return reject(400, "Host header does not match the request target");
+        }
       }
     }
-    return true;
-  }
 
-  int headersComplete() {
-    if (!scanner.done()) return fail(400, "malformed message head");  // parsers disagree
-    head_completed = true;
-    if (!te_present) hp.uses_transfer_encoding = 0;  // see fieldData()
-    int ret = 0;
-    int status = 0;
-    if (isRequest()) {
-      // RFC 9110 7.8: an Upgrade in an HTTP/1.0 request is ignored.
-      if (hp.upgrade && hp.method != HTTP_CONNECT && scanner.minor == 0) hp.upgrade = 0;
-    } else {
-      status = hp.status_code;
-      if (status == 101) {
-        ret = 2;  // no body, and what follows is the new protocol's
-        hp.upgrade = 1;
-      } else if (status < 200 || status == 204 || status == 304 || no_body_next) {
-        ret = 1;  // no body whatever the headers say
+    // The rules checked byte by byte in order (and the 80 KiB cap among them): an unknown
+    // method, a scheme that is not letters only, a Content-Length beyond its limit or followed
+    // by HTAB.
+    size_t cap_at = s.lead() < kHeaderCap ? kHeaderCap - s.lead() : 0;  // first offset over it
+    auto refuse = [&](size_t at, int status, const char* why) {
+      return at >= cap_at ? reject(431, capMessage(limits.max_head_bytes)) : reject(status, why);
+    };
+    if (request) {
+      if (size_t at = unknownMethodAt(method); at != kNone) {
+        return refuse(at, 501, "unknown method");
       }
+      if (!connect && target[0] != '/' && target != "*") {
+        size_t j = 0;
+        while (isAlpha(target[j])) ++j;
+        if (target[j] != ':') {
+          return refuse(s.target_b + j, 400, "malformed message: invalid URL");
+        }
+      }
+    }
+    uint64_t content_length = 0;
+    if (length) {
+      size_t bad = lengthValueError(s.part(length->value_b, length->raw_e), &content_length);
+      if (bad != kNone) return refuse(length->value_b + bad, 400, "invalid Content-Length");
+    }
+    if (s.buf().size() > cap_at) return reject(431, capMessage(limits.max_head_bytes));
+
+    // Framing.
+    int status = 0;
+    bool skip_body = false;  // 1xx, 204, 304, or the answer to HEAD
+    if (request) {
+      upgrade = (upgrade_field && (options & kUpgradeOption)) || connect;
+      // RFC 9110 7.8: an Upgrade in an HTTP/1.0 request is ignored.
+      if (upgrade && !connect && s.minor == 0) upgrade = false;
+    } else {
+      status = s.status;
+      upgrade = status == 101;  // what follows is the new protocol's
+      skip_body = status < 200 || status == 204 || status == 304 || no_body_next;
       if (status >= 200) no_body_next = false;
     }
-    if (ret) hp.flags |= F_SKIPBODY;
-    if (((hp.flags & F_CHUNKED) != 0) != chunked_expected) {
-      return fail(400, "ambiguous Transfer-Encoding");
-    }
+    if (te_chunked != chunked_expected) return reject(400, "ambiguous Transfer-Encoding");
 
     Framing framing;
-    bool has_length = (hp.flags & F_CONTENTLENGTH) != 0;
-    framing.chunked = chunked_expected && !ret;
-    framing.upgrade = hp.upgrade;
-    bool body_before_upgrade =
-        framing.chunked || (has_length && hp.content_length > 0 && hp.content_length != ULLONG_MAX);
-    if (ret || (hp.upgrade && (hp.method == HTTP_CONNECT || !body_before_upgrade))) {
+    framing.chunked = chunked_expected && !skip_body;
+    framing.upgrade = upgrade;
+    bool has_body = te_chunked || (length && content_length > 0);
+    if (skip_body || (upgrade && (connect || !has_body))) {
       framing.content_length = 0;
     } else if (framing.chunked) {
       framing.content_length.reset();
-    } else if (has_length) {
-      framing.content_length = hp.content_length;
-    } else if (isRequest()) {
+    } else if (length) {
+      framing.content_length = content_length;
+    } else if (request) {
       framing.content_length = 0;
     }  // else a response whose body runs to the close
-    framing.keep_alive = http_should_keep_alive(&hp) != 0;
-    last_keep_alive = framing.keep_alive;
-    last_final = isRequest() || status >= 200;
-    chunked_body = framing.chunked;
+    // The answer runs to the close: 1xx/204/304/HEAD have none, and neither has a chunked or
+    // Content-Length one; a Transfer-Encoding without chunked does.
+    bool to_close = !request && !skip_body && !te_chunked && (te_present || !length);
+    keep_alive = (s.minor >= 1 ? !(options & kClose) : (options & kKeepAlive) != 0) && !to_close;
+    framing.keep_alive = keep_alive;
+    final_message = request || status >= 200;
 
-    // The head is handed out once http-parser has taken the whole of it (emitHead()): it can
-    // still refuse it after this callback.
-    if (isRequest()) {
-      RequestHead& head = request.emplace();
-      head.method = std::move(scanner.method);
-      head.target = std::move(scanner.target);
-      head.version_minor = scanner.minor;
-      head.headers = std::move(scanner.headers);
-      head.framing = framing;
-      const std::string* expect = head.headers.get("expect");
-      head.expect_continue =
-          head.version_minor >= 1 && expect && equalsIgnoreCase(*expect, "100-continue");
+    if ((upgrade && (connect || skip_body || !has_body)) || skip_body) {
+      body = Body::kNone;
+    } else if (te_chunked) {
+      body = Body::kChunked;
+      chunk = Chunk::kSize;
+      chunk_size = 0;
+      chunk_digits = 0;
+      line = 0;
+    } else if (te_present) {
+      body = Body::kToClose;  // a response (requests need chunked last)
+    } else if (length) {
+      body = content_length > 0 ? Body::kLength : Body::kNone;
+      remaining = content_length;
     } else {
-      ResponseHead& head = response.emplace();
-      head.status = status;
-      head.reason = std::move(scanner.reason);
-      head.version_minor = scanner.minor;
-      head.headers = std::move(scanner.headers);
-      head.framing = framing;
+      body = request ? Body::kNone : Body::kToClose;
     }
-    return ret;
-  }
 
-  void emitHead() {
     self.in_message_ = true;
-    chunks.reset();
+    auto fillHeaders = [&](HeaderList& h) {
+      h.fields.reserve(s.fields().size());
+      for (const auto& f : s.fields()) {
+        h.fields.push_back(HeaderList::Field{std::string(s.part(f.name_b, f.name_e)),
+                                             std::string(s.part(f.value_b, f.value_e))});
+      }
+    };
     if (request) {
-      RequestHead head = std::move(*request);
-      request.reset();
+      RequestHead head;
+      head.method.assign(method);
+      head.target.assign(target);
+      head.version_minor = s.minor;
+      fillHeaders(head.headers);
+      head.framing = framing;
+      head.expect_continue =
+          s.minor >= 1 && expect &&
+          equalsIgnoreCase(s.part(expect->value_b, expect->value_e), "100-continue");
       events.onRequestHead(std::move(head));
-    } else if (response) {
-      ResponseHead head = std::move(*response);
-      response.reset();
+    } else {
+      ResponseHead head;
+      head.status = status;
+      head.reason.assign(s.part(s.reason_b, s.reason_e));
+      head.version_minor = s.minor;
+      fillHeaders(head.headers);
+      head.framing = framing;
       events.onResponseHead(std::move(head));
     }
-  }
-
-  int messageComplete() {
-    if (in_head_slice) {
-      end_deferred = true;  // a message without a body: ends after emitHead()
-    } else {
-      endMessage();
-    }
-    http_parser_pause(&hp, 1);  // one message per feed()
-    return 0;
+    if (body == Body::kNone) endMessage();
+    return true;
   }
 
   void endMessage() {
     self.in_message_ = false;
     scanner.reset();
-    if (hp.upgrade) {
+    body = Body::kNone;
+    if (upgrade) {
       self.upgraded_ = true;
-    } else if (last_final && !last_keep_alive) {
+    } else if (final_message && !keep_alive) {
       closed = true;
     }
-    if (chunked_body && !chunks.trailer_fields.fields.empty()) {
-      events.onTrailers(std::move(chunks.trailer_fields));
-      chunks.trailer_fields.fields.clear();
+    if (!trailers.fields.empty()) {
+      events.onTrailers(std::move(trailers));
+      trailers.fields.clear();
     }
     events.onMessageEnd();
   }
 
-  int body(const char* at, size_t n) {
-    if (in_head_slice) return fail(400, "malformed message head");  // parsers disagree
-    events.onBody(std::string_view(at, n));
-    return 0;
+  // Reads chunked framing from data[0, n) up to the end of the body, handing out the chunks'
+  // bytes; returns how many bytes it used (0 after a framing error).
+  size_t chunked(const char* data, size_t n) {
+    const auto* p = reinterpret_cast<const unsigned char*>(data);
+    spans.clear();
+    late_status = 0;
+    size_t i = 0;
+    while (i < n && chunk != Chunk::kDone) {
+      if (chunk == Chunk::kData) {
+        size_t take = static_cast<size_t>(std::min<uint64_t>(remaining, n - i));
+        if (late_status == 0) spans.emplace_back(data + i, take);
+        i += take;
+        remaining -= take;
+        if (remaining == 0) chunk = Chunk::kDataCr;
+        continue;
+      }
+      if (chunk == Chunk::kTrailers) {
+        if (!readTrailers(data, n, i)) return 0;
+        continue;
+      }
+      if (++line > limits.max_head_bytes) {
+        fail(400,
+             "chunk-size line longer than " + std::to_string(limits.max_head_bytes) + " bytes");
+        return 0;
+      }
+      if (line > kHeaderCap && late_status == 0 && chunk <= Chunk::kSizeLf) {
+        late(431, capMessage(limits.max_head_bytes), i);
+      }
+      unsigned char c = p[i];
+      switch (chunk) {
+        case Chunk::kSize:
+          if (int h = hexValue(c); h >= 0) {
+            if (chunk_size > (UINT64_MAX >> 4)) return broken(400, "invalid chunk size");
+            if (chunk_size == (UINT64_MAX >> 4)) late(400, "invalid chunk size", i);
+            chunk_size = chunk_size * 16 + static_cast<uint64_t>(h);
+            ++chunk_digits;
+          } else if (chunk_digits > 0 && (c == ';' || c == ' ' || c == '\t')) {
+            if (c == '\t') late(400, "invalid chunk size", i);
+            chunk = Chunk::kExt;
+          } else if (chunk_digits > 0 && c == '\r') {
+            chunk = Chunk::kSizeLf;
+          } else {
+            return broken(400, "invalid chunk size");
+          }
+          break;
+        case Chunk::kExt:
+          if (c == '\r') {
+            chunk = Chunk::kSizeLf;
+          } else if (!is(c, kFieldChar)) {
+            return broken(400, "invalid chunk extension");
+          }
+          break;
+        case Chunk::kSizeLf:
+          if (c != '\n') return broken(400, "CR without LF in a chunked body");
+          if (chunk_size == 0) {
+            chunk = Chunk::kTrailers;
+            scanner.startTrailers();
+            trailer_field = 0;
+            trailer_length = trailer_capped = false;
+          } else {
+            remaining = chunk_size;
+            chunk = Chunk::kData;
+          }
+          break;
+        case Chunk::kDataCr:
+          if (c != '\r') return broken(400, "chunk data not followed by CRLF");
+          chunk = Chunk::kDataLf;
+          break;
+        case Chunk::kDataLf:
+          if (c != '\n') return broken(400, "chunk data not followed by CRLF");
+          chunk = Chunk::kSize;
+          chunk_size = 0;
+          chunk_digits = 0;
+          line = 0;
+          break;
+        default:
+          break;
+      }
+      ++i;
+    }
+    for (const auto& [b, len] : spans) events.onBody(std::string_view(b, len));
+    if (late_status != 0) {
+      fail(late_status, std::move(late_error));
+      return late_at;
+    }
+    if (chunk == Chunk::kDone) endMessage();
+    return i;
   }
 
-  // The scanners have the fields (and check and drop trailers): this is only for a bug.
-  int fieldData() {
-    // http-parser 2.9.4 marks a message as using Transfer-Encoding for any field name that
-    // starts with it ("Transfer-Encoding-X"); validateHead() knows whether there is a real one.
-    if (!self.in_message_ && !te_present) hp.uses_transfer_encoding = 0;
-    return 0;
+  // The trailer section from data[i, n); advances i. False on a framing error.
+  bool readTrailers(const char* data, size_t n, size_t& i) {
+    size_t avail = n - i;
+    bool capped = !trailer_capped && limits.max_head_bytes > kHeaderCap;
+    if (capped) avail = std::min(avail, kHeaderCap - std::min(scanner.bytes(), kHeaderCap));
+    size_t before = scanner.buf().size();
+    size_t used = scanner.scan(data + i, avail);
+    if (scanner.failed()) {
+      fail(scanner.errorStatus(), scanner.error());
+      return false;
+    }
+    checkTrailerLengths(static_cast<ptrdiff_t>(i) - static_cast<ptrdiff_t>(before));
+    i += used;
+    if (scanner.done()) {
+      trailers.fields.reserve(scanner.fields().size());
+      for (const auto& f : scanner.fields()) {
+        trailers.fields.push_back(
+            HeaderList::Field{std::string(scanner.part(f.name_b, f.name_e)),
+                              std::string(scanner.part(f.value_b, f.value_e))});
+      }
+      chunk = Chunk::kDone;
+    } else if (capped && used == avail && i < n) {
+      trailer_capped = true;
+      late(431, capMessage(limits.max_head_bytes), i);
+    }
+    return true;
   }
 
-  static Impl& of(http_parser* p) { return *static_cast<Impl*>(p->data); }
-  static const http_parser_settings& settings() {
-    static const http_parser_settings s = [] {
-      http_parser_settings s;
-      http_parser_settings_init(&s);
-      s.on_headers_complete = [](http_parser* p) { return of(p).headersComplete(); };
-      s.on_body = [](http_parser* p, const char* at, size_t n) { return of(p).body(at, n); };
-      s.on_message_complete = [](http_parser* p) { return of(p).messageComplete(); };
-      s.on_header_field = [](http_parser* p, const char*, size_t) { return of(p).fieldData(); };
-      s.on_header_value = [](http_parser* p, const char*, size_t) { return of(p).fieldData(); };
-      return s;
-    }();
-    return s;
+  // Content-Length trailers: digits (ending the body where they are not), one only. `shift`
+  // turns a scanner offset into an index into this feed's data.
+  void checkTrailerLengths(ptrdiff_t shift) {
+    const auto& fields = scanner.fields();
+    const std::string& buf = scanner.buf();
+    auto at = [&](size_t off) { return static_cast<size_t>(static_cast<ptrdiff_t>(off) + shift); };
+    while (late_status == 0 && trailer_field < fields.size()) {
+      const HeadScanner::Field& f = fields[trailer_field];
+      if (f.name_e == kNone) return;
+      if (classify(scanner.part(f.name_b, f.name_e)) != Name::kContentLength) {
+        ++trailer_field;
+        continue;
+      }
+      if (f.value_b == kNone) return;
+      if (f.value_b == f.raw_e) {  // empty: refused at the first byte of the next line
+        if (buf.size() > f.raw_e + 2) late(400, "invalid chunk size", at(f.raw_e + 2));
+        return;
+      }
+      size_t end = f.raw_e == kNone ? buf.size() : f.raw_e;
+      if (!isDigit(buf[f.value_b])) return late(400, "invalid chunk size", at(f.value_b));
+      if (trailer_length) {
+        return late(400,
+                    "both Transfer-Encoding and Content-Length, or more than one Content-Length",
+                    at(f.value_b));
+      }
+      size_t bad = lengthValueError(scanner.part(f.value_b, end));
+      if (bad != kNone) return late(400, "invalid chunk size", at(f.value_b + bad));
+      if (f.raw_e == kNone) return;
+      trailer_length = true;
+      ++trailer_field;
+    }
   }
 };
 
@@ -763,10 +1040,17 @@ Http1Parser::~Http1Parser() { delete impl_; }
 
 void Http1Parser::expectNoBody(bool no_body) { impl_->no_body_next = no_body; }
 
+void Http1Parser::reset() {
+  impl_->reset();
+  error_.clear();
+  error_status_ = 0;
+  upgraded_ = false;
+  in_message_ = false;
+}
+
 size_t Http1Parser::feed(const char* data, size_t n) {
   Impl& m = *impl_;
   if (failed() || upgraded_ || m.finished || n == 0) return 0;
-  if (HTTP_PARSER_ERRNO(&m.hp) == HPE_PAUSED) http_parser_pause(&m.hp, 0);
   size_t used = 0;
   if (!in_message_) {
     if (m.closed) {
@@ -776,66 +1060,44 @@ size_t Http1Parser::feed(const char* data, size_t n) {
       if (used < n) m.fail(400, "data after the last message of the connection");
       return used;
     }
-    size_t head = m.scanner.scan(data, n);
+    used = m.scanner.scan(data, n);
     if (m.scanner.failed()) {
       m.fail(m.scanner.errorStatus(), m.scanner.error());
       return 0;
     }
-    if (!m.scanner.done()) {
-      m.pending.append(data, n);  // http-parser reads a head only once it is whole and valid
+    if (!m.scanner.done()) return used;
+    if (!m.startMessage()) return 0;
+    if (!in_message_ || used == n) return used;  // a message without a body, or an upgrade
+  }
+  switch (m.body) {
+    case Impl::Body::kLength: {
+      size_t take = static_cast<size_t>(std::min<uint64_t>(m.remaining, n - used));
+      m.events.onBody(std::string_view(data + used, take));
+      m.remaining -= take;
+      if (m.remaining == 0) m.endMessage();
+      return used + take;
+    }
+    case Impl::Body::kToClose:
+      m.events.onBody(std::string_view(data + used, n - used));
       return n;
-    }
-    if (!m.validateHead()) return 0;
-    std::string_view slice(data, head);
-    if (!m.pending.empty()) {
-      m.pending.append(data, head);
-      slice = m.pending;
-    }
-    m.head_completed = m.end_deferred = false;
-    m.in_head_slice = true;
-    size_t parsed = m.execute(slice.data(), slice.size());
-    m.in_head_slice = false;
-    m.pending.clear();
-    if (m.pending.capacity() > 4096) std::string().swap(m.pending);
-    if (failed()) return 0;
-    if (!m.head_completed || parsed != slice.size()) {
-      m.fail(400, "malformed message head");  // http-parser and the scanner disagree
-      return 0;
-    }
-    m.emitHead();
-    if (m.end_deferred) m.endMessage();
-    used = head;
-    if (!in_message_ || upgraded_) return used;  // a message without a body, or an upgrade
+    case Impl::Body::kChunked:
+      return used + m.chunked(data + used, n - used);
+    case Impl::Body::kNone:
+      break;
   }
-  if (used == n) return used;  // (executing 0 bytes would tell http-parser the peer closed)
-  const char* body = data + used;
-  size_t avail = n - used;
-  if (!m.chunked_body) return used + m.execute(body, avail);
-  size_t framed = m.chunks.scan(body, avail);
-  if (m.chunks.failed()) {
-    m.fail(m.chunks.errorStatus(), m.chunks.error());
-    return used;
-  }
-  if (framed == 0) return used;
-  bool ends = m.chunks.done();
-  size_t parsed = m.execute(body, framed);
-  if (!failed() && (parsed != framed || ends == in_message_)) {
-    m.fail(400, "malformed chunked body");  // http-parser and the chunk scanner disagree
-  }
-  return used + parsed;
+  return used;
 }
 
 void Http1Parser::finish() {
   Impl& m = *impl_;
   if (failed() || upgraded_ || m.finished) return;
   m.finished = true;
-  if (HTTP_PARSER_ERRNO(&m.hp) == HPE_PAUSED) http_parser_pause(&m.hp, 0);
-  if (!in_message_ && m.scanner.started()) {
-    m.fail(400, "connection closed in the middle of a message head");
+  if (!in_message_) {
+    if (m.scanner.started()) m.fail(400, "connection closed in the middle of a message head");
     return;
   }
-  static const char kNothing[1] = {0};
-  m.execute(kNothing, 0);
+  if (m.body == Impl::Body::kToClose) return m.endMessage();
+  m.fail(400, "connection closed before the message ended");
 }
 
 // ---- HeaderList ----

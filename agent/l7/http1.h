@@ -1,8 +1,8 @@
 #pragma once
-// HTTP/1.1 for the L7 path: an incremental request/response parser (on Debian's http-parser,
-// libhttp-parser-dev) and the serializers the proxy forwards with. Bodies stream through: the
-// parser hands out decoded body bytes (chunked framing removed) as they arrive, never a whole
-// body. Every input that is not valid HTTP/1.x ends in a parse error with the status the
+// HTTP/1.1 for the L7 path: an incremental, single-pass request/response parser and the
+// serializers the proxy forwards with. Bodies stream through: the parser hands out decoded body
+// bytes (chunked framing removed) as they arrive, as views into the bytes it was fed, never a
+// whole body. Every input that is not valid HTTP/1.x ends in a parse error with the status the
 // proxy answers (400, 431 for oversize heads, 413/501 where they fit) and nothing is buffered
 // beyond one head.
 #include <cstddef>
@@ -109,6 +109,11 @@ class Http1Parser {
   // The peer closed its side: completes a response whose body runs to the close; an
   // unfinished message is an error.
   void finish();
+
+  // Makes the parser ready for a new connection, as if it had just been constructed with the
+  // same kind, events and limits (no error, not upgraded, no expectNoBody), keeping the memory
+  // it has allocated: one parser can serve connection after connection.
+  void reset();
 
   // Response parsers: the next response answers a HEAD request (or is 1xx/204/304 per status
   // anyway), so it has no body whatever its headers say. Call before feeding that response.

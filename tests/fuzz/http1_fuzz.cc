@@ -3,8 +3,8 @@
 // each piece is fed the way the proxy does (again with what is left after every message) until
 // the parser fails or upgrades, then finish(). Besides crashes and sanitizer reports it checks
 // the contract: feed() never takes more than it was given, events come in order (head, body,
-// end), nothing arrives after a failure or an upgrade, and every head parsed back from its
-// serialization is the same head.
+// end), nothing arrives after a failure or an upgrade, every head parsed back from its
+// serialization is the same head, and a parser after reset() does what a new one does.
 #include <cstdint>
 #include <cstdlib>
 #include <optional>
@@ -48,11 +48,14 @@ struct Checker : Http1Events {
   Http1Parser* parser = nullptr;
   bool in_message = false;
   uint64_t body_bytes = 0;
+  // Totals, to compare runs.
+  uint64_t heads = 0, ends = 0, all_body_bytes = 0;
 
   void onRequestHead(RequestHead&& head) override {
     check(!in_message && !parser->failed() && !parser->upgraded());
     in_message = true;
     body_bytes = 0;
+    ++heads;
     (void)head.path();
     (void)head.query();
     (void)head.authority();
@@ -70,6 +73,7 @@ struct Checker : Http1Events {
     check(!in_message && !parser->failed() && !parser->upgraded());
     in_message = true;
     body_bytes = 0;
+    ++heads;
     ByteBuf wire;
     meshlet::l7::writeResponseHead(head, wire);
     Capture back;
@@ -83,10 +87,12 @@ struct Checker : Http1Events {
   void onBody(std::string_view bytes) override {
     check(in_message && !parser->failed());
     body_bytes += bytes.size();
+    all_body_bytes += bytes.size();
   }
   void onMessageEnd() override {
     check(in_message && !parser->failed());
     in_message = false;
+    ++ends;
   }
 };
 
@@ -117,11 +123,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (ctl & 4) parser.expectNoBody(true);
 
   size_t split = n * (ctl >> 3) / 31;
-  feedAll(parser, rest, split);
-  feedAll(parser, rest + split, n - split);
-  parser.finish();
+  auto run = [&](Http1Parser& p) {
+    feedAll(p, rest, split);
+    feedAll(p, rest + split, n - split);
+    p.finish();
+  };
+  run(parser);
   check(!parser.failed() || (parser.errorStatus() >= 400 && !parser.error().empty()));
   check(parser.inMessage() == events.in_message || parser.failed());
   check(parser.feed("x", 1) == 0);  // nothing after finish()
+
+  // Reused after reset(): the same as the first time (expectNoBody is not kept).
+  Checker first = events;
+  std::string first_error = parser.error();
+  events = Checker();
+  events.parser = &parser;
+  parser.reset();
+  check(!parser.failed() && !parser.upgraded() && !parser.inMessage());
+  if (ctl & 4) parser.expectNoBody(true);
+  run(parser);
+  check(events.heads == first.heads && events.ends == first.ends &&
+        events.all_body_bytes == first.all_body_bytes && parser.error() == first_error);
   return 0;
 }

@@ -18,7 +18,7 @@ using Kind = Http1Parser::Kind;
 struct Recorder : Http1Events {
   std::vector<RequestHead> requests;
   std::vector<ResponseHead> responses;
-  std::vector<std::string> bodies;  // one per message
+  std::vector<std::string> bodies;   // one per message
   std::vector<HeaderList> trailers;  // one per message that had any, in order
   int ends = 0;
   std::string log;
@@ -223,8 +223,8 @@ TEST(Http1Request, ChunkedBodyWithExtensionsAndTrailers) {
   EXPECT_TRUE(r.rec.requests[0].framing.chunked);
 }
 
-// http-parser 2.9.4 takes any field name that starts with "Transfer-Encoding" for one (found by
-// the fuzzer): such requests are ordinary.
+// Only the exact names are framing fields: one that merely starts like "Transfer-Encoding" or
+// "Content-Length" is an ordinary field (found by the fuzzer).
 TEST(Http1Request, FieldNamesThatOnlyStartLikeFramingHeaders) {
   auto r = parseRequest(
       "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding-X: y\r\nContent-Length: 3\r\n\r\nabc");
@@ -272,6 +272,56 @@ TEST(Http1Request, ByteAtATimeEqualsWhole) {
   EXPECT_EQ(whole.rec.log, "H[100]EH[200]B<wikipedia>EH[404]B<nop>E");
   EXPECT_EQ(bytes.rec.log, whole.rec.log);
   EXPECT_EQ(bytes.used, response.size());
+}
+
+// Every split of the input in two, and one byte per feed(), give the events, the error and the
+// bytes used of one feed: the head is kept across feeds, chunk framing too. (On a framing error
+// only the error is the same: body bytes that came in an earlier feed() went out.)
+TEST(Http1Request, EverySplitEqualsWhole) {
+  const std::vector<std::pair<Kind, std::string>> inputs = {
+      {Kind::kRequest,
+       "\r\nGET /a?b HTTP/1.1\r\nHost: 198.19.0.30\r\nX-Long:  v  w \r\nAccept: */*\r\n\r\n"
+       "POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+       "3;ext=1\r\nabc\r\n1A\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nT-1: x\r\nT-2:  y \r\n\r\n"
+       "PUT /q HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nConnection: close\r\n\r\nwxyz\r\n"},
+      {Kind::kResponse,
+       "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nServer: nginx\r\n"
+       "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+       "HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\n"
+       "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nto the close"},
+      {Kind::kRequest,  // an error in the trailers
+       "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\nT: 1\r\n"
+       " folded\r\n\r\n"},
+  };
+  for (const auto& [kind, in] : inputs) {
+    Recorder whole_rec;
+    Http1Parser whole(kind, whole_rec);
+    size_t whole_used = feedAll(whole, in);
+    whole.finish();
+    for (size_t cut = 0; cut <= in.size(); ++cut) {
+      Recorder rec;
+      Http1Parser p(kind, rec);
+      size_t used = feedAll(p, std::string_view(in).substr(0, cut));
+      if (used == cut) used += feedAll(p, std::string_view(in).substr(cut));
+      p.finish();
+      EXPECT_EQ(p.error(), whole.error()) << cut;
+      if (whole.failed()) continue;
+      ASSERT_EQ(rec.log, whole_rec.log) << "cut at " << cut << " of " << in;
+      EXPECT_EQ(used, whole_used) << cut;
+      ASSERT_EQ(rec.trailers.size(), whole_rec.trailers.size());
+      for (size_t i = 0; i < rec.trailers.size(); ++i) {
+        EXPECT_EQ(rec.trailers[i].fields.size(), whole_rec.trailers[i].fields.size());
+      }
+    }
+    Recorder rec;
+    Http1Parser p(kind, rec);
+    feedBytes(p, in);
+    p.finish();
+    EXPECT_EQ(p.error(), whole.error());
+    if (!whole.failed()) {
+      EXPECT_EQ(rec.log, whole_rec.log) << in;
+    }
+  }
 }
 
 TEST(Http1Request, HeaderSplitAcrossFeedsIsAccumulated) {
@@ -373,8 +423,7 @@ TEST(Http1Request, UpgradeNeedsConnectionUpgradeAndHttp11) {
   EXPECT_FALSE(r.rec.requests[0].framing.upgrade);
 }
 
-// http-parser's documented behaviour: an upgrading request with a body is upgraded after the
-// body (the body is still HTTP).
+// An upgrading request with a body is upgraded after the body (the body is still HTTP).
 TEST(Http1Request, UpgradeWithBodyUpgradesAfterTheBody) {
   std::string msg =
       "POST /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n"
@@ -481,7 +530,8 @@ TEST(Http1Request, RejectsMalformedInput) {
       {ok + "Transfer-Encoding: chunked\r\n\r\nzz\r\n", 400, "chunk size"},
       {ok + "Transfer-Encoding: chunked\r\n\r\n;x\r\n", 400, "chunk size"},
       {ok + "Transfer-Encoding: chunked\r\n\r\n-1\r\n", 400, "chunk size"},
-      // http-parser (non-strict) takes these; the chunk scanner does not.
+      // Chunk framing is strict: CRLF after the data, LF after CR, no CTLs in extensions, and
+      // trailers follow the head's rules.
       {ok + "Transfer-Encoding: chunked\r\n\r\n3\r\nabcXY0\r\n\r\n", 400, "not followed by CRLF"},
       {ok + "Transfer-Encoding: chunked\r\n\r\n3\rXabc\r\n0\r\n\r\n", 400, "CR without LF"},
       {ok + "Transfer-Encoding: chunked\r\n\r\n3;a\x01\r\nabc\r\n0\r\n\r\n", 400, "extension"},
@@ -535,7 +585,7 @@ TEST(Http1Request, OversizeHeadIs431) {
   EXPECT_EQ(r.status, 431);
   r = parse(Kind::kRequest, line, false, ParseLimits{line.size(), 100});
   EXPECT_FALSE(r.failed) << r.error;
-  // Above http-parser's own 80 KiB limit (HPE_HEADER_OVERFLOW): 431 as well.
+  // Above 80 KiB a head is refused whatever the limits: 431 as well.
   std::string huge =
       "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(90 * 1024, 'x') + "\r\n\r\n";
   r = parse(Kind::kRequest, huge, false, ParseLimits{1024 * 1024, 100});
@@ -597,6 +647,159 @@ TEST(Http1Request, FinishInTheMiddleIsAnError) {
   feedAll(p, in);
   p.finish();  // between messages: a clean close
   EXPECT_FALSE(p.failed());
+}
+
+// reset(): the parser is as new, whatever state it was left in.
+TEST(Http1Parser, ResetMakesItNew) {
+  const std::string get = "GET /a HTTP/1.1\r\nHost: a\r\n\r\n";
+  const std::vector<std::string> before = {
+      "GET / HTTP/1.1\r\nHo st: a\r\n\r\n",                                           // failed
+      "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: ws\r\nConnection: upgrade\r\n\r\nxx",  // upgraded
+      "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",                       // closed
+      "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9\r\n\r\nabc",                   // in a body
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",      // in a chunk
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: x",    // trailers
+      "GET / HTTP/1.1\r\nHos",                                                        // in a head
+  };
+  for (const auto& first : before) {
+    for (bool finish : {false, true}) {
+      Recorder rec;
+      Http1Parser p(Kind::kRequest, rec, ParseLimits{4096, 10});
+      feedAll(p, first);
+      if (finish) p.finish();
+      p.reset();
+      EXPECT_FALSE(p.failed()) << first;
+      EXPECT_EQ(p.errorStatus(), 0);
+      EXPECT_EQ(p.error(), "");
+      EXPECT_FALSE(p.upgraded());
+      EXPECT_FALSE(p.inMessage());
+      rec = Recorder();
+      std::string in = get +
+                       "POST /b HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       "1\r\nz\r\n0\r\nT: y\r\n\r\n";
+      EXPECT_EQ(feedAll(p, in), in.size()) << first;
+      EXPECT_EQ(rec.log, "H[GET /a]EH[POST /b]B<z>E") << first;
+      ASSERT_EQ(rec.trailers.size(), 1u);
+      EXPECT_EQ(rec.trailers[0].size(), 1u);
+      p.finish();
+      EXPECT_FALSE(p.failed()) << p.error();
+    }
+  }
+  // The limits stay; expectNoBody does not.
+  Recorder rec;
+  Http1Parser p(Kind::kResponse, rec, ParseLimits{64, 2});
+  p.expectNoBody(true);
+  p.reset();
+  std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  EXPECT_EQ(feedAll(p, ok), ok.size());
+  EXPECT_EQ(rec.log, "H[200]B<ok>E");
+  std::string many = "HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+  feedAll(p, many);
+  EXPECT_EQ(p.error(), "more than 2 header fields");
+  p.reset();
+  std::string big = "HTTP/1.1 200 OK\r\nX: " + std::string(100, 'x') + "\r\n\r\n";
+  feedAll(p, big);
+  EXPECT_EQ(p.error(), "head larger than 64 bytes");
+}
+
+// Connection and Transfer-Encoding values are read token by token from the raw value: a token
+// counts when SP or a comma follows it; HTAB or a byte that is not a token character at the
+// start of a token ends the reading. Proxy-Connection counts as Connection.
+TEST(Http1Request, ConnectionAndTransferEncodingTokens) {
+  auto keepAlive = [](std::string_view connection) {
+    auto r = parseRequest("GET / HTTP/1.1\r\nHost: a\r\n" + std::string(connection) + "\r\n\r\n");
+    EXPECT_FALSE(r.failed) << connection << ": " << r.error;
+    return !r.rec.requests.empty() && r.rec.requests[0].framing.keep_alive;
+  };
+  EXPECT_FALSE(keepAlive("Connection: CLOSE"));
+  EXPECT_FALSE(keepAlive("Connection: x , close  "));
+  EXPECT_FALSE(keepAlive("Connection: close,"));
+  EXPECT_FALSE(keepAlive("Proxy-Connection: close"));
+  EXPECT_TRUE(keepAlive("Connection: closed"));
+  EXPECT_TRUE(keepAlive("Connection: close\t"));
+  EXPECT_TRUE(keepAlive("Connection: x,\tclose"));
+  EXPECT_TRUE(keepAlive("Connection: ,close"));
+  EXPECT_FALSE(keepAlive("Connection: \"x\", close"));
+  EXPECT_TRUE(keepAlive("Connection: x, \"y\", close"));
+  EXPECT_TRUE(keepAlive("Connection:"));
+  auto r = parseRequest("GET / HTTP/1.1\r\nHost: a\r\nUpgrade:\r\nConnection: upgrade\r\n\r\n");
+  EXPECT_FALSE(r.upgraded);  // an empty Upgrade does not count
+  r = parseRequest("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: x\r\nConnection: a, Upgrade \r\n\r\n");
+  EXPECT_TRUE(r.upgraded);
+  for (std::string te : {"chunked\t", ",chunked", "gzip,\tchunked", "gzip, chunked ,"}) {
+    r = parseRequest("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: " + te +
+                     "\r\n\r\n0\r\n\r\n");
+    EXPECT_EQ(r.error, "ambiguous Transfer-Encoding") << te;
+  }
+  r = parseRequest(
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip ,  chunked  \r\n\r\n"
+      "0\r\n\r\n");
+  EXPECT_FALSE(r.failed) << r.error;
+}
+
+TEST(Http1Request, LimitsOfTheFraming) {
+  const std::string ok = "POST / HTTP/1.1\r\nHost: a\r\n";
+  auto r = parseRequest(ok + "Content-Length: 18446744073709551609\r\n\r\n");
+  ASSERT_FALSE(r.failed) << r.error;
+  EXPECT_EQ(r.rec.requests[0].framing.content_length, 18446744073709551609u);
+  r = parseRequest(ok + "Content-Length: 18446744073709551610\r\n\r\n");
+  EXPECT_EQ(r.error, "invalid Content-Length");
+  r = parseRequest(ok + "Content-Length: 3 \t\r\n\r\nabc");
+  EXPECT_EQ(r.error, "invalid Content-Length");
+  r = parseRequest(ok + "Content-Length: 0003  \r\n\r\nabc");
+  EXPECT_EQ(r.rec.bodies[0], "abc");
+  r = parseRequest("GET h2c://a/ HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_EQ(r.error, "malformed message: invalid URL");  // a scheme is letters only
+  for (std::string m : {"ACL", "BIND", "M-SEARCH", "MKCALENDAR", "PROPPATCH", "PURGE", "SOURCE",
+                        "UNLINK", "UNSUBSCRIBE"}) {
+    r = parseRequest(m + " / HTTP/1.1\r\nHost: a\r\n\r\n");
+    EXPECT_FALSE(r.failed) << m << ": " << r.error;
+  }
+  for (std::string m : {"GE", "GETS", "get", "PROPFIN", "MKCOLX", "QUERY"}) {
+    r = parseRequest(m + " / HTTP/1.1\r\nHost: a\r\n\r\n");
+    EXPECT_EQ(r.status, 501) << m;
+  }
+  // Above 80 KiB of empty lines and head, whatever the limits.
+  ParseLimits big{1 << 20, 100};
+  std::string head = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+  r = parse(Kind::kRequest, std::string(81920 - head.size(), '\n') + head, false, big);
+  EXPECT_FALSE(r.failed) << r.error;
+  r = parse(Kind::kRequest, std::string(81921 - head.size(), '\n') + head, false, big);
+  EXPECT_EQ(r.error, "head or trailers larger than 81920 bytes");
+}
+
+// Chunk sizes up to 0xffffffffffffffef; a size or Content-Length trailer error, or HTAB after
+// the size, ends the body after the bytes before it; other framing errors drop the bytes of the
+// same feed().
+TEST(Http1Request, ChunkedBodyErrors) {
+  const std::string head =
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nz\r\n";
+  struct Case {
+    std::string tail;
+    std::string error;
+    std::string log;  // whole
+  };
+  const std::vector<Case> cases = {
+      {"0ffffffffffffffef\r\nab", "", "H[POST /]B<zab>"},
+      {"ffffffffffffffff\r\n", "invalid chunk size", "H[POST /]B<z>"},
+      {"1fffffffffffffff0\r\n", "invalid chunk size", "H[POST /]"},
+      {"3\t\r\nabc\r\n0\r\n\r\n", "invalid chunk size", "H[POST /]B<z>"},
+      {"3\t\r\nabcXY", "chunk data not followed by CRLF", "H[POST /]"},
+      {"0\r\nContent-Length: x\r\n\r\n", "invalid chunk size", "H[POST /]B<z>"},
+      {"0\r\nContent-Length:\r\n\r\n", "invalid chunk size", "H[POST /]B<z>"},
+      {"0\r\nContent-Length: 1\r\ncontent-length: 1\r\n\r\n",
+       "both Transfer-Encoding and Content-Length, or more than one Content-Length",
+       "H[POST /]B<z>"},
+      {"0\r\nContent-Length: 1 \r\n\r\n", "", "H[POST /]B<z>E"},
+      {"zz\r\n", "invalid chunk size", "H[POST /]"},
+  };
+  for (const auto& c : cases) {
+    auto r = parseRequest(head + c.tail);
+    EXPECT_EQ(r.error, c.error) << c.tail;
+    EXPECT_EQ(r.rec.log, c.log) << c.tail;
+    auto bytes = parseRequest(head + c.tail, true);  // one feed per byte: the first error
+    EXPECT_EQ(bytes.error, c.tail == "3\t\r\nabcXY" ? "invalid chunk size" : c.error) << c.tail;
+  }
 }
 
 // ---- Responses ----
