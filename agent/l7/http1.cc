@@ -1191,9 +1191,17 @@ void appendFields(const HeaderList& headers, ByteBuf& out) {
 }
 
 void appendStatusLine(int status, std::string_view reason, ByteBuf& out) {
-  char line[32];
-  int n = std::snprintf(line, sizeof line, "HTTP/1.1 %03d ", status);
-  out.append(line, static_cast<size_t>(std::clamp(n, 0, static_cast<int>(sizeof line) - 1)));
+  if (status >= 0 && status <= 999) {  // every status a head can carry: no printf per response
+    char line[] = "HTTP/1.1 000 ";
+    line[9] = static_cast<char>('0' + status / 100);
+    line[10] = static_cast<char>('0' + status / 10 % 10);
+    line[11] = static_cast<char>('0' + status % 10);
+    out.append(line, sizeof line - 1);
+  } else {
+    char line[32];
+    int n = std::snprintf(line, sizeof line, "HTTP/1.1 %03d ", status);
+    out.append(line, static_cast<size_t>(std::clamp(n, 0, static_cast<int>(sizeof line) - 1)));
+  }
   out.append(reason.empty() ? std::string_view(reasonPhrase(status)) : reason);
   out.append("\r\n");
 }
@@ -1217,9 +1225,13 @@ void writeResponseHead(const ResponseHead& head, ByteBuf& out) {
 
 void writeChunk(std::string_view bytes, ByteBuf& out) {
   if (bytes.empty()) return;
-  char size[24];
-  int n = std::snprintf(size, sizeof size, "%zx\r\n", bytes.size());
-  out.append(size, static_cast<size_t>(n));
+  char size[24];  // the size in hex, then CRLF
+  char* end = size + sizeof size;
+  char* p = end;
+  *--p = '\n';
+  *--p = '\r';
+  for (size_t n = bytes.size(); n; n >>= 4) *--p = "0123456789abcdef"[n & 15];
+  out.append(p, static_cast<size_t>(end - p));
   out.append(bytes);
   out.append("\r\n");
 }

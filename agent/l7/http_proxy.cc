@@ -1282,7 +1282,11 @@ void HttpSession::connectUpstream() {
   }
   ufd_ = fd;
   emptyKeeping(uin_);
-  uparser_ = std::make_unique<Http1Parser>(Http1Parser::Kind::kResponse, *up_events_);
+  if (uparser_) {
+    uparser_->reset();  // a new connection: the parser keeps its memory
+  } else {
+    uparser_ = std::make_unique<Http1Parser>(Http1Parser::Kind::kResponse, *up_events_);
+  }
   uparser_->expectNoBody(ex.head_request);
   // A pooled connection is written to at once (pump): it starts with EPOLLIN alone.
   u_interest_ = u_connecting_ ? static_cast<uint32_t>(EPOLLOUT) : EPOLLIN;
