@@ -368,6 +368,13 @@ class L7E2E : public ::testing::Test {
     std::string cmd = "curl -sS --max-time 5 " + args;
     return sb_->runInPod(sb_->pod("client"), [cmd] { return run(cmd).out; });
   }
+  // The lines of the request log backend pod `pod` keeps (serveHttp's log_path).
+  static std::vector<std::string> requestLog(const std::string& pod) {
+    std::ifstream in(dir_ + "/" + pod + ".requests");
+    std::vector<std::string> lines;
+    for (std::string l; std::getline(in, l);) lines.push_back(l);
+    return lines;
+  }
   static std::string raw(const std::string& ip, const std::string& request,
                          const std::string& until = "", int times = 1) {
     return sb_->runInPod(sb_->pod("client"),
@@ -440,12 +447,7 @@ TEST_F(L7E2E, RetriesRecoverFromAFailingBackend) {
 }
 
 TEST_F(L7E2E, MirrorGetsACopyOfTheRequestsItsPercentageSays) {
-  auto sinkLog = [] {
-    std::ifstream in(dir_ + "/sink.requests");
-    std::vector<std::string> lines;
-    for (std::string l; std::getline(in, l);) lines.push_back(l);
-    return lines;
-  };
+  auto sinkLog = [] { return requestLog("sink"); };
   size_t before = sinkLog().size();
   // Route "all" mirrors every request, body included; the client's answers come from web v1
   // only, and the mirror sees the authority with "-shadow" appended.
@@ -483,12 +485,7 @@ TEST_F(L7E2E, MirrorGetsACopyOfTheRequestsItsPercentageSays) {
 // session keeps the connection between requests; queue: maxConnections 1, it goes back to the
 // pool after each request).
 TEST_F(L7E2E, UpstreamConnectionsAreReusedAcrossRequestsAndClients) {
-  auto webLog = [] {
-    std::ifstream in(dir_ + "/web-v1.requests");
-    std::vector<std::string> lines;
-    for (std::string l; std::getline(in, l);) lines.push_back(l);
-    return lines;
-  };
+  auto webLog = [] { return requestLog("web-v1"); };
   for (const char* vip : {"198.19.0.43", "198.19.0.44"}) {
     SCOPED_TRACE(vip);
     size_t before = webLog().size();
