@@ -180,8 +180,7 @@ bool upgradesToH2c(const HeaderList& h) {
 }
 
 std::string endpointKey(const L7Endpoint& ep) {
-  return ep.ip.family == IpFamily::kV6 ? "[" + ep.ip.toString() + "]:" + std::to_string(ep.port)
-                                       : ep.ip.toString() + ":" + std::to_string(ep.port);
+  return ep.key.empty() ? endpointKeyOf(ep.ip, ep.port) : ep.key;
 }
 
 }  // namespace

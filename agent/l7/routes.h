@@ -54,7 +54,13 @@ struct L7Endpoint {
   std::string node;  // nodeName
   Labels labels;     // the target pod's labels (subsets select on them)
   bool tunnel = false;  // an enrolled pod on another node: reached over HBONE (mutual TLS)
+  // "ip:port" ("[ip]:port" for IPv6), made once with the route table: the proxy's pool, load and
+  // outlier keys (empty in endpoints made by hand: the proxy makes it then).
+  std::string key;
 };
+
+// "ip:port" of an endpoint, "[ip]:port" for IPv6.
+std::string endpointKeyOf(const IpAddr& ip, int port);
 
 // A destination as Istio's clusters name it: "outbound|<port>|<subset>|<fqdn>".
 struct L7Cluster {

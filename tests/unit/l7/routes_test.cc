@@ -365,6 +365,8 @@ TEST(L7RoutesCompile, DefaultRouteToTheServiceItself) {
             (std::vector<std::string>{"198.19.0.11:9080", "198.19.0.12:9080", "198.19.0.21:9080"}));
   EXPECT_EQ(c.endpoints[0].pod, "shop/reviews-v1-b");
   EXPECT_EQ(c.endpoints[0].node, "node-a");
+  EXPECT_EQ(c.endpoints[0].key, "198.19.0.11:9080");  // the proxy's pool and outlier key
+  EXPECT_EQ(endpointKeyOf(*IpAddr::parse("fd00::1"), 80), "[fd00::1]:80");
   EXPECT_EQ(c.endpoints[0].labels, (Labels{{"app", "reviews"}, {"version", "v1"}}));
   EXPECT_TRUE(w.config->warnings.empty()) << w.config->warnings.at(0);
   RequestAttrs req;
