@@ -62,35 +62,55 @@ void uuid(L7Runtime& rt, std::string& out) {
 
 // Hop-by-hop fields (RFC 9110 7.6.1) and those Connection names: not forwarded. `keep_upgrade`
 // keeps Connection/Upgrade for a protocol switch.
+// A field that is about this hop alone (RFC 9110 7.6.1); Upgrade too unless it is kept.
+bool hopByHop(std::string_view name, bool keep_upgrade) {
+  switch (name.size()) {
+    case 2:
+      return equalsIgnoreCase(name, "te");
+    case 7:
+      return equalsIgnoreCase(name, "trailer") ||
+             (!keep_upgrade && equalsIgnoreCase(name, "upgrade"));
+    case 10:
+      return equalsIgnoreCase(name, "connection") || equalsIgnoreCase(name, "keep-alive");
+    case 16:
+      return equalsIgnoreCase(name, "proxy-connection");
+    case 17:
+      return equalsIgnoreCase(name, "transfer-encoding");
+    default:
+      return false;
+  }
+}
+
 void stripHopByHop(HeaderList& h, bool keep_upgrade) {
+  // The fields Connection names beyond its usual options (rarely any): copied, since the
+  // Connection fields go in the same pass.
   std::vector<std::string> named;
   for (const auto& f : h.fields) {
     if (!equalsIgnoreCase(f.name, "connection")) continue;
-    size_t start = 0;
-    const std::string& v = f.value;
-    while (start <= v.size()) {
-      size_t comma = v.find(',', start);
-      if (comma == std::string::npos) comma = v.size();
-      std::string token = v.substr(start, comma - start);
-      token.erase(0, token.find_first_not_of(" \t"));
-      token.erase(token.find_last_not_of(" \t") + 1);
+    std::string_view v = f.value;
+    while (!v.empty()) {
+      size_t comma = std::min(v.find(','), v.size());
+      std::string_view token = v.substr(0, comma);
+      v.remove_prefix(std::min(comma + 1, v.size()));
+      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) {
+        token.remove_prefix(1);
+      }
+      while (!token.empty() && (token.back() == ' ' || token.back() == '\t'))
+        token.remove_suffix(1);
       if (!token.empty() && !equalsIgnoreCase(token, "upgrade") &&
           !equalsIgnoreCase(token, "close") && !equalsIgnoreCase(token, "keep-alive")) {
-        named.push_back(token);
+        named.emplace_back(token);
       }
-      start = comma + 1;
     }
   }
-  for (const auto& n : named) h.remove(n);
-  for (const char* n : {"keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding"}) {
-    h.remove(n);
-  }
-  h.remove("connection");
-  if (keep_upgrade) {
-    h.add("connection", "upgrade");
-  } else {
-    h.remove("upgrade");
-  }
+  std::erase_if(h.fields, [&](const HeaderList::Field& f) {
+    if (hopByHop(f.name, keep_upgrade)) return true;
+    for (const auto& n : named) {
+      if (equalsIgnoreCase(f.name, n)) return true;
+    }
+    return false;
+  });
+  if (keep_upgrade) h.add("connection", "upgrade");
 }
 
 void applyHeaderOps(const HeaderOperations& ops, HeaderList& h) {

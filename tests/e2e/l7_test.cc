@@ -393,7 +393,16 @@ TEST_F(L7E2E, FirstMatchingRouteWinsWithRewriteAndHeaderRules) {
   EXPECT_EQ(count(out, "pod=web-v2"), 10) << out;
   // /api/ goes to v1 with its prefix rewritten, a request header set and one removed, and a
   // response header added; the proxy adds a request id and trace context.
-  out = curl("-i -H 'x-drop: 1' http://198.19.0.40/api/items?x=1");
+  // Hop-by-hop fields stay on the client's hop: TE, Keep-Alive, Connection and the fields it
+  // names.
+  out = curl(
+      "-i -H 'x-drop: 1' -H 'connection: keep-alive, x-hop' -H 'x-hop: 1' "
+      "-H 'keep-alive: timeout=5' -H 'te: trailers' -H 'x-end: 1' "
+      "http://198.19.0.40/api/items?x=1");
+  for (const char* hop : {"h:x-hop", "h:keep-alive", "h:te:", "h:connection"}) {
+    EXPECT_EQ(out.find(hop), std::string::npos) << hop << " went upstream: " << out;
+  }
+  EXPECT_NE(out.find("h:x-end: 1"), std::string::npos) << out;
   EXPECT_NE(out.find("HTTP/1.1 200"), std::string::npos) << out;
   EXPECT_NE(out.find("pod=web-v1"), std::string::npos) << out;
   EXPECT_NE(out.find("target=/v1/items?x=1"), std::string::npos) << out;
