@@ -74,8 +74,9 @@ IdTable seedIds(const DesiredDatapath& fresh, const DesiredDatapath& kernel) {
     ids.svc[serviceIdKey(s.ns, s.name, s.cluster_ip, s.port, s.protocol)] = it->second;
   }
   // backend id key (kernel svc id) -> backend id
+  const BackendEntries kernel_backends = kernel.backends();
   std::vector<std::pair<BackendIdKey, uint32_t>> kernel_be;
-  for (const auto& [k, v] : kernel.backends) {
+  for (const auto& [k, v] : kernel_backends) {
     kernel_be.emplace_back(backendIdKey(k.svc_id, IpAddr::fromWords(v.addr, v.family), v.port),
                            v.backend_id);
   }
@@ -88,7 +89,7 @@ IdTable seedIds(const DesiredDatapath& fresh, const DesiredDatapath& kernel) {
     if (it != kernel_ids.end()) seeded.emplace_back(it->first, it->second);
   }
   ids.backend = FlatMap<BackendIdKey, uint32_t>(std::move(seeded));
-  for (const auto& [k, v] : kernel.backends) {  // the kernel's slots keep their backends
+  for (const auto& [k, v] : kernel_backends) {  // the kernel's slots keep their backends
     if (v.backend_id >= MESHLET_MAX_BACKENDS) continue;
     if (v.backend_id >= ids.slot.size()) ids.slot.resize(v.backend_id + 1, MESHLET_NO_ID);
     ids.slot[v.backend_id] = k.slot;
