@@ -233,10 +233,10 @@ Status Reader::ip(const Field& f, IpAddr& out) const {
   return Status::Ok();
 }
 
-Status Reader::stringMap(const Field& f, std::map<std::string, std::string>& out) const {
+Status Reader::stringMap(const Field& f, StringMap& out) const {
   MESHLET_SOURCES_TRY(expectMap(f, false));
   if (!f.present()) return Status::Ok();
-  std::map<std::string, std::string> result;
+  StringMap result;
   for (auto [key, value] : f.node().entries()) {
     if (value.present() && !value.isScalar()) {  // what string() refuses; the path only then
       Field v(value, f.path() + "[" + quote(key.scalar()) + "]");
@@ -264,8 +264,8 @@ Status Reader::labels(const Field& f, Labels& out) const {
   return Status::Ok();
 }
 
-Status Reader::annotations(const Field& f, std::map<std::string, std::string>& out) const {
-  std::map<std::string, std::string> result;
+Status Reader::annotations(const Field& f, StringMap& out) const {
+  StringMap result;
   MESHLET_SOURCES_TRY(stringMap(f, result));
   for (const auto& [key, value] : result) {
     if (std::string why = checkQualifiedName(key); !why.empty()) {

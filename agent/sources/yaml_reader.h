@@ -95,10 +95,10 @@ class Reader {
   Status ip(const Field& f, IpAddr& out) const;
   // A map of string to string (labels, annotations, selectors). Scalars of any YAML type are
   // taken as their text; nested maps or lists are rejected.
-  Status stringMap(const Field& f, std::map<std::string, std::string>& out) const;
+  Status stringMap(const Field& f, StringMap& out) const;
   // metadata.labels: keys are qualified names, values label values.
   Status labels(const Field& f, Labels& out) const;
-  Status annotations(const Field& f, std::map<std::string, std::string>& out) const;
+  Status annotations(const Field& f, StringMap& out) const;
 
  private:
   std::string where_;
