@@ -18,7 +18,7 @@ struct Origin {
 
 struct ObjectMeta {
   std::string name;
-  std::string ns;  // empty for cluster-scoped objects (Namespace)
+  Name ns;  // empty for cluster-scoped objects (Namespace); interned: objects share a few
   Labels labels;
   StringMap annotations;
   std::string uid;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/common/boxed.h"
 #include "agent/common/ip.h"
 #include "agent/common/name.h"
 #include "agent/state/istio.h"
@@ -49,7 +50,7 @@ struct Service {
   // meshlet.io/lb-policy annotation: "random" (default) or "round-robin".
   bool round_robin = false;
   // meshlet.io/local-rate-limit annotation (agent/state/rate_limit.h): L7 requests only.
-  std::optional<LocalRateLimit> rate_limit;
+  Boxed<LocalRateLimit> rate_limit;
 };
 
 struct EndpointPort {
@@ -72,7 +73,8 @@ struct Endpoint {
 
 struct EndpointSlice {
   ObjectMeta meta;
-  std::string service_name;  // label kubernetes.io/service-name
+  // Label kubernetes.io/service-name, which is not also kept in meta.labels.
+  std::string service_name;
   IpFamily address_type = IpFamily::kV4;
   std::vector<EndpointPort> ports;
   std::vector<Endpoint> endpoints;
