@@ -152,6 +152,13 @@ Status Reader::string(const Field& f, std::string& out, bool required_field) con
   return Status::Ok();
 }
 
+Status Reader::string(const Field& f, Name& out, bool required_field) const {
+  if (!f.present()) return required_field ? required(f) : Status::Ok();
+  if (!f.isScalar()) return error(f, "expected a string, got " + f.describe());
+  out = Name(f.text());
+  return Status::Ok();
+}
+
 Status Reader::integer(const Field& f, int64_t& out, bool required_field) const {
   if (!f.present()) return required_field ? required(f) : Status::Ok();
   if (!f.isScalar() || f.isQuotedString()) {

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "agent/common/ip.h"
+#include "agent/common/name.h"
 #include "agent/common/status.h"
 #include "agent/sources/yaml_doc.h"
 #include "agent/state/types.h"
@@ -86,6 +87,7 @@ class Reader {
   Status expectMap(const Field& f, bool required) const;  // also rejects duplicate keys
   Status expectSeq(const Field& f, bool required) const;
   Status string(const Field& f, std::string& out, bool required) const;
+  Status string(const Field& f, Name& out, bool required) const;  // interned
   Status integer(const Field& f, int64_t& out, bool required) const;
   Status boolean(const Field& f, bool& out) const;
   // An integer in 1-65535.

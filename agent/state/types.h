@@ -26,16 +26,17 @@ enum class Protocol : uint8_t { kTCP = 6, kUDP = 17 };
 
 // targetPort is a number or a named container port.
 struct TargetPort {
-  int number = 0;    // 0 when named
-  std::string name;  // empty when numeric
+  int number = 0;  // 0 when named
+  Name name;       // empty when numeric
 };
 
+// Names interned: 10 000s of Services share a few port names and protocols.
 struct ServicePort {
-  std::string name;
+  Name name;
   Protocol protocol = Protocol::kTCP;
   int port = 0;
   TargetPort target_port;  // defaults to port
-  std::string app_protocol;
+  Name app_protocol;
 };
 
 enum class SessionAffinity : uint8_t { kNone, kClientIP };
@@ -54,7 +55,7 @@ struct Service {
 };
 
 struct EndpointPort {
-  std::string name;
+  Name name;  // interned, as ServicePort's
   Protocol protocol = Protocol::kTCP;
   int port = 0;
 };
