@@ -498,6 +498,8 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
     if (added) d.names.push_back(name);
     return it->second;
   };
+  decltype(d.services)::container_type services;  // in id order: sorted once at the end
+  services.reserve(resolved.size());
   std::vector<std::pair<uint32_t, ServiceInfo>> service_info;  // in id order, like `resolved`
   service_info.reserve(resolved.size());
   for (const auto& [f, svc_id, candidates] : resolved) {
@@ -563,8 +565,9 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
     v.lb_algo = algo;
     v.flags =
         (f->svc->prefer_close ? MESHLET_SVC_PREFER_CLOSE : 0) | (l7_path ? MESHLET_SVC_L7 : 0);
-    d.services.emplace(f->key, v);
+    services.emplace_back(f->key, v);
   }
+  d.services = decltype(d.services)(std::move(services));
   d.service_info = decltype(d.service_info)(std::move(service_info));
   d.backend_info = decltype(d.backend_info)(std::move(infos));
 }

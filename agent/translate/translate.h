@@ -107,7 +107,7 @@ struct RemotePodInfo {
 
 // Everything the datapath should contain for one snapshot.
 struct DesiredDatapath {
-  std::map<meshlet_svc_key, meshlet_svc_value, BytesLess<meshlet_svc_key>> services;
+  FlatMap<meshlet_svc_key, meshlet_svc_value, BytesLess<meshlet_svc_key>> services;
   // The backends map is not kept beside backend_info, which holds every entry of it (the
   // backends with a slot): backends() builds it when it is needed.
   std::map<meshlet_maglev_key, uint32_t, BytesLess<meshlet_maglev_key>> maglev;
