@@ -23,7 +23,7 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo && \
 FROM debian:bookworm-slim
 RUN apt-get update && \
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libbpf1 libelf1 zlib1g libprotobuf32 libyaml-0-2 \
+      libbpf1 libelf1 zlib1g libprotobuf-lite32 libyaml-0-2 \
       libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1 libssl3 libnghttp2-14 && \
     rm -rf /var/lib/apt/lists/*
 COPY --from=build /usr/local/bin/meshletd /usr/local/bin/meshlet /usr/local/bin/meshlet-cni \

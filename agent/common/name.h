@@ -25,6 +25,7 @@ class Name {
 
   const std::string& str() const;
   operator const std::string&() const { return str(); }  // NOLINT
+  operator std::string_view() const { return str(); }    // NOLINT
   bool empty() const { return rep_ == nullptr; }
   size_t size() const { return str().size(); }
 
@@ -35,6 +36,8 @@ class Name {
   friend bool operator!=(const Name& a, const std::string& b) { return a.str() != b; }
   friend bool operator==(const Name& a, const char* b) { return a.str() == b; }
   friend bool operator!=(const Name& a, const char* b) { return a.str() != b; }
+  friend bool operator==(const Name& a, std::string_view b) { return a.str() == b; }
+  friend bool operator!=(const Name& a, std::string_view b) { return a.str() != b; }
   friend bool operator<(const Name& a, const Name& b) { return a.str() < b.str(); }
   friend std::ostream& operator<<(std::ostream& os, const Name& n) { return os << n.str(); }
   friend std::string operator+(const Name& a, const std::string& b) { return a.str() + b; }

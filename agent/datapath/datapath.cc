@@ -318,7 +318,9 @@ Status Datapath::attach(const DatapathOptions& opts) {
 DesiredDatapath Datapath::readMaps() const {
   DesiredDatapath m;
   readAll(bpf_map__fd(skel_->maps.meshlet_svc_v1), m.services);
-  readAll(bpf_map__fd(skel_->maps.meshlet_backends_v1), m.backends);
+  BackendEntries backends;
+  readAll(bpf_map__fd(skel_->maps.meshlet_backends_v1), backends);
+  m.setBackends(backends);
   readAll(bpf_map__fd(skel_->maps.meshlet_maglev_v1), m.maglev);
   readAll(bpf_map__fd(skel_->maps.meshlet_pods_v1), m.pods);
   readAll(bpf_map__fd(skel_->maps.meshlet_local_ips_v1), m.local_ips);
@@ -338,7 +340,7 @@ Status Datapath::apply(std::shared_ptr<const DesiredDatapath> desired) {
   };
   const Fit fits[] = {
       {"meshlet_svc_v1", d.services.size(), skel_->maps.meshlet_svc_v1},
-      {"meshlet_backends_v1", d.backends.size(), skel_->maps.meshlet_backends_v1},
+      {"meshlet_backends_v1", d.backendCount(), skel_->maps.meshlet_backends_v1},
       {"meshlet_maglev_v1", d.maglev.size(), skel_->maps.meshlet_maglev_v1},
       {"meshlet_pods_v1", d.pods.size(), skel_->maps.meshlet_pods_v1},
       {"meshlet_local_ips_v1", d.local_ips.size(), skel_->maps.meshlet_local_ips_v1},
@@ -386,7 +388,9 @@ Status Datapath::writeDiff(const DesiredDatapath& want, const DesiredDatapath& h
     if (first && !st) first = st;
     return best_effort || first;
   };
-  write(upsert(be, "meshlet_backends_v1", want.backends, have.backends, failed)) &&
+  const BackendEntries want_backends = want.backends();
+  const BackendEntries have_backends = have.backends();
+  write(upsert(be, "meshlet_backends_v1", want_backends, have_backends, failed)) &&
       write(upsert(mg, "meshlet_maglev_v1", want.maglev, have.maglev, failed)) &&
       write(upsert(svc, "meshlet_svc_v1", want.services, have.services, failed)) &&
       write(upsert(az, "meshlet_authz_v1", want.authz, have.authz, failed)) &&
@@ -400,7 +404,7 @@ Status Datapath::writeDiff(const DesiredDatapath& want, const DesiredDatapath& h
   removeStale(rips, want.remote_ips, have.remote_ips);
   removeStale(az, want.authz, have.authz);
   removeStale(mg, want.maglev, have.maglev);
-  removeStale(be, want.backends, have.backends);
+  removeStale(be, want_backends, have_backends);
   return first;
 }
 
@@ -567,7 +571,7 @@ std::vector<MapUsage> Datapath::mapUsage() const {
     if (m == skel_->maps.meshlet_svc_v1) {
       u.entries = applied_->services.size();
     } else if (m == skel_->maps.meshlet_backends_v1) {
-      u.entries = applied_->backends.size();
+      u.entries = applied_->backendCount();
     } else if (m == skel_->maps.meshlet_maglev_v1) {
       u.entries = applied_->maglev.size();
     } else if (m == skel_->maps.meshlet_pods_v1) {

@@ -74,8 +74,9 @@ IdTable seedIds(const DesiredDatapath& fresh, const DesiredDatapath& kernel) {
     ids.svc[serviceIdKey(s.ns, s.name, s.cluster_ip, s.port, s.protocol)] = it->second;
   }
   // backend id key (kernel svc id) -> backend id
+  const BackendEntries kernel_backends = kernel.backends();
   std::vector<std::pair<BackendIdKey, uint32_t>> kernel_be;
-  for (const auto& [k, v] : kernel.backends) {
+  for (const auto& [k, v] : kernel_backends) {
     kernel_be.emplace_back(backendIdKey(k.svc_id, IpAddr::fromWords(v.addr, v.family), v.port),
                            v.backend_id);
   }
@@ -88,7 +89,7 @@ IdTable seedIds(const DesiredDatapath& fresh, const DesiredDatapath& kernel) {
     if (it != kernel_ids.end()) seeded.emplace_back(it->first, it->second);
   }
   ids.backend = FlatMap<BackendIdKey, uint32_t>(std::move(seeded));
-  for (const auto& [k, v] : kernel.backends) {  // the kernel's slots keep their backends
+  for (const auto& [k, v] : kernel_backends) {  // the kernel's slots keep their backends
     if (v.backend_id >= MESHLET_MAX_BACKENDS) continue;
     if (v.backend_id >= ids.slot.size()) ids.slot.resize(v.backend_id + 1, MESHLET_NO_ID);
     ids.slot[v.backend_id] = k.slot;
@@ -102,10 +103,11 @@ IdTable seedIds(const DesiredDatapath& fresh, const DesiredDatapath& kernel) {
   return ids;
 }
 
-// The service and backend ids of an applied state, read back from its explanations: every
-// service port and every backend that got an id is explained (service_info, backend_info), so
-// these are exactly the tables translate() returned with it. Rebuilt for each sync rather than
-// kept beside the explanations at idle (10 000 services / 100 000 backends: about 4 MB).
+// The service and backend ids and the backends' slots of an applied state, read back from its
+// explanations: every service port and every backend that got an id is explained
+// (service_info, backend_info, with its slot), so these are exactly the tables translate()
+// returned with it (and reslotServices() kept up to date). Rebuilt for each sync rather than
+// kept beside the explanations at idle (10 000 services / 100 000 backends: about 4.5 MB).
 void restoreKeyedIds(const DesiredDatapath& d, IdTable& ids) {
   std::vector<std::pair<std::string, uint32_t>> svc;
   svc.reserve(d.service_info.size());
@@ -121,11 +123,18 @@ void restoreKeyedIds(const DesiredDatapath& d, IdTable& ids) {
     backends.emplace_back(backendIdKey(b.svc_id, b.addr, b.port), id);
   }
   ids.backend = FlatMap<BackendIdKey, uint32_t>(std::move(backends));
+  ids.slot.assign(d.backend_info.size(), MESHLET_NO_ID);
+  for (const auto& [id, b] : d.backend_info) {
+    if (b.slot == MESHLET_NO_ID) continue;
+    if (id >= ids.slot.size()) ids.slot.resize(id + 1, MESHLET_NO_ID);
+    ids.slot[id] = b.slot;
+  }
 }
 
 void dropKeyedIds(IdTable& ids) {
   ids.svc = {};
   ids.backend = {};
+  ids.slot = std::vector<uint32_t>();  // its memory too
 }
 
 }  // namespace
@@ -361,11 +370,12 @@ void Agent::updateOutliers(const std::vector<ConnEntry>* conns) {
   if (!changed.empty()) {
     // Only these services' slots change: a copy of the state in force, re-slotted, diff-applied
     // (the datapath writes the few entries that differ).
+    // The slots live in the backends' explanations; ids_ keeps none between syncs
+    // (restoreKeyedIds), so the re-slotting needs no table of them.
     auto next = std::make_shared<DesiredDatapath>(*desired_);
-    std::vector<uint32_t> slots_before = ids_.slot;
-    reslotServices(*next, ids_, changed, outliers_.ejected());
+    IdTable no_slots;
+    reslotServices(*next, no_slots, changed, outliers_.ejected());
     if (auto st = dp_->apply(std::shared_ptr<const DesiredDatapath>(next)); !st) {
-      ids_.slot = std::move(slots_before);
       metrics_.mapUpdateError(dp_->lastFailedMap().empty() ? "unknown" : dp_->lastFailedMap());
       logError("outlier detection: the new slots were not applied: " + st.error().message());
       outliers_.retry(changed);  // the next turn tries again

@@ -193,7 +193,7 @@ Status headerOps(const Reader& r, const Field& f, HeaderOperations& out) {
   MESHLET_SOURCES_TRY(strictMap(r, f, false, {"set", "add", "remove"}));
   for (const char* which : {"set", "add"}) {
     Field m = f.child(which);
-    std::map<std::string, std::string> values;
+    StringMap values;
     MESHLET_SOURCES_TRY(r.stringMap(m, values));
     auto& target = std::string_view(which) == "set" ? out.set : out.add;
     for (const auto& [name, value] : values) {

@@ -128,13 +128,15 @@ Status parseMeta(const Reader& r, const Field& root, bool namespaced, NameCheck 
   }
   if (namespaced) {
     Field ns = meta.child("namespace");
-    MESHLET_SOURCES_TRY(r.string(ns, out.ns, false));
-    if (out.ns.empty()) out.ns = "default";
-    if (std::string why = checkDns1123Label(out.ns); !why.empty()) {
-      return r.error(ns, quote(out.ns) + " is not a valid namespace name: " + why);
+    std::string text;
+    MESHLET_SOURCES_TRY(r.string(ns, text, false));
+    if (text.empty()) text = "default";
+    if (std::string why = checkDns1123Label(text); !why.empty()) {
+      return r.error(ns, quote(text) + " is not a valid namespace name: " + why);
     }
+    out.ns = text;
   } else {
-    out.ns.clear();  // cluster-scoped: a namespace field is ignored, as the API server does
+    out.ns = Name();  // cluster-scoped: a namespace field is ignored, as the API server does
   }
   MESHLET_SOURCES_TRY(r.labels(meta.child("labels"), out.labels));
   MESHLET_SOURCES_TRY(r.annotations(meta.child("annotations"), out.annotations));

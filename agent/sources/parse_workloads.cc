@@ -171,7 +171,9 @@ Status parseEndpointSlice(const Reader& r, const Field& root, const Origin& orig
   if (std::string why = checkDns1035Label(service->second); !why.empty()) {
     return r.error(label_path, quote(service->second) + " is not a valid Service name: " + why);
   }
+  // Kept once, as service_name (100 000s of slices would each hold the label twice).
   out.service_name = service->second;
+  out.meta.labels.erase(kServiceNameLabel);
 
   Field address_type = root.child("addressType");
   std::string type;

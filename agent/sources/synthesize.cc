@@ -57,7 +57,6 @@ EndpointSlice newSlice(const Service& svc, IpFamily family, size_t group, TakenN
   if (group > 0) slice.meta.name += "-" + std::to_string(group + 1);
   while (!taken.emplace(svc.meta.ns, slice.meta.name).second) slice.meta.name += "-x";
   slice.meta.ns = svc.meta.ns;
-  slice.meta.labels[file_source_internal::kServiceNameLabel] = svc.meta.name;
   slice.meta.labels["endpointslice.kubernetes.io/managed-by"] = "meshlet.io/file-source";
   slice.meta.origin.file = "(synthesized)";
   slice.service_name = svc.meta.name;

@@ -152,6 +152,13 @@ Status Reader::string(const Field& f, std::string& out, bool required_field) con
   return Status::Ok();
 }
 
+Status Reader::string(const Field& f, Name& out, bool required_field) const {
+  if (!f.present()) return required_field ? required(f) : Status::Ok();
+  if (!f.isScalar()) return error(f, "expected a string, got " + f.describe());
+  out = Name(f.text());
+  return Status::Ok();
+}
+
 Status Reader::integer(const Field& f, int64_t& out, bool required_field) const {
   if (!f.present()) return required_field ? required(f) : Status::Ok();
   if (!f.isScalar() || f.isQuotedString()) {
@@ -233,10 +240,10 @@ Status Reader::ip(const Field& f, IpAddr& out) const {
   return Status::Ok();
 }
 
-Status Reader::stringMap(const Field& f, std::map<std::string, std::string>& out) const {
+Status Reader::stringMap(const Field& f, StringMap& out) const {
   MESHLET_SOURCES_TRY(expectMap(f, false));
   if (!f.present()) return Status::Ok();
-  std::map<std::string, std::string> result;
+  StringMap result;
   for (auto [key, value] : f.node().entries()) {
     if (value.present() && !value.isScalar()) {  // what string() refuses; the path only then
       Field v(value, f.path() + "[" + quote(key.scalar()) + "]");
@@ -264,8 +271,8 @@ Status Reader::labels(const Field& f, Labels& out) const {
   return Status::Ok();
 }
 
-Status Reader::annotations(const Field& f, std::map<std::string, std::string>& out) const {
-  std::map<std::string, std::string> result;
+Status Reader::annotations(const Field& f, StringMap& out) const {
+  StringMap result;
   MESHLET_SOURCES_TRY(stringMap(f, result));
   for (const auto& [key, value] : result) {
     if (std::string why = checkQualifiedName(key); !why.empty()) {

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "agent/common/ip.h"
+#include "agent/common/name.h"
 #include "agent/common/status.h"
 #include "agent/sources/yaml_doc.h"
 #include "agent/state/types.h"
@@ -86,6 +87,7 @@ class Reader {
   Status expectMap(const Field& f, bool required) const;  // also rejects duplicate keys
   Status expectSeq(const Field& f, bool required) const;
   Status string(const Field& f, std::string& out, bool required) const;
+  Status string(const Field& f, Name& out, bool required) const;  // interned
   Status integer(const Field& f, int64_t& out, bool required) const;
   Status boolean(const Field& f, bool& out) const;
   // An integer in 1-65535.
@@ -95,10 +97,10 @@ class Reader {
   Status ip(const Field& f, IpAddr& out) const;
   // A map of string to string (labels, annotations, selectors). Scalars of any YAML type are
   // taken as their text; nested maps or lists are rejected.
-  Status stringMap(const Field& f, std::map<std::string, std::string>& out) const;
+  Status stringMap(const Field& f, StringMap& out) const;
   // metadata.labels: keys are qualified names, values label values.
   Status labels(const Field& f, Labels& out) const;
-  Status annotations(const Field& f, std::map<std::string, std::string>& out) const;
+  Status annotations(const Field& f, StringMap& out) const;
 
  private:
   std::string where_;

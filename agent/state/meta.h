@@ -1,13 +1,13 @@
 #pragma once
 // Object metadata every typed cluster object carries (Kubernetes and Istio kinds alike).
-#include <map>
 #include <string>
 
 #include "agent/common/name.h"
+#include "agent/common/string_map.h"
 
 namespace meshlet {
 
-using Labels = std::map<std::string, std::string>;
+using Labels = StringMap;
 
 // Where an object came from, for error messages: "dir/file.yaml (document 3)". The file name is
 // interned: 10 000s of objects come from one file.
@@ -18,9 +18,9 @@ struct Origin {
 
 struct ObjectMeta {
   std::string name;
-  std::string ns;  // empty for cluster-scoped objects (Namespace)
+  Name ns;  // empty for cluster-scoped objects (Namespace); interned: objects share a few
   Labels labels;
-  std::map<std::string, std::string> annotations;
+  StringMap annotations;
   std::string uid;
   Origin origin;
 };

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/common/boxed.h"
 #include "agent/common/ip.h"
 #include "agent/common/name.h"
 #include "agent/state/istio.h"
@@ -25,16 +26,17 @@ enum class Protocol : uint8_t { kTCP = 6, kUDP = 17 };
 
 // targetPort is a number or a named container port.
 struct TargetPort {
-  int number = 0;    // 0 when named
-  std::string name;  // empty when numeric
+  int number = 0;  // 0 when named
+  Name name;       // empty when numeric
 };
 
+// Names interned: 10 000s of Services share a few port names and protocols.
 struct ServicePort {
-  std::string name;
+  Name name;
   Protocol protocol = Protocol::kTCP;
   int port = 0;
   TargetPort target_port;  // defaults to port
-  std::string app_protocol;
+  Name app_protocol;
 };
 
 enum class SessionAffinity : uint8_t { kNone, kClientIP };
@@ -49,11 +51,11 @@ struct Service {
   // meshlet.io/lb-policy annotation: "random" (default) or "round-robin".
   bool round_robin = false;
   // meshlet.io/local-rate-limit annotation (agent/state/rate_limit.h): L7 requests only.
-  std::optional<LocalRateLimit> rate_limit;
+  Boxed<LocalRateLimit> rate_limit;
 };
 
 struct EndpointPort {
-  std::string name;
+  Name name;  // interned, as ServicePort's
   Protocol protocol = Protocol::kTCP;
   int port = 0;
 };
@@ -72,7 +74,8 @@ struct Endpoint {
 
 struct EndpointSlice {
   ObjectMeta meta;
-  std::string service_name;  // label kubernetes.io/service-name
+  // Label kubernetes.io/service-name, which is not also kept in meta.labels.
+  std::string service_name;
   IpFamily address_type = IpFamily::kV4;
   std::vector<EndpointPort> ports;
   std::vector<Endpoint> endpoints;

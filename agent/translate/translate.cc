@@ -392,17 +392,17 @@ void pickSlotted(const std::vector<BackendInfo*>& all, std::vector<BackendInfo*>
   }
 }
 
-// Gives one service's slotted backends their slots and writes the backends (and Maglev)
-// entries; returns the service value's (count, local_count). count is 16 bits: beyond that many
-// ready backends the rest get no slot. Local backends take slots [0, local_count), remote ones
-// the rest; each keeps its previous slot (prev_slot(backend_id)) when that is still in its
-// range and free, the others fill the free slots in the order given ((addr, port)).
+// Gives one service's slotted backends their slots (BackendInfo::slot: the backends map's
+// entries) and writes its Maglev entries; returns the service value's (count, local_count). count
+// is 16 bits: beyond that many ready backends the rest get no slot. Local backends take slots [0,
+// local_count), remote ones the rest; each keeps its previous slot (prev_slot(backend_id)) when
+// that is still in its range and free, the others fill the free slots in the order given ((addr,
+// port)).
 template <typename PrevSlot>
 std::pair<uint16_t, uint16_t> slotService(
     uint32_t svc_id, uint8_t algo, const std::vector<BackendInfo*>& local_ready,
     const std::vector<BackendInfo*>& remote_ready, PrevSlot prev_slot,
     const std::map<IpAddr, RemotePodInfo>& remote_pods, std::vector<uint32_t>& slot_of,
-    std::vector<std::pair<meshlet_backend_key, meshlet_backend_value>>& backends,
     std::map<meshlet_maglev_key, uint32_t, BytesLess<meshlet_maglev_key>>& maglev) {
   constexpr size_t kMaxSlots = std::numeric_limits<uint16_t>::max();
   const size_t local_count = std::min(local_ready.size(), kMaxSlots);
@@ -431,18 +431,7 @@ std::pair<uint16_t, uint16_t> slotService(
   for (uint32_t slot = 0; slot < slots.size(); ++slot) {
     BackendInfo& bi = *slots[slot];
     bi.slot = slot;
-    meshlet_backend_key k{};
-    k.svc_id = svc_id;
-    k.slot = slot;
-    meshlet_backend_value v{};
-    auto w = bi.addr.words();
-    std::copy(w.begin(), w.end(), v.addr);
-    v.port = static_cast<uint16_t>(bi.port);
-    v.family = afOf(bi.addr);
     bi.tunnel = !bi.local && remote_pods.count(bi.addr) != 0;
-    v.flags = bi.local ? MESHLET_BACKEND_LOCAL : bi.tunnel ? MESHLET_BACKEND_TUNNEL : 0;
-    v.backend_id = bi.backend_id;
-    backends.emplace_back(k, v);
     if (bi.backend_id < slot_of.size()) slot_of[bi.backend_id] = slot;
     if (algo == MESHLET_LB_MAGLEV) names.push_back(maglevBackendName(bi.addr, bi.port));
   }
@@ -509,8 +498,8 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
     if (added) d.names.push_back(name);
     return it->second;
   };
-  std::vector<std::pair<meshlet_backend_key, meshlet_backend_value>> backends;
-  backends.reserve(backend_keys.size());
+  decltype(d.services)::container_type services;  // in id order: sorted once at the end
+  services.reserve(resolved.size());
   std::vector<std::pair<uint32_t, ServiceInfo>> service_info;  // in id order, like `resolved`
   service_info.reserve(resolved.size());
   for (const auto& [f, svc_id, candidates] : resolved) {
@@ -567,7 +556,7 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
     auto [count, local_count] = slotService(
         svc_id, algo, local_ready, remote_ready,
         [&previous](uint32_t id) { return previous.slotOf(id); }, d.remote_pods, out.ids.slot,
-        backends, d.maglev);
+        d.maglev);
 
     meshlet_svc_value v{};
     v.svc_id = svc_id;
@@ -576,11 +565,11 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
     v.lb_algo = algo;
     v.flags =
         (f->svc->prefer_close ? MESHLET_SVC_PREFER_CLOSE : 0) | (l7_path ? MESHLET_SVC_L7 : 0);
-    d.services.emplace(f->key, v);
+    services.emplace_back(f->key, v);
   }
+  d.services = decltype(d.services)(std::move(services));
   d.service_info = decltype(d.service_info)(std::move(service_info));
   d.backend_info = decltype(d.backend_info)(std::move(infos));
-  d.backends = decltype(d.backends)(std::move(backends));
 }
 
 }  // namespace
@@ -604,6 +593,60 @@ std::string maglevBackendName(const IpAddr& addr, int port) {
 const std::string& DesiredDatapath::name(uint32_t index) const {
   static const std::string kNone;
   return index < names.size() ? names[index] : kNone;
+}
+
+meshlet_backend_value backendValue(const BackendInfo& b) {
+  meshlet_backend_value v{};
+  auto w = b.addr.words();
+  std::copy(w.begin(), w.end(), v.addr);
+  v.port = b.port;
+  v.family = afOf(b.addr);
+  v.flags = b.local ? MESHLET_BACKEND_LOCAL : b.tunnel ? MESHLET_BACKEND_TUNNEL : 0;
+  v.backend_id = b.backend_id;
+  return v;
+}
+
+BackendEntries DesiredDatapath::backends() const {
+  BackendEntries::container_type entries;
+  entries.reserve(backendCount());
+  for (const auto& [id, b] : backend_info) {
+    if (b.slot != MESHLET_NO_ID)
+      entries.emplace_back(meshlet_backend_key{b.svc_id, b.slot}, backendValue(b));
+  }
+  entries.insert(entries.end(), stray_backends.begin(), stray_backends.end());
+  return BackendEntries(std::move(entries));
+}
+
+size_t DesiredDatapath::backendCount() const {
+  size_t n = stray_backends.size();
+  for (const auto& [id, b] : backend_info) n += b.slot != MESHLET_NO_ID;
+  return n;
+}
+
+void DesiredDatapath::setBackends(const BackendEntries& entries) {
+  std::vector<std::pair<uint32_t, BackendInfo>> infos;
+  stray_backends.clear();
+  std::vector<bool> taken(MESHLET_MAX_BACKENDS);  // backend ids already in `infos`
+  for (const auto& [k, v] : entries) {
+    BackendInfo b;
+    b.backend_id = v.backend_id;
+    b.svc_id = k.svc_id;
+    b.addr = IpAddr::fromWords(v.addr, v.family);
+    b.port = v.port;
+    b.ready = b.serving = true;
+    b.local = (v.flags & MESHLET_BACKEND_LOCAL) != 0;
+    b.tunnel = !b.local && (v.flags & MESHLET_BACKEND_TUNNEL) != 0;
+    b.slot = k.slot;
+    const meshlet_backend_value again = backendValue(b);
+    if (std::memcmp(&again, &v, sizeof(v)) == 0 && b.backend_id < taken.size() &&
+        !taken[b.backend_id]) {
+      taken[b.backend_id] = true;
+      infos.emplace_back(b.backend_id, b);
+    } else {
+      stray_backends.emplace_back(k, v);
+    }
+  }
+  backend_info = decltype(backend_info)(std::move(infos));
 }
 
 std::string authzPolicyName(const DesiredDatapath& d, uint32_t index) {
@@ -635,7 +678,6 @@ void reslotServices(DesiredDatapath& d, IdTable& ids, const std::set<uint32_t>& 
     auto it = had_slot.find(id);
     return it == had_slot.end() ? MESHLET_NO_ID : it->second;
   };
-  std::vector<std::pair<meshlet_backend_key, meshlet_backend_value>> fresh;
   for (auto& [key, v] : d.services) {
     if (svc_ids.count(v.svc_id) == 0) continue;
     for (auto it = d.maglev.lower_bound(meshlet_maglev_key{v.svc_id, 0});
@@ -646,26 +688,10 @@ void reslotServices(DesiredDatapath& d, IdTable& ids, const std::set<uint32_t>& 
     std::vector<BackendInfo*> remote_ready;
     pickSlotted(members[v.svc_id], local_ready, remote_ready);
     auto [count, local_count] = slotService(v.svc_id, v.lb_algo, local_ready, remote_ready,
-                                            prev_slot, d.remote_pods, ids.slot, fresh, d.maglev);
+                                            prev_slot, d.remote_pods, ids.slot, d.maglev);
     v.count = count;
     v.local_count = local_count;
   }
-  // The other services' entries as they were, these services' new ones: one ordered merge.
-  std::sort(fresh.begin(), fresh.end(), [](const auto& a, const auto& b) {
-    return BytesLess<meshlet_backend_key>()(a.first, b.first);
-  });
-  std::vector<std::pair<meshlet_backend_key, meshlet_backend_value>> kept;
-  kept.reserve(d.backends.size());
-  for (const auto& e : d.backends) {
-    if (svc_ids.count(e.first.svc_id) == 0) kept.push_back(e);
-  }
-  std::vector<std::pair<meshlet_backend_key, meshlet_backend_value>> merged;
-  merged.reserve(kept.size() + fresh.size());
-  std::merge(kept.begin(), kept.end(), fresh.begin(), fresh.end(), std::back_inserter(merged),
-             [](const auto& a, const auto& b) {
-               return BytesLess<meshlet_backend_key>()(a.first, b.first);
-             });
-  d.backends = decltype(d.backends)(std::move(merged));
 }
 
 TranslateOutput translate(const TranslateInput& in, const IdTable& previous) {

@@ -69,25 +69,33 @@ struct ServiceInfo {  // one service port on one cluster IP family; 10 000s of t
   bool l7 = false;  // takes the L7 path: the agent proxies its HTTP (l7::l7Reason)
 };
 
-// 48 bytes, one per endpoint of every service (100 000s): names are indexes into
-// DesiredDatapath::names, read with DesiredDatapath::name().
+// 40 bytes, one per endpoint of every service (100 000s): names are indexes into
+// DesiredDatapath::names, read with DesiredDatapath::name(). A backend with a slot is also an
+// entry of the backends map (DesiredDatapath::backends()).
 struct BackendInfo {
   uint32_t backend_id = 0;
   uint32_t svc_id = 0;
   IpAddr addr;
-  bool ready = false;
-  bool serving = false;
-  bool terminating = false;
-  bool local = false;
-  bool tunnel = false;  // an enrolled pod on another node: reached through HBONE
+  bool ready : 1 = false;
+  bool serving : 1 = false;
+  bool terminating : 1 = false;
+  bool local : 1 = false;
+  bool tunnel : 1 = false;  // an enrolled pod on another node: reached through HBONE
   // Ready but left out of the slots by L4 outlier detection (TranslateInput::ejected); still
   // slotted when every ready backend of its service is ejected (panic).
-  bool ejected = false;
+  bool ejected : 1 = false;
   uint16_t port = 0;
   uint32_t node = MESHLET_NO_ID;  // the endpoint's nodeName
   uint32_t pod = MESHLET_NO_ID;   // namespace/name of the target pod, when known
   uint32_t slot = MESHLET_NO_ID;  // slot in the backends map, MESHLET_NO_ID when not ready
 };
+static_assert(sizeof(BackendInfo) <= 40, "one per endpoint: keep it small");
+
+// The backends map's value for a backend with a slot.
+meshlet_backend_value backendValue(const BackendInfo& b);
+
+using BackendEntries =
+    FlatMap<meshlet_backend_key, meshlet_backend_value, BytesLess<meshlet_backend_key>>;
 
 // An enrolled pod on another node, by IP: where the tunnel goes and whom it must reach.
 struct RemotePodInfo {
@@ -99,8 +107,9 @@ struct RemotePodInfo {
 
 // Everything the datapath should contain for one snapshot.
 struct DesiredDatapath {
-  std::map<meshlet_svc_key, meshlet_svc_value, BytesLess<meshlet_svc_key>> services;
-  FlatMap<meshlet_backend_key, meshlet_backend_value, BytesLess<meshlet_backend_key>> backends;
+  FlatMap<meshlet_svc_key, meshlet_svc_value, BytesLess<meshlet_svc_key>> services;
+  // The backends map is not kept beside backend_info, which holds every entry of it (the
+  // backends with a slot): backends() builds it when it is needed.
   std::map<meshlet_maglev_key, uint32_t, BytesLess<meshlet_maglev_key>> maglev;
   std::map<uint64_t, meshlet_pod_value> pods;  // netns cookie -> pod
   std::map<meshlet_ip_key, meshlet_ip_value, BytesLess<meshlet_ip_key>> local_ips;
@@ -110,6 +119,10 @@ struct DesiredDatapath {
   // Explanations, indexed by id.
   FlatMap<uint32_t, ServiceInfo> service_info;  // by svc_id
   FlatMap<uint32_t, BackendInfo> backend_info;  // by backend_id
+  // Entries of the backends map that backend_info cannot reproduce byte for byte: only in a
+  // state read back from the kernel (setBackends), e.g. a backend id in two slots after a
+  // change failed half-way. Empty in a translation's output.
+  std::vector<std::pair<meshlet_backend_key, meshlet_backend_value>> stray_backends;
   std::map<uint32_t, PodInfo> pod_info;          // by pod_id
   std::map<IpAddr, RemotePodInfo> remote_pods;   // the pods behind remote_ips
   std::map<uint32_t, std::string> authz_policies;  // meshlet_authz_value.policy -> "ns/name"
@@ -120,6 +133,14 @@ struct DesiredDatapath {
 
   // names[index], "" for MESHLET_NO_ID.
   const std::string& name(uint32_t index) const;
+
+  // The contents of the backends map: (svc_id, slot) -> backend, for every backend with a slot.
+  BackendEntries backends() const;
+  // backends().size(), without building it.
+  size_t backendCount() const;
+  // Makes backends() return exactly `entries` (a backends map read back from the kernel, or
+  // written by a test): each entry becomes a ready backend of backend_info, or a stray one.
+  void setBackends(const BackendEntries& entries);
 };
 
 // A backend of one service port, as its id is assigned: (svc_id, address, port).

@@ -77,6 +77,7 @@ struct Desired {
     for (const auto& b : backends) if (!b.local) ordered.push_back(b);
     v.count = ordered.size();
     d.services[k] = v;
+    BackendEntries entries = d.backends();
     for (uint32_t slot = 0; slot < ordered.size(); ++slot) {
       auto ba = IpAddr::parse(ordered[slot].ip);
       meshlet_backend_value bv{};
@@ -86,8 +87,9 @@ struct Desired {
       bv.family = ba->isV4() ? MESHLET_AF_INET : MESHLET_AF_INET6;
       bv.flags = ordered[slot].local ? MESHLET_BACKEND_LOCAL : 0;
       bv.backend_id = next_backend++;
-      d.backends[{svc_id, slot}] = bv;
+      entries[{svc_id, slot}] = bv;
     }
+    d.setBackends(entries);
     if (algo == MESHLET_LB_MAGLEV) {
       for (uint32_t bucket = 0; bucket < MESHLET_MAGLEV_SIZE; ++bucket) {
         d.maglev[{svc_id, bucket}] = ordered.empty() ? 0 : bucket % ordered.size();

@@ -233,7 +233,9 @@ class TunnelPathTest : public ::testing::Test {
     bv.family = afOf(b);
     bv.flags = flags;
     bv.backend_id = backend_id;
-    d.backends[{svc_id, 0}] = bv;
+    BackendEntries backends = d.backends();
+    backends[{svc_id, 0}] = bv;
+    d.setBackends(backends);
   }
   void apply(const DesiredDatapath& d) {
     auto st = dp_->apply(d);

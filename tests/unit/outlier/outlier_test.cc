@@ -294,10 +294,12 @@ TEST(OutlierTranslate, ReslotMatchesAFullTranslation) {
     DesiredDatapath patched = first.desired;
     IdTable ids = first.ids;
     reslotServices(patched, ids, {svcId(first.desired)}, ejected);
-    EXPECT_TRUE(std::equal(
-        patched.backends.begin(), patched.backends.end(), full.desired.backends.begin(),
-        full.desired.backends.end(),
-        [](const auto& a, const auto& b) { return std::memcmp(&a, &b, sizeof(a)) == 0; }));
+    const BackendEntries patched_backends = patched.backends();
+    const BackendEntries full_backends = full.desired.backends();
+    EXPECT_TRUE(std::equal(patched_backends.begin(), patched_backends.end(), full_backends.begin(),
+                           full_backends.end(), [](const auto& a, const auto& b) {
+                             return std::memcmp(&a, &b, sizeof(a)) == 0;
+                           }));
     auto flat = [](const DesiredDatapath& d) {
       std::vector<std::tuple<uint32_t, uint32_t, uint32_t>> out;
       for (const auto& [k, slot] : d.maglev) out.emplace_back(k.svc_id, k.bucket, slot);
@@ -312,7 +314,7 @@ TEST(OutlierTranslate, ReslotMatchesAFullTranslation) {
     // And back: nothing ejected gives the first slots' set again (each backend has one).
     reslotServices(patched, ids, {svcId(first.desired)}, {});
     EXPECT_EQ(findSvc(patched, svcKey(kVip, 80))->count, 5);
-    EXPECT_EQ(patched.backends.size(), first.desired.backends.size());
+    EXPECT_EQ(patched.backendCount(), first.desired.backendCount());
   }
 }
 

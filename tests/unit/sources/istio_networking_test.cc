@@ -818,7 +818,7 @@ TEST(IstioExamples, LoadWithTheDemoAndTranslateToTheSameDatapath) {
   TranslateOutput tb = translate(b, IdTable{});
   EXPECT_FALSE(ta.desired.services.empty());
   EXPECT_EQ(ta.desired.services.size(), tb.desired.services.size());
-  EXPECT_EQ(ta.desired.backends.size(), tb.desired.backends.size());
+  EXPECT_EQ(ta.desired.backends().size(), tb.desired.backends().size());
   EXPECT_EQ(ta.ids.svc, tb.ids.svc);
   EXPECT_EQ(ta.ids.backend, tb.ids.backend);
   EXPECT_EQ(ta.ids.pod, tb.ids.pod);

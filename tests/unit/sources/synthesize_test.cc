@@ -69,7 +69,7 @@ TEST(SynthesizeEndpointSlices, ReadyNotReadyAndNamedTargetPort) {
   EXPECT_EQ(e.meta.name, "web-meshlet-ipv4");
   EXPECT_EQ(e.meta.ns, "shop");
   EXPECT_EQ(e.meta.origin.file, "(synthesized)");
-  EXPECT_EQ(e.meta.labels.at("kubernetes.io/service-name"), "web");
+  EXPECT_EQ(e.meta.labels.count("kubernetes.io/service-name"), 0u);  // kept as service_name
   EXPECT_EQ(e.service_name, "web");
   EXPECT_EQ(e.address_type, IpFamily::kV4);
   ASSERT_EQ(e.ports.size(), 2u);

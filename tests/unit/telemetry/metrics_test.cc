@@ -17,6 +17,9 @@
 namespace meshlet {
 namespace {
 
+// The labels of a metric sample (not Kubernetes labels).
+using MetricLabels = std::map<std::string, std::string>;
+
 using scenario::conn;
 using scenario::dialled;
 
@@ -30,7 +33,7 @@ class IstioTcpLabelsTest : public ::testing::Test {
     web4_ = scenario::svcId(desired_, "demo/web", "198.19.0.10");
   }
 
-  Labels labels(const ConnEntry& c, const ConnEntry* peer = nullptr) {
+  MetricLabels labels(const ConnEntry& c, const ConnEntry* peer = nullptr) {
     return istioTcpLabels(c, peer, desired_, *snapshot_);
   }
 
@@ -65,7 +68,7 @@ class IstioTcpLabelsTest : public ::testing::Test {
 };
 
 TEST_F(IstioTcpLabelsTest, HasIstioLabelSet) {
-  Labels l = labels(outboundToRemote());
+  MetricLabels l = labels(outboundToRemote());
   std::vector<std::string> keys;
   for (const auto& [k, v] : l) keys.push_back(k);
   EXPECT_EQ(keys, (std::vector<std::string>{
@@ -80,7 +83,7 @@ TEST_F(IstioTcpLabelsTest, HasIstioLabelSet) {
 }
 
 TEST_F(IstioTcpLabelsTest, OutboundBalancedToBackendOnAnotherNode) {
-  Labels l = labels(outboundToRemote());
+  MetricLabels l = labels(outboundToRemote());
   EXPECT_EQ(l["reporter"], "source");
   EXPECT_EQ(l["source_workload"], "client");
   EXPECT_EQ(l["source_workload_namespace"], "demo");
@@ -103,7 +106,7 @@ TEST_F(IstioTcpLabelsTest, OutboundBalancedToBackendOnAnotherNode) {
 }
 
 TEST_F(IstioTcpLabelsTest, FailedConnectIsUpstreamFailure) {
-  Labels l = labels(outboundToRemote(MESHLET_CONN_FAILED | MESHLET_CONN_CLOSED));
+  MetricLabels l = labels(outboundToRemote(MESHLET_CONN_FAILED | MESHLET_CONN_CLOSED));
   EXPECT_EQ(l["response_flags"], "UF");
   EXPECT_EQ(l["destination_service"], "web.demo.svc.cluster.local");
   EXPECT_EQ(l["destination_workload"], "web");
@@ -113,7 +116,7 @@ TEST_F(IstioTcpLabelsTest, BackendPodMissingFromSnapshotIsUnknown) {
   ConnEntry c = outboundToRemote();
   // 198.18.1.11 targets pod web-3, which the snapshot does not have.
   c.value.backend_id = scenario::backendId(desired_, web4_, "198.18.1.11");
-  Labels l = labels(c);
+  MetricLabels l = labels(c);
   EXPECT_EQ(l["destination_workload"], "unknown");
   EXPECT_EQ(l["destination_workload_namespace"], "unknown");
   EXPECT_EQ(l["destination_app"], "unknown");
@@ -122,7 +125,7 @@ TEST_F(IstioTcpLabelsTest, BackendPodMissingFromSnapshotIsUnknown) {
 
 TEST_F(IstioTcpLabelsTest, OutboundSplicedBetweenEnrolledPods) {
   auto [out, in] = splicedPair();
-  Labels l = labels(out, &in);
+  MetricLabels l = labels(out, &in);
   EXPECT_EQ(l["reporter"], "source");
   EXPECT_EQ(l["source_workload"], "client");
   EXPECT_EQ(l["source_version"], "v1");
@@ -138,7 +141,7 @@ TEST_F(IstioTcpLabelsTest, OutboundSplicedBetweenEnrolledPods) {
 
 TEST_F(IstioTcpLabelsTest, InboundWithPeerEntryKnowsTheService) {
   auto [out, in] = splicedPair();
-  Labels l = labels(in, &out);
+  MetricLabels l = labels(in, &out);
   EXPECT_EQ(l["reporter"], "destination");
   EXPECT_EQ(l["source_workload"], "client");
   EXPECT_EQ(l["source_workload_namespace"], "demo");
@@ -157,7 +160,7 @@ TEST_F(IstioTcpLabelsTest, InboundWithoutPeerEntry) {
   // A client on node-b reached web-1 directly: nothing on this node knows the service.
   ConnEntry in = conn("198.18.0.10", 8080, "198.18.1.50", 5555, 0, MESHLET_PATH_PASSTHROUGH);
   in.value.pod_id = web1_;
-  Labels l = labels(in);
+  MetricLabels l = labels(in);
   EXPECT_EQ(l["reporter"], "destination");
   EXPECT_EQ(l["source_workload"], "unknown");
   EXPECT_EQ(l["source_workload_namespace"], "unknown");
@@ -176,7 +179,7 @@ TEST_F(IstioTcpLabelsTest, InboundWithoutPeerEntry) {
 TEST_F(IstioTcpLabelsTest, PodInfoWithoutSnapshotPodFallsBackToWorkload) {
   Snapshot empty;
   auto [out, in] = splicedPair();
-  Labels l = istioTcpLabels(out, &in, desired_, empty);
+  MetricLabels l = istioTcpLabels(out, &in, desired_, empty);
   EXPECT_EQ(l["source_workload"], "client");  // PodInfo.workload
   EXPECT_EQ(l["source_workload_namespace"], "demo");
   EXPECT_EQ(l["source_app"], "unknown");
@@ -192,7 +195,7 @@ TEST_F(IstioTcpLabelsTest, EmptyAppLabelFallsBackLikeTranslation) {
   }
   desired_ = scenario::translateSnapshot(*snapshot_);
   ASSERT_EQ(desired_.pod_info.at(client_).workload, "web");
-  Labels l = labels(outboundToRemote());
+  MetricLabels l = labels(outboundToRemote());
   EXPECT_EQ(l["source_workload"], "web");
   EXPECT_EQ(l["source_app"], "web");
 }

@@ -151,9 +151,10 @@ inline std::ostream& operator<<(std::ostream& os, const Slot& s) {
 
 inline std::vector<Slot> slots(const DesiredDatapath& d, const meshlet_svc_value& v) {
   std::vector<Slot> out;
+  const BackendEntries backends = d.backends();
   for (uint32_t slot = 0; slot < v.count; ++slot) {
-    auto it = d.backends.find({v.svc_id, slot});
-    if (it == d.backends.end()) {
+    auto it = backends.find({v.svc_id, slot});
+    if (it == backends.end()) {
       ADD_FAILURE() << "missing slot " << slot << " of service " << v.svc_id;
       continue;
     }
@@ -165,7 +166,8 @@ inline std::vector<Slot> slots(const DesiredDatapath& d, const meshlet_svc_value
 }
 
 inline size_t backendsOfService(const DesiredDatapath& d, uint32_t svc_id) {
-  return std::count_if(d.backends.begin(), d.backends.end(),
+  const BackendEntries backends = d.backends();
+  return std::count_if(backends.begin(), backends.end(),
                        [&](const auto& kv) { return kv.first.svc_id == svc_id; });
 }
 

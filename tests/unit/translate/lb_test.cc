@@ -42,7 +42,7 @@ IpAddr client(int i) {  // distinct addresses in 198.18.0.0/15
 // The kernel's pick for one connection: the chosen backend, nullopt when refused.
 class KernelSim {
  public:
-  explicit KernelSim(const DesiredDatapath& d) : d_(d) {}
+  explicit KernelSim(const DesiredDatapath& d) : d_(d), backends_(d.backends()) {}
 
   std::optional<meshlet_backend_value> pick(const meshlet_svc_key& key, uint32_t affinity_hash,
                                             uint32_t prandom) {
@@ -50,8 +50,8 @@ class KernelSim {
     if (svc == d_.services.end()) return std::nullopt;  // not a service: passthrough
     const meshlet_svc_value& v = svc->second;
     if (v.count == 0) return std::nullopt;  // ECONNREFUSED
-    auto b = d_.backends.find({v.svc_id, pickSlot(v, affinity_hash, prandom)});
-    if (b == d_.backends.end()) return std::nullopt;
+    auto b = backends_.find({v.svc_id, pickSlot(v, affinity_hash, prandom)});
+    if (b == backends_.end()) return std::nullopt;
     return b->second;
   }
 
@@ -69,6 +69,7 @@ class KernelSim {
   }
 
   const DesiredDatapath& d_;
+  const BackendEntries backends_;
   std::map<uint32_t, uint32_t> rr_;  // per-service round-robin counter
 };
 

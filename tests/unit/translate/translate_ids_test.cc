@@ -102,10 +102,10 @@ TEST(TranslateIds, AddingABackendDoesNotRenumberOthers) {
   ASSERT_TRUE(v);
   EXPECT_EQ(v->count, 3);
   EXPECT_EQ(v->local_count, 2);
-  EXPECT_EQ(second.desired.backends.at({v->svc_id, 0}).backend_id,
+  EXPECT_EQ(second.desired.backends().at({v->svc_id, 0}).backend_id,
             byText(first.ids.backend).at("1/198.18.0.10/8080"));
-  EXPECT_EQ(second.desired.backends.at({v->svc_id, 1}).backend_id, 4u);
-  EXPECT_EQ(second.desired.backends.at({v->svc_id, 2}).backend_id,
+  EXPECT_EQ(second.desired.backends().at({v->svc_id, 1}).backend_id, 4u);
+  EXPECT_EQ(second.desired.backends().at({v->svc_id, 2}).backend_id,
             byText(first.ids.backend).at("1/198.18.0.11/8080"));
 }
 
@@ -121,7 +121,7 @@ TEST(TranslateIds, SlotsStayWhenABackendLeavesOrReturns) {
                                   {"198.18.0.13", "node-b"}})};
   auto slots = [](const TranslateOutput& o) {
     std::map<uint32_t, uint32_t> by_slot;  // slot -> backend id
-    for (const auto& [k, v] : o.desired.backends) by_slot[k.slot] = v.backend_id;
+    for (const auto& [k, v] : o.desired.backends()) by_slot[k.slot] = v.backend_id;
     return by_slot;
   };
   auto first = run(s);
@@ -171,7 +171,7 @@ TEST(TranslateDeterminism, SameInputSameOutputWhateverTheOrder) {
   auto c = run(r, {}, cookies);
   for (const auto* other : {&b, &c}) {
     EXPECT_TRUE(sameBytes(a.desired.services, other->desired.services));
-    EXPECT_TRUE(sameBytes(a.desired.backends, other->desired.backends));
+    EXPECT_TRUE(sameBytes(a.desired.backends(), other->desired.backends()));
     EXPECT_TRUE(sameBytes(a.desired.maglev, other->desired.maglev));
     EXPECT_TRUE(sameBytes(a.desired.pods, other->desired.pods));
     EXPECT_TRUE(sameBytes(a.desired.local_ips, other->desired.local_ips));

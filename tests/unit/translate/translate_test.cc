@@ -95,7 +95,7 @@ TEST(TranslateServices, ReadyOnlySlotsTerminatingExplained) {
   EXPECT_EQ(ready->slot, 0u);
   EXPECT_EQ(d.name(ready->pod), "shop/web-0");
   EXPECT_TRUE(ready->local);
-  EXPECT_EQ(d.backends.at({v->svc_id, 0}).backend_id, ready->backend_id);
+  EXPECT_EQ(d.backends().at({v->svc_id, 0}).backend_id, ready->backend_id);
   EXPECT_EQ(term->slot, MESHLET_NO_ID);
   EXPECT_TRUE(term->terminating);
   EXPECT_TRUE(term->serving);
@@ -125,7 +125,7 @@ TEST(TranslateServices, LocalBackendsFirstSortedByAddress) {
                                                        {"198.18.1.2", 8080, false}}));
   for (const auto& [id, b] : out.desired.backend_info) {
     ASSERT_NE(b.slot, MESHLET_NO_ID);
-    EXPECT_EQ(out.desired.backends.at({v->svc_id, b.slot}).backend_id, id);
+    EXPECT_EQ(out.desired.backends().at({v->svc_id, b.slot}).backend_id, id);
   }
 }
 
@@ -157,7 +157,7 @@ TEST(TranslateServices, NoReadyBackendStillAServiceWithCountZero) {
   EXPECT_EQ(web->count, 0);
   EXPECT_EQ(web->local_count, 0);
   EXPECT_EQ(db->count, 0);
-  EXPECT_TRUE(out.desired.backends.empty());
+  EXPECT_TRUE(out.desired.backends().empty());
   EXPECT_EQ(out.desired.service_info.size(), 2u);
 }
 
@@ -167,7 +167,7 @@ TEST(TranslateServices, HeadlessProducesNothing) {
   s.endpoint_slices = {makeSlice("shop", "db-x1", "db", {epPort("sql", 5432)}, {{"198.18.0.10"}})};
   auto out = run(s);
   EXPECT_TRUE(out.desired.services.empty());
-  EXPECT_TRUE(out.desired.backends.empty());
+  EXPECT_TRUE(out.desired.backends().empty());
   EXPECT_TRUE(out.desired.service_info.empty());
   EXPECT_TRUE(out.desired.backend_info.empty());
   EXPECT_TRUE(out.ids.svc.empty());
@@ -190,8 +190,8 @@ TEST(TranslateServices, DualStackFrontendsWithTheirFamilysBackends) {
   EXPECT_EQ(slots(d, *v4), (std::vector<Slot>{{"198.18.0.10", 8080, true}}));
   EXPECT_EQ(slots(d, *v6),
             (std::vector<Slot>{{"2001:db8::10", 8080, true}, {"2001:db8::11", 8080, false}}));
-  EXPECT_EQ(d.backends.at({v6->svc_id, 0}).family, MESHLET_AF_INET6);
-  EXPECT_EQ(d.backends.at({v4->svc_id, 0}).family, MESHLET_AF_INET);
+  EXPECT_EQ(d.backends().at({v6->svc_id, 0}).family, MESHLET_AF_INET6);
+  EXPECT_EQ(d.backends().at({v4->svc_id, 0}).family, MESHLET_AF_INET);
   EXPECT_EQ(v6->local_count, 1);
   EXPECT_EQ(d.service_info.at(v6->svc_id).cluster_ip, ip("2001:db8:100::1"));
   EXPECT_EQ(out.ids.svc.count("shop/web/2001:db8:100::1/80/TCP"), 1u);
@@ -319,6 +319,60 @@ TEST(TranslateServices, VipClaimedTwiceFirstServiceWins) {
   ASSERT_EQ(out.desired.services.size(), 1u);
   EXPECT_EQ(out.desired.service_info.begin()->second.name, "web");
   EXPECT_EQ(out.ids.svc.size(), 1u);
+}
+
+// ---------------------------------------------------------------- the backends map
+
+TEST(TranslateBackends, BackendsAreTheSlottedBackendInfo) {
+  Snapshot s;
+  s.services = {makeSvc("shop", "web", {"198.18.100.1"}, {port("http", 80)})};
+  s.endpoint_slices = {makeSlice("shop", "web-x1", "web", {epPort("http", 8080)},
+                                 {{"198.18.0.10"}, {"198.18.0.11"}, {"198.18.0.12"}})};
+  s.endpoint_slices.mut()[0].endpoints[1].ready = false;
+  const DesiredDatapath d = run(s).desired;
+  ASSERT_EQ(d.backend_info.size(), 3u);
+  const BackendEntries backends = d.backends();
+  EXPECT_EQ(backends.size(), 2u);
+  EXPECT_EQ(d.backendCount(), 2u);
+  for (const auto& [id, b] : d.backend_info) {
+    if (b.slot == MESHLET_NO_ID) continue;
+    const meshlet_backend_value want = backendValue(b);
+    EXPECT_EQ(std::memcmp(&backends.at({b.svc_id, b.slot}), &want, sizeof(want)), 0);
+  }
+}
+
+// A backends map read back from the kernel after a change failed half-way can hold what no
+// translation makes: one backend id in two slots, flags this agent never writes. setBackends
+// keeps every entry as it is.
+TEST(TranslateBackends, SetBackendsKeepsEveryEntryExactly) {
+  auto value = [](const char* addr, uint16_t port, uint8_t flags, uint32_t id) {
+    meshlet_backend_value v{};
+    auto w = ip(addr).words();
+    std::copy(w.begin(), w.end(), v.addr);
+    v.port = port;
+    v.family = ip(addr).isV4() ? MESHLET_AF_INET : MESHLET_AF_INET6;
+    v.flags = flags;
+    v.backend_id = id;
+    return v;
+  };
+  BackendEntries entries;
+  entries[{1, 0}] = value("198.18.0.10", 8080, MESHLET_BACKEND_LOCAL, 7);
+  entries[{1, 1}] = value("198.18.0.11", 8080, 0, 8);
+  entries[{1, 3}] = value("198.18.0.10", 8080, MESHLET_BACKEND_LOCAL, 7);  // id 7 again
+  entries[{2, 0}] = value("fd00::1", 80, MESHLET_BACKEND_TUNNEL, 9);
+  entries[{2, 1}] = value("198.18.0.12", 80, MESHLET_BACKEND_LOCAL | MESHLET_BACKEND_TUNNEL, 10);
+  DesiredDatapath d;
+  d.setBackends(entries);
+  EXPECT_EQ(d.backend_info.size(), 3u);
+  EXPECT_EQ(d.stray_backends.size(), 2u);
+  EXPECT_EQ(d.backendCount(), entries.size());
+  const BackendEntries back = d.backends();
+  ASSERT_EQ(back.size(), entries.size());
+  EXPECT_TRUE(
+      std::equal(back.begin(), back.end(), entries.begin(), entries.end(),
+                 [](const auto& a, const auto& b) { return std::memcmp(&a, &b, sizeof(a)) == 0; }));
+  EXPECT_TRUE(d.backend_info.at(9).tunnel);
+  EXPECT_TRUE(d.backend_info.at(7).local);
 }
 
 }  // namespace

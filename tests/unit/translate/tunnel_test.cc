@@ -43,7 +43,7 @@ std::vector<std::string> remoteIps(const DesiredDatapath& d) {
 // The backend map value (slot) of a ready backend of a service.
 std::optional<meshlet_backend_value> slotOf(const DesiredDatapath& d, uint32_t svc_id,
                                             const char* addr, int p) {
-  for (const auto& [k, v] : d.backends) {
+  for (const auto& [k, v] : d.backends()) {
     if (k.svc_id == svc_id && IpAddr::fromWords(v.addr, v.family) == ip(addr) && v.port == p) {
       return v;
     }
@@ -271,13 +271,13 @@ TEST(TunnelTranslate, TunnelFlagFollowsTheRemotePodsEnrollment) {
   auto before = run(s);
   auto v = findSvc(before.desired, svcKey("198.18.100.1", 80));
   ASSERT_TRUE(v);
-  EXPECT_EQ(before.desired.backends.at({v->svc_id, 0}).flags, 0);
+  EXPECT_EQ(before.desired.backends().at({v->svc_id, 0}).flags, 0);
 
   s.namespaces = {makeNs("shop", enrolled())};  // the namespace joins the mesh
   auto after = run(s, before.ids);
   auto w = findSvc(after.desired, svcKey("198.18.100.1", 80));
   ASSERT_TRUE(w);
-  EXPECT_EQ(after.desired.backends.at({w->svc_id, 0}).flags, MESHLET_BACKEND_TUNNEL);
+  EXPECT_EQ(after.desired.backends().at({w->svc_id, 0}).flags, MESHLET_BACKEND_TUNNEL);
   const BackendInfo* bi = findBackend(after.desired, w->svc_id, "198.18.1.10", 8080);
   ASSERT_TRUE(bi);
   EXPECT_TRUE(bi->tunnel);
@@ -302,8 +302,8 @@ TEST(TunnelTranslate, Ipv6BackendOfARemoteEnrolledPodIsTunnelled) {
     ASSERT_TRUE(v) << vip;
     ASSERT_EQ(v->count, 2) << vip;
     ASSERT_EQ(v->local_count, 1) << vip;
-    const meshlet_backend_value& local = d.backends.at({v->svc_id, 0});
-    const meshlet_backend_value& remote = d.backends.at({v->svc_id, 1});
+    const meshlet_backend_value local = d.backends().at({v->svc_id, 0});
+    const meshlet_backend_value remote = d.backends().at({v->svc_id, 1});
     EXPECT_EQ(local.flags, MESHLET_BACKEND_LOCAL) << vip;
     EXPECT_EQ(remote.flags, MESHLET_BACKEND_TUNNEL) << vip;
     EXPECT_EQ(remote.family, svcKey(vip, 80).family) << vip;
@@ -321,7 +321,7 @@ TEST(TunnelTranslate, NotReadyRemoteEnrolledBackendHasNoSlot) {
   auto v = findSvc(out.desired, svcKey("198.18.100.1", 80));
   ASSERT_TRUE(v);
   EXPECT_EQ(v->count, 0);
-  EXPECT_TRUE(out.desired.backends.empty());
+  EXPECT_TRUE(out.desired.backends().empty());
   // The pod is still a remote mesh IP: a direct connection to it takes the tunnel.
   EXPECT_TRUE(remoteNode(out.desired, "198.18.1.10"));
 }
