@@ -37,6 +37,13 @@
 //   error discards the body bytes of the same feed() call.
 
 namespace meshlet::l7 {
+
+std::string_view trimOws(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
 namespace {
 
 constexpr size_t kNone = static_cast<size_t>(-1);
@@ -74,12 +81,6 @@ int hexValue(unsigned char c) {
   if (isDigit(c)) return c - '0';
   if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') return (c | 0x20) - 'a' + 10;
   return -1;
-}
-
-std::string_view trimOws(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
 }
 
 // "scheme://authority[/path][?query]": the authority and what follows it.

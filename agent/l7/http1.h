@@ -37,6 +37,8 @@ struct HeaderList {
 };
 
 bool equalsIgnoreCase(std::string_view a, std::string_view b);
+// Without the optional whitespace (spaces and tabs) around it (RFC 9110 5.6.3).
+std::string_view trimOws(std::string_view s);
 
 // Message framing as the parser found it (RFC 9112 6).
 struct Framing {

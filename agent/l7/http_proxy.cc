@@ -60,8 +60,6 @@ void uuid(L7Runtime& rt, std::string& out) {
   out.append(1, '-').append(h + 16, 4).append(1, '-').append(h + 20, 12);
 }
 
-// Hop-by-hop fields (RFC 9110 7.6.1) and those Connection names: not forwarded. `keep_upgrade`
-// keeps Connection/Upgrade for a protocol switch.
 // A field that is about this hop alone (RFC 9110 7.6.1); Upgrade too unless it is kept.
 bool hopByHop(std::string_view name, bool keep_upgrade) {
   switch (name.size()) {
@@ -81,6 +79,8 @@ bool hopByHop(std::string_view name, bool keep_upgrade) {
   }
 }
 
+// Hop-by-hop fields and those Connection names: not forwarded. `keep_upgrade` keeps
+// Connection/Upgrade for a protocol switch.
 void stripHopByHop(HeaderList& h, bool keep_upgrade) {
   // The fields Connection names beyond its usual options (rarely any): copied, since the
   // Connection fields go in the same pass.
@@ -90,13 +90,8 @@ void stripHopByHop(HeaderList& h, bool keep_upgrade) {
     std::string_view v = f.value;
     while (!v.empty()) {
       size_t comma = std::min(v.find(','), v.size());
-      std::string_view token = v.substr(0, comma);
+      std::string_view token = trimOws(v.substr(0, comma));
       v.remove_prefix(std::min(comma + 1, v.size()));
-      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) {
-        token.remove_prefix(1);
-      }
-      while (!token.empty() && (token.back() == ' ' || token.back() == '\t'))
-        token.remove_suffix(1);
       if (!token.empty() && !equalsIgnoreCase(token, "upgrade") &&
           !equalsIgnoreCase(token, "close") && !equalsIgnoreCase(token, "keep-alive")) {
         named.emplace_back(token);
