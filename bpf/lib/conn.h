@@ -76,13 +76,14 @@ static __always_inline void conn_counters(struct bpf_sock_ops *skops, struct mes
 }
 
 /* The other end of the connection `k` is recorded as spliced and still open. */
-static __always_inline int peer_spliced(const struct meshlet_sock_key* k) {
-  struct meshlet_sock_key p = {};
-  struct meshlet_conn_value* pc;
+static __always_inline int peer_spliced(const struct meshlet_sock_key *k)
+{
+	struct meshlet_sock_key p = {};
+	struct meshlet_conn_value *pc;
 
-  sock_key_peer(k, &p);
-  pc = bpf_map_lookup_elem(&meshlet_conns_v1, &p);
-  return pc && (pc->flags & MESHLET_CONN_SPLICED) && !(pc->flags & MESHLET_CONN_CLOSED);
+	sock_key_peer(k, &p);
+	pc = bpf_map_lookup_elem(&meshlet_conns_v1, &p);
+	return pc && (pc->flags & MESHLET_CONN_SPLICED) && !(pc->flags & MESHLET_CONN_CLOSED);
 }
 
 /* ACTIVE/PASSIVE_ESTABLISHED: track connections of enrolled pods, splice same-node pairs. */
@@ -131,27 +132,29 @@ static __always_inline void conn_established(struct bpf_sock_ops *skops, int act
 			c.path = MESHLET_PATH_BALANCED;
 		}
 	}
-        /*
-         * The accepting side joins the splice only when the connecting side did: that side's
-         * ESTABLISHED ran first (before its ACK reached us) and recorded itself as spliced. A
-         * connection whose other end stayed out (the agent dialling from a pod's netns, or a
-         * process of the pod outside the attached cgroup) keeps this socket on plain TCP: in the
-         * sockhash it would only pay for sk_msg on every send, with no peer to redirect to.
-         */
-        if (peer && (active || peer_spliced(&key))) {
-          if (bpf_sock_hash_update(skops, &meshlet_socks_v1, &key, BPF_NOEXIST) == 0) {
-            c.flags |= MESHLET_CONN_SPLICED;
-            c.path = MESHLET_PATH_SPLICED;
-            if (active) global_inc(MESHLET_G_SPLICED);
-          } else {
-            global_inc(MESHLET_G_SOCKS_FULL);
-          }
-        }
-        if (bpf_map_update_elem(&meshlet_conns_v1, &key, &c, BPF_ANY))
+	/*
+	 * The accepting side joins the splice only when the connecting side did: that side's
+	 * ESTABLISHED ran first (before its ACK reached us) and recorded itself as spliced. A
+	 * connection whose other end stayed out (the agent dialling from a pod's netns, or a
+	 * process of the pod outside the attached cgroup) keeps this socket on plain TCP: in the
+	 * sockhash it would only pay for sk_msg on every send, with no peer to redirect to.
+	 */
+	if (peer && (active || peer_spliced(&key))) {
+		if (bpf_sock_hash_update(skops, &meshlet_socks_v1, &key, BPF_NOEXIST) == 0) {
+			c.flags |= MESHLET_CONN_SPLICED;
+			c.path = MESHLET_PATH_SPLICED;
+			if (active)
+				global_inc(MESHLET_G_SPLICED);
+		} else {
+			global_inc(MESHLET_G_SOCKS_FULL);
+		}
+	}
+	if (bpf_map_update_elem(&meshlet_conns_v1, &key, &c, BPF_ANY))
 		global_inc(MESHLET_G_CONNS_FULL);
-	bpf_sock_ops_cb_flags_set(skops, (c.flags & MESHLET_CONN_SPLICED) ?
-				  BPF_SOCK_OPS_STATE_CB_FLAG :
-				  BPF_SOCK_OPS_STATE_CB_FLAG | BPF_SOCK_OPS_RTT_CB_FLAG);
+	bpf_sock_ops_cb_flags_set(skops,
+				  (c.flags & MESHLET_CONN_SPLICED)
+					  ? BPF_SOCK_OPS_STATE_CB_FLAG
+					  : BPF_SOCK_OPS_STATE_CB_FLAG | BPF_SOCK_OPS_RTT_CB_FLAG);
 }
 
 /*
@@ -167,8 +170,9 @@ static __always_inline void conn_connecting(struct bpf_sock_ops *skops)
 	if (!o)
 		return;
 	bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_STATE_CB_FLAG);
-        if (o->path != MESHLET_PATH_TUNNEL && o->path != MESHLET_PATH_L7) return;
-        tk.netns_cookie = bpf_get_netns_cookie(skops);
+	if (o->path != MESHLET_PATH_TUNNEL && o->path != MESHLET_PATH_L7)
+		return;
+	tk.netns_cookie = bpf_get_netns_cookie(skops);
 	tk.port = (__u16)skops->local_port;
 	tk.family = skops->family == MESHLET_AF_INET6 && o->family == MESHLET_AF_INET6 ?
 			    MESHLET_AF_INET6 : MESHLET_AF_INET;

@@ -136,15 +136,16 @@ static __always_inline void save_origin(__u64 cookie, const struct meshlet_origi
  * pod, which learns the real destination from meshlet_tunnel_v1 (filled by sockops once the
  * local port is known) and carries the stream over HBONE (tunnel) or proxies its HTTP (L7).
  */
-static __always_inline enum xlate_result tunnel(struct bpf_sock_addr* ctx, __u8 sock_family,
-                                                int mapped, struct meshlet_origin* o, __u8 path) {
-  __u32 lo[4];
+static __always_inline enum xlate_result tunnel(struct bpf_sock_addr *ctx, __u8 sock_family,
+						int mapped, struct meshlet_origin *o, __u8 path)
+{
+	__u32 lo[4];
 
-  o->path = path;
-  save_origin(bpf_get_socket_cookie(ctx), o);
-  outbound_listener(o->family, lo);
-  ctx_set_dst(ctx, sock_family, mapped, lo, MESHLET_OUTBOUND_PORT);
-  return XLATE_DONE;
+	o->path = path;
+	save_origin(bpf_get_socket_cookie(ctx), o);
+	outbound_listener(o->family, lo);
+	ctx_set_dst(ctx, sock_family, mapped, lo, MESHLET_OUTBOUND_PORT);
+	return XLATE_DONE;
 }
 
 /*
@@ -199,18 +200,19 @@ static __always_inline enum xlate_result xlate_fwd(struct bpf_sock_addr *ctx, __
 		o.backend_port = key.port;
 		o.svc_id = MESHLET_NO_ID;
 		o.backend_id = MESHLET_NO_ID;
-                return tunnel(ctx, sock_family, mapped, &o, MESHLET_PATH_TUNNEL);
-        }
+		return tunnel(ctx, sock_family, mapped, &o, MESHLET_PATH_TUNNEL);
+	}
 
 	st = svc_stats(svc->svc_id);
-        if ((svc->flags & MESHLET_SVC_L7) && key.proto == IPPROTO_TCP && !is_sendmsg) {
-          /* The agent routes each request (possibly to other services): no backend here. */
-          if (st) st->connects++;
-          o.svc_id = svc->svc_id;
-          o.backend_id = MESHLET_NO_ID;
-          return tunnel(ctx, sock_family, mapped, &o, MESHLET_PATH_L7);
-        }
-        if (svc->count == 0)
+	if ((svc->flags & MESHLET_SVC_L7) && key.proto == IPPROTO_TCP && !is_sendmsg) {
+		/* The agent routes each request (possibly to other services): no backend here. */
+		if (st)
+			st->connects++;
+		o.svc_id = svc->svc_id;
+		o.backend_id = MESHLET_NO_ID;
+		return tunnel(ctx, sock_family, mapped, &o, MESHLET_PATH_L7);
+	}
+	if (svc->count == 0)
 		goto no_backend;
 	bk.svc_id = svc->svc_id;
 	bk.slot = pick_slot(svc, pod);
@@ -233,9 +235,9 @@ static __always_inline enum xlate_result xlate_fwd(struct bpf_sock_addr *ctx, __
 			st->connects++;
 	}
 	if ((be->flags & MESHLET_BACKEND_TUNNEL) && key.proto == IPPROTO_TCP && !is_sendmsg)
-          return tunnel(ctx, sock_family, mapped, &o, MESHLET_PATH_TUNNEL);
+		return tunnel(ctx, sock_family, mapped, &o, MESHLET_PATH_TUNNEL);
 
-        cookie = bpf_get_socket_cookie(ctx);
+	cookie = bpf_get_socket_cookie(ctx);
 	if (!is_sendmsg) {
 		o.path = MESHLET_PATH_BALANCED;
 		save_origin(cookie, &o);
@@ -276,14 +278,14 @@ static __always_inline void xlate_peer(struct bpf_sock_addr *ctx, __u8 sock_fami
 	if (!o || o->family != ctx_get_dst(ctx, sock_family, cur, &mapped))
 		return;
 	/* What connect() was rewritten to: the backend, or the agent's listener. */
-        if (o->path == MESHLET_PATH_TUNNEL || o->path == MESHLET_PATH_L7) {
-          outbound_listener(o->family, dialled);
-          dialled_port = MESHLET_OUTBOUND_PORT;
-        } else {
-          __builtin_memcpy(dialled, o->backend_addr, sizeof(dialled));
-          dialled_port = o->backend_port;
-        }
-        if (cur[0] != dialled[0] || cur[1] != dialled[1] || cur[2] != dialled[2] ||
+	if (o->path == MESHLET_PATH_TUNNEL || o->path == MESHLET_PATH_L7) {
+		outbound_listener(o->family, dialled);
+		dialled_port = MESHLET_OUTBOUND_PORT;
+	} else {
+		__builtin_memcpy(dialled, o->backend_addr, sizeof(dialled));
+		dialled_port = o->backend_port;
+	}
+	if (cur[0] != dialled[0] || cur[1] != dialled[1] || cur[2] != dialled[2] ||
 	    cur[3] != dialled[3] || bpf_ntohs((__u16)ctx->user_port) != dialled_port)
 		return;
 	ctx_set_dst(ctx, sock_family, mapped, o->orig_addr, o->orig_port);

@@ -49,11 +49,11 @@ enum meshlet_lb_algo {
 
 /* Connection paths (meshlet_origin.path, meshlet_conn_value.path). */
 enum meshlet_path {
-  MESHLET_PATH_PASSTHROUGH = 0,
-  MESHLET_PATH_BALANCED = 1, /* rewritten at connect, crosses the TCP/IP stack */
-  MESHLET_PATH_SPLICED = 2,  /* both ends enrolled here: sk_msg splices the sockets */
-  MESHLET_PATH_TUNNEL = 3,   /* to a mesh pod on another node: via the agent's HBONE tunnel */
-  MESHLET_PATH_L7 = 4,       /* a service with HTTP rules: the agent proxies each request */
+	MESHLET_PATH_PASSTHROUGH = 0,
+	MESHLET_PATH_BALANCED = 1, /* rewritten at connect, crosses the TCP/IP stack */
+	MESHLET_PATH_SPLICED = 2,  /* both ends enrolled here: sk_msg splices the sockets */
+	MESHLET_PATH_TUNNEL = 3,   /* to a mesh pod on another node: via the agent's HBONE tunnel */
+	MESHLET_PATH_L7 = 4,	   /* a service with HTTP rules: the agent proxies each request */
 };
 
 /* meshlet_svc_v1: service frontend (cluster IP, port, protocol) -> service. */
