@@ -492,7 +492,12 @@ bench_conn_cost() {
       record "agent.cpu_pct.$n" "$(agent_cpu 2)"
       local vip
       vip=$(gen_vip "$n")
+      # The agent's CPU while connbench runs: every connection leaves a record it collects.
+      local a0 a1
+      a0=$(awk '{print $14 + $15}' "/proc/$AGENT_PID/stat")
       conn mc "$vip" 80 "conn.meshlet.$n"
+      a1=$(awk '{print $14 + $15}' "/proc/$AGENT_PID/stat")
+      record "agent.conn_cpu_pct.$n" "$(awk -v a="$a0" -v b="$a1" -v hz="$(getconf CLK_TCK)" -v s="$T_CONN" 'BEGIN {printf "%.1f", (b - a) * 100 / hz / s}')"
       conn kc "$vip" 80 "conn.kp.$n"
     done
   done
@@ -1192,6 +1197,7 @@ report() {
       dl=$(awk -v a="$m10k" -v b="$m1" 'BEGIN {printf "%+.1f", (a / b - 1) * 100}')
       dc=$(awk -v a="$c10k" -v b="$c1" 'BEGIN {printf "%+.1f", (a / b - 1) * 100}')
       echo "- Target meshlet flat within 5 % from 1 to 10 000 services: connect p50 ${dl} %, conn/s ${dc} % → $(yesno "$(awk -v a="$dl" -v b="$dc" 'BEGIN {print (a <= 5 && a >= -5 && b <= 5 && b >= -5)}')")"
+      echo "- meshletd's CPU while the meshlet connects ran (it collects each connection's kernel record once a second): $(fmt "$(med agent.conn_cpu_pct.1)" '%.1f') / $(fmt "$(med agent.conn_cpu_pct.1000)" '%.1f') / $(fmt "$(med agent.conn_cpu_pct.10000)" '%.1f') % of one CPU with 1 / 1 000 / 10 000 services."
       echo "- kube-proxy-style from 1 to 10 000 services: connect p50 $(awk -v a="$k10k" -v b="$k1" 'BEGIN {printf "%+.0f", (a / b - 1) * 100}') %."
       [ -s "$RUN/map-full.txt" ] && echo "- Kernel map-full counters after part 2: $(tr '\n' ' ' <"$RUN/map-full.txt")"
       echo

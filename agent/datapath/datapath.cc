@@ -101,6 +101,21 @@ Status upsert(int fd, const char* name, const Map& want, const Map& have, std::s
   return Status::Ok();
 }
 
+// Deletes `keys` from the map, a batch per syscall.
+template <typename K>
+void deleteKeys(int fd, std::vector<K>& keys) {
+  constexpr size_t kBatch = 4096;
+  for (size_t off = 0; off < keys.size(); off += kBatch) {
+    uint32_t n = static_cast<uint32_t>(std::min(kBatch, keys.size() - off));
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    if (bpf_map_delete_batch(fd, &keys[off], &n, &opts) == 0) continue;
+    // Not supported, or a key already gone (ENOENT stops the batch): one by one.
+    for (size_t i = off; i < off + std::min(kBatch, keys.size() - off); ++i) {
+      bpf_map_delete_elem(fd, &keys[i]);
+    }
+  }
+}
+
 // Deletes every entry of `have` that `want` lacks.
 template <typename Map>
 void removeStale(int fd, const Map& want, const Map& have) {
@@ -112,16 +127,7 @@ void removeStale(int fd, const Map& want, const Map& have) {
     while (w != want.end() && less(w->first, k)) ++w;
     if (w == want.end() || less(k, w->first)) keys.push_back(k);
   }
-  constexpr size_t kBatch = 4096;
-  for (size_t off = 0; off < keys.size(); off += kBatch) {
-    uint32_t n = static_cast<uint32_t>(std::min(kBatch, keys.size() - off));
-    LIBBPF_OPTS(bpf_map_batch_opts, opts);
-    if (bpf_map_delete_batch(fd, &keys[off], &n, &opts) == 0) continue;
-    // Not supported, or a key already gone (ENOENT stops the batch): one by one.
-    for (size_t i = off; i < off + std::min(kBatch, keys.size() - off); ++i) {
-      bpf_map_delete_elem(fd, &keys[i]);
-    }
-  }
+  deleteKeys(fd, keys);
 }
 
 // Reads a whole (non-per-CPU) map into `out`.
@@ -409,18 +415,31 @@ Status Datapath::writeDiff(const DesiredDatapath& want, const DesiredDatapath& h
 }
 
 Result<std::vector<ConnEntry>> Datapath::readConns() const {
+  // A batch of entries per syscall, not two syscalls per entry: under a high connection rate
+  // the map holds tens of thousands of records each second. Batch lookups of (LRU) hash maps
+  // are in every kernel meshlet supports (5.6+); the batch token of a hash map is a bucket
+  // index (4 bytes).
+  constexpr uint32_t kBatch = 1024;
+  std::vector<meshlet_sock_key> keys(kBatch);
+  std::vector<meshlet_conn_value> values(kBatch);
   std::vector<ConnEntry> out;
   int fd = bpf_map__fd(skel_->maps.meshlet_conns_v1);
-  meshlet_sock_key key{}, next{};
-  meshlet_sock_key* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    ConnEntry e;
-    e.key = next;
-    if (bpf_map_lookup_elem(fd, &next, &e.value) == 0) out.push_back(e);
-    key = next;
-    prev = &key;
+  uint32_t in_token = 0, out_token = 0;
+  for (bool first = true;; first = false) {
+    uint32_t n = kBatch;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    int rc = bpf_map_lookup_batch(fd, first ? nullptr : &in_token, &out_token, keys.data(),
+                                  values.data(), &n, &opts);
+    int err = errno;
+    for (uint32_t i = 0; i < n; ++i) out.push_back(ConnEntry{keys[i], values[i]});
+    if (rc != 0 && err == ENOENT) return out;  // the last batch, possibly empty
+    if (rc != 0) return Error::fromErrno("cannot read meshlet_conns_v1", err);
+    in_token = out_token;
   }
-  return out;
+}
+
+void Datapath::eraseConns(std::vector<meshlet_sock_key> keys) {
+  deleteKeys(bpf_map__fd(skel_->maps.meshlet_conns_v1), keys);
 }
 
 Status Datapath::attachInbound(uint64_t netns_cookie, const std::string& netns_path) {
@@ -519,10 +538,6 @@ Status setInboundListener(int inbound_map_fd, const IpAddr& ip, int listen_fd) {
 void clearInboundListener(int inbound_map_fd, const IpAddr& ip) {
   meshlet_ip_key k = ipMapKey(ip);
   bpf_map_delete_elem(inbound_map_fd, &k);
-}
-
-void Datapath::eraseConn(const meshlet_sock_key& key) {
-  bpf_map_delete_elem(bpf_map__fd(skel_->maps.meshlet_conns_v1), &key);
 }
 
 SvcCounters Datapath::svcCounters(uint32_t svc_id) const {

@@ -77,9 +77,9 @@ class Datapath {
     return apply(std::make_shared<const DesiredDatapath>(desired));
   }
 
-  // Live and closed connections. Closed entries should be collected with eraseConn.
+  // Live and closed connections. Closed entries should be collected with eraseConns.
   Result<std::vector<ConnEntry>> readConns() const;
-  void eraseConn(const meshlet_sock_key& key);
+  void eraseConns(std::vector<meshlet_sock_key> keys);
   // Same-node verdicts that refused connects, with the kernel's count for each.
   std::vector<std::pair<meshlet_authz_key, uint64_t>> authzDenials() const;
   // A duplicate of the tunnel map's fd, for the proxy thread (takeTunnelOrigin).

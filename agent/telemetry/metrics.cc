@@ -372,31 +372,43 @@ void Metrics::setOutliers(const DesiredDatapath& info,
 void Metrics::collect(Datapath& dp, const std::vector<ConnEntry>& conns_in,
                       const DesiredDatapath& info, const Snapshot& snapshot) {
   const std::vector<ConnEntry>* conns = &conns_in;
-  std::map<meshlet_sock_key, const ConnEntry*, BytesLess<meshlet_sock_key>> by_key;
-  for (const auto& c : *conns) by_key[c.key] = &c;
+  // The records by key, for a new record's peer (the other end of a same-node pair).
+  std::vector<const ConnEntry*> by_key;
+  by_key.reserve(conns->size());
+  for (const auto& c : *conns) by_key.push_back(&c);
+  auto key_less = [](const ConnEntry* a, const ConnEntry* b) {
+    return BytesLess<meshlet_sock_key>()(a->key, b->key);
+  };
+  std::sort(by_key.begin(), by_key.end(), key_less);
+  auto find_peer = [&](const meshlet_sock_key& k) -> const ConnEntry* {
+    ConnEntry probe;
+    probe.key = peerKey(k);
+    auto it = std::lower_bound(by_key.begin(), by_key.end(), &probe, key_less);
+    return it != by_key.end() && !key_less(&probe, *it) ? *it : nullptr;
+  };
 
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
   const uint64_t now_ns = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + ts.tv_nsec;
   decltype(seen_) next;
+  std::vector<meshlet_sock_key> erase;  // records done with, deleted in batches at the end
   for (const auto& c : *conns) {
     if (c.value.path == MESHLET_PATH_TUNNEL || c.value.path == MESHLET_PATH_L7) {
       // The app's leg of a tunnelled or proxied connection: the mesh proxy reports it.
-      if (c.value.flags & MESHLET_CONN_CLOSED) dp.eraseConn(c.key);
+      if (c.value.flags & MESHLET_CONN_CLOSED) erase.push_back(c.key);
       continue;
     }
     if (c.value.flags & MESHLET_CONN_DENIED) {
       // Counted from the verdict's own counter (setKernelCounters); the record of the last
       // denied attempt of a pair stays a minute for `meshlet connections`.
-      if (now_ns > c.value.end_ns + 60ull * 1000000000ull) dp.eraseConn(c.key);
+      if (now_ns > c.value.end_ns + 60ull * 1000000000ull) erase.push_back(c.key);
       continue;
     }
     auto it = seen_.find(c.key);
     Seen s;
     if (it == seen_.end()) {
-      auto peer = by_key.find(peerKey(c.key));
-      s.labels = istioTcpLabels(c, peer == by_key.end() ? nullptr : peer->second, info, snapshot);
-      if (!(c.value.flags & MESHLET_CONN_FAILED)) tcp_opened_.Add(s.labels).Increment();
+      s.series = kernelSeries(c, find_peer(c.key), info, snapshot);
+      if (!(c.value.flags & MESHLET_CONN_FAILED)) s.series.opened->Increment();
     } else {
       s = it->second;
     }
@@ -404,20 +416,21 @@ void Metrics::collect(Datapath& dp, const std::vector<ConnEntry>& conns_in,
                         ? std::max(c.value.bytes_sent, c.value.spliced_bytes)
                         : c.value.bytes_sent;
     uint64_t received = c.value.bytes_received;
-    if (sent > s.sent) tcp_sent_.Add(s.labels).Increment(static_cast<double>(sent - s.sent));
+    if (sent > s.sent) s.series.sent->Increment(static_cast<double>(sent - s.sent));
     if (received > s.received) {
-      tcp_received_.Add(s.labels).Increment(static_cast<double>(received - s.received));
+      s.series.received->Increment(static_cast<double>(received - s.received));
     }
     s.sent = std::max(s.sent, sent);
     s.received = std::max(s.received, received);
     if (c.value.flags & MESHLET_CONN_CLOSED) {
-      if (!(c.value.flags & MESHLET_CONN_FAILED)) tcp_closed_.Add(s.labels).Increment();
-      dp.eraseConn(c.key);
+      if (!(c.value.flags & MESHLET_CONN_FAILED)) s.series.closed->Increment();
+      erase.push_back(c.key);
       continue;
     }
     next.emplace(c.key, std::move(s));
   }
   seen_ = std::move(next);  // entries the kernel evicted are forgotten
+  dp.eraseConns(std::move(erase));
 }
 
 void Metrics::setConfig(uint64_t generation, bool ok, double sync_seconds) {
@@ -506,7 +519,36 @@ void Metrics::setKernelCounters(Datapath& dp, const DesiredDatapath& info,
 }
 
 // Called with tunnel_mu_ held.
-Metrics::TunnelSeries Metrics::tunnelSeries(const proxy::TunnelConn& c, const Snapshot* s) {
+Metrics::TcpSeries Metrics::kernelSeries(const ConnEntry& c, const ConnEntry* peer,
+                                         const DesiredDatapath& info, const Snapshot& snapshot) {
+  if (snapshot.generation != kernel_series_generation_ || kernel_series_.size() > 10000) {
+    kernel_series_.clear();  // workload and service names come from the configuration
+    kernel_series_generation_ = snapshot.generation;
+  }
+  // Everything istioTcpLabels reads from the record and its peer's.
+  const auto& v = c.value;
+  bool active = v.flags & MESHLET_CONN_ACTIVE;
+  uint32_t svc_id = v.svc_id, backend_id = v.backend_id;
+  if (!active && peer) {
+    svc_id = peer->value.svc_id;
+    backend_id = peer->value.backend_id;
+  }
+  // The backend names the other workload only for a client whose peer is not on this node.
+  if (!active || v.peer_pod_id != MESHLET_NO_ID) backend_id = MESHLET_NO_ID;
+  const uint32_t inputs[] = {v.pod_id, v.peer_pod_id, svc_id, backend_id,
+                             (active ? 1u : 0u) | ((v.flags & MESHLET_CONN_FAILED) ? 2u : 0u) |
+                                 static_cast<uint32_t>(v.path) << 8};
+  std::string key(reinterpret_cast<const char*>(inputs), sizeof(inputs));
+  auto it = kernel_series_.find(key);
+  if (it != kernel_series_.end()) return it->second;
+  auto labels = istioTcpLabels(c, peer, info, snapshot);
+  TcpSeries series{&tcp_opened_.Add(labels), &tcp_closed_.Add(labels), &tcp_sent_.Add(labels),
+                   &tcp_received_.Add(labels)};
+  kernel_series_.emplace(std::move(key), series);
+  return series;
+}
+
+Metrics::TcpSeries Metrics::tunnelSeries(const proxy::TunnelConn& c, const Snapshot* s) {
   uint64_t generation = s ? s->generation : 0;
   if (generation != series_generation_ || tunnel_series_.size() > 10000) {
     tunnel_series_.clear();  // workload names come from the snapshot
@@ -523,8 +565,8 @@ Metrics::TunnelSeries Metrics::tunnelSeries(const proxy::TunnelConn& c, const Sn
   auto it = tunnel_series_.find(key);
   if (it != tunnel_series_.end()) return it->second;
   auto labels = istioTunnelLabels(c, s);
-  TunnelSeries series{&tcp_opened_.Add(labels), &tcp_closed_.Add(labels), &tcp_sent_.Add(labels),
-                      &tcp_received_.Add(labels)};
+  TcpSeries series{&tcp_opened_.Add(labels), &tcp_closed_.Add(labels), &tcp_sent_.Add(labels),
+                   &tcp_received_.Add(labels)};
   tunnel_series_.emplace(std::move(key), series);
   return series;
 }
@@ -533,7 +575,7 @@ proxy::TunnelEvents Metrics::tunnelEvents() {
   proxy::TunnelEvents ev;
   ev.opened = [this](const proxy::TunnelConn& c, const Snapshot* s) {
     std::lock_guard<std::mutex> l(tunnel_mu_);
-    TunnelSeries series = tunnelSeries(c, s);
+    TcpSeries series = tunnelSeries(c, s);
     series.opened->Increment();
     tunnel_conns_[c.id] = series;
   };

@@ -76,10 +76,14 @@ class Metrics {
   proxy::TunnelEvents tunnelEvents();
 
  private:
-  struct Seen {
+  // The four istio_tcp_* series of one label set.
+  struct TcpSeries {
+    prometheus::Counter *opened, *closed, *sent, *received;
+  };
+  struct Seen {  // a kernel connection record collected before
     uint64_t sent = 0;
     uint64_t received = 0;
-    std::map<std::string, std::string> labels;
+    TcpSeries series{};
   };
 
   std::shared_ptr<prometheus::Registry> registry_;
@@ -119,16 +123,22 @@ class Metrics {
   std::map<std::map<std::string, std::string>, bool> ejected_series_;          // gauges set so far
   std::map<std::tuple<uint32_t, uint32_t, uint16_t>, uint64_t> last_denials_;  // by verdict
 
+  // A kernel record's series, resolved when it is first collected. Records with the same
+  // label inputs (pods, service, path, outcome) share them through a cache valid for one
+  // configuration generation: under a high connection rate most records open and close
+  // between two collections, and building their labels was most of the agent's CPU.
+  TcpSeries kernelSeries(const ConnEntry& c, const ConnEntry* peer, const DesiredDatapath& info,
+                         const Snapshot& snapshot);
+  std::unordered_map<std::string, TcpSeries> kernel_series_;  // by label inputs
+  uint64_t kernel_series_generation_ = 0;
+
   // A tunnelled connection's four TCP series, resolved once when it opens: its bytes and its
   // close then cost no label work. Connections with the same label inputs (pods, identities,
   // service, path) share them through a cache valid for one configuration generation.
-  struct TunnelSeries {
-    prometheus::Counter *opened, *closed, *sent, *received;
-  };
-  TunnelSeries tunnelSeries(const proxy::TunnelConn& c, const Snapshot* s);
+  TcpSeries tunnelSeries(const proxy::TunnelConn& c, const Snapshot* s);
   std::mutex tunnel_mu_;  // the proxy thread's connections
-  std::unordered_map<uint64_t, TunnelSeries> tunnel_conns_;      // by TunnelConn::id
-  std::unordered_map<std::string, TunnelSeries> tunnel_series_;  // by label inputs
+  std::unordered_map<uint64_t, TcpSeries> tunnel_conns_;      // by TunnelConn::id
+  std::unordered_map<std::string, TcpSeries> tunnel_series_;  // by label inputs
   uint64_t series_generation_ = 0;
 
   // The request series of one label set, resolved once per configuration generation.

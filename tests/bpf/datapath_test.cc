@@ -13,7 +13,10 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <set>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "agent/proxy/netns_socket.h"
 #include "agent/translate/translate.h"
@@ -281,6 +284,38 @@ TEST_F(DatapathTest, FailedConnectToBackendIsCounted) {
     if (c.value.svc_id == 7 && (c.value.flags & MESHLET_CONN_FAILED)) seen = true;
   }
   EXPECT_TRUE(seen);
+}
+
+// More records than one batch of readConns: every one read once, and eraseConns removes them.
+TEST_F(DatapathTest, ConnectionRecordsAreReadAndErasedInBatches) {
+  Desired d = base();
+  d.service(9, "198.19.0.17", 80, IPPROTO_TCP, MESHLET_LB_RANDOM, 0,
+            {{sb_->pod("b1").ip4, 9999}});  // refused at once: a closed record each
+  apply(d);
+  constexpr int kConnects = 1500;
+  std::string refused = sb_->runInPod(sb_->pod("client"), [] {
+    int n = 0;
+    for (int i = 0; i < kConnects; ++i) {
+      if (testing::tcpConnect("198.19.0.17", 80, 2000).err == ECONNREFUSED) ++n;
+    }
+    return std::to_string(n);
+  });
+  ASSERT_EQ(refused, std::to_string(kConnects));
+  auto conns = dp_->readConns();
+  ASSERT_TRUE(conns.ok()) << conns.error().message();
+  std::set<std::string> keys;
+  std::vector<meshlet_sock_key> mine;
+  for (const auto& c : *conns) {
+    std::string k(reinterpret_cast<const char*>(&c.key), sizeof(c.key));
+    EXPECT_TRUE(keys.insert(k).second) << "a record read twice";
+    if (c.value.svc_id == 9) mine.push_back(c.key);
+  }
+  // Source ports are picked at random, so a few connects may share a 4-tuple (one record).
+  EXPECT_GT(mine.size(), 1300u);
+  dp_->eraseConns(mine);
+  auto after = dp_->readConns();
+  ASSERT_TRUE(after.ok());
+  for (const auto& c : *after) EXPECT_NE(c.value.svc_id, 9u);
 }
 
 TEST_F(DatapathTest, Ipv6ServiceIsRewritten) {

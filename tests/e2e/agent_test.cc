@@ -9,15 +9,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <nlohmann/json.hpp>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "tests/lib/e2e_util.h"
 #include "tests/lib/sandbox.h"
@@ -447,19 +451,47 @@ TEST_F(AgentE2E, BadConfigIsRejectedWholeAndTheLastGoodStateStays) {
   ASSERT_TRUE(waitFor([] { return status().value("config_ok", false); }, 3000));
 }
 
+// The sum of the samples of `name` whose labels include every one of `labels` (`k="v"`).
+double metricSum(const std::string& body, const std::string& name,
+                 const std::vector<std::string>& labels) {
+  double sum = 0;
+  std::istringstream in(body);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(name + "{", 0) != 0) continue;
+    bool all = std::all_of(labels.begin(), labels.end(),
+                           [&](const std::string& l) { return line.find(l) != std::string::npos; });
+    if (all) sum += std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return sum;
+}
+
 TEST_F(AgentE2E, MetricsPassPromtoolAndCountSplicedConnections) {
-  connectMany("198.19.0.10", 5);
   int port = status().value("metrics_port", 0);
   ASSERT_GT(port, 0);
   std::string url = "http://127.0.0.1:" + std::to_string(port) + "/metrics";
+  // Connections from the client to web, as the client's side reports them.
+  const std::vector<std::string> to_web = {"reporter=\"source\"", "source_workload=\"client\"",
+                                           "destination_service_name=\"web\""};
+  auto counts = [&](const std::string& body) {
+    return std::make_pair(metricSum(body, "istio_tcp_connections_opened_total", to_web),
+                          metricSum(body, "istio_tcp_connections_closed_total", to_web));
+  };
+  auto before = counts(run("curl -s " + url).out);
+  connectMany("198.19.0.10", 5);
   std::string body;
+  // Each connection counted once, opened and closed, whatever series it shares with others.
   ASSERT_TRUE(waitFor(
       [&] {
         body = run("curl -s " + url).out;
-        return body.find("istio_tcp_connections_closed_total") != std::string::npos;
+        return counts(body).second >= before.second + 5;
       },
       4000))
       << body;
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // one more collection
+  body = run("curl -s " + url).out;
+  auto after = counts(body);
+  EXPECT_EQ(after.first - before.first, 5) << body;
+  EXPECT_EQ(after.second - before.second, 5) << body;
   auto check = run("curl -s " + url + " | promtool check metrics");
   EXPECT_EQ(check.code, 0) << check.out;
   for (const char* name :
