@@ -530,7 +530,7 @@ HttpSession::~HttpSession() {
     done_ = true;
     if (dfd_ >= 0) loop_.remove(dfd_);
     if (ufd_ >= 0) loop_.remove(ufd_);
-    if (held_fd_ >= 0) loop_.remove(held_fd_);
+    if (held_.fd >= 0) loop_.remove(held_.fd);
     if (timer_fd_ >= 0) loop_.remove(timer_fd_);
   }
   if (!waiting_in_.empty()) rt_.forgetPending(this, waiting_in_);
@@ -539,7 +539,7 @@ HttpSession::~HttpSession() {
   if (u_counted_ && ex_ && ex_->cluster) --rt_.load(ex_->cluster->name).connections;
   if (dfd_ >= 0) close(dfd_);
   if (ufd_ >= 0) close(ufd_);
-  if (held_fd_ >= 0) close(held_fd_);
+  if (held_.fd >= 0) close(held_.fd);
   if (timer_fd_ >= 0) close(timer_fd_);
 }
 
@@ -555,8 +555,8 @@ Status HttpSession::start() {
 }
 
 void HttpSession::releaseHeld() {
-  if (held_fd_ < 0) return;
-  rt_.putIdle(held_key_, std::exchange(held_fd_, -1), held_uses_);
+  if (held_.fd < 0) return;
+  rt_.putIdle(held_.key, std::exchange(held_.fd, -1), held_.uses);
 }
 
 void HttpSession::startExchange() {
@@ -1260,13 +1260,13 @@ void HttpSession::connectUpstream() {
   ++rt_.active()[ex.ep_key];
   ex.counted_active = true;
   bool held = false;
-  if (held_fd_ >= 0) {
-    if (held_key_ == u_key_ && !ex.upgrade) {
+  if (held_.fd >= 0) {
+    if (held_.key == u_key_ && !ex.upgrade) {
       // The connection the last request of this client used goes to the same endpoint: it is
       // still registered for this session, with EPOLLIN, and its parser is between messages.
       held = true;
-      fd = std::exchange(held_fd_, -1);
-      uses = held_uses_;
+      fd = std::exchange(held_.fd, -1);
+      uses = held_.uses;
     } else {
       releaseHeld();
     }
@@ -1325,9 +1325,9 @@ void HttpSession::onUp(uint32_t events) {
   if (ufd_ < 0) {
     // The held idle connection (nothing else of this session's is registered with onUp then):
     // readable means the server closed it or sent bytes nobody asked for. Not reused.
-    if (held_fd_ >= 0) {
-      loop_.remove(held_fd_);
-      close(std::exchange(held_fd_, -1));
+    if (held_.fd >= 0) {
+      loop_.remove(held_.fd);
+      close(std::exchange(held_.fd, -1));
     }
     return;
   }
@@ -1624,9 +1624,9 @@ void HttpSession::finishExchange() {
     int fd = std::exchange(ufd_, -1);
     if (u_interest_ != EPOLLIN) loop_.modify(fd, EPOLLIN);
     closeUpstream(false);  // the accounting; ufd_ is -1 now
-    held_fd_ = fd;
-    held_key_ = u_key_;
-    held_uses_ = u_uses_;
+    held_.fd = fd;
+    held_.key = u_key_;
+    held_.uses = u_uses_;
   } else {
     closeUpstream(reusable);
   }

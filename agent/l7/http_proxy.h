@@ -298,9 +298,11 @@ class HttpSession {
   bool u_counted_ = false;  // counted in its cluster's connections
   // The upstream connection of the last request, kept (idle, EPOLLIN, onUp's handler) for the
   // next one when its cluster has no connection limit; ufd_ is -1 meanwhile.
-  int held_fd_ = -1;
-  std::string held_key_;  // its pool key
-  int held_uses_ = 0;
+  struct HeldUpstream {
+    int fd = -1;
+    std::string key;  // its pool key
+    int uses = 0;     // requests it carried
+  } held_;
 
   int timer_fd_ = -1;
   int64_t timer_at_ = 0;  // steady ms the timer is armed for, 0 when disarmed
