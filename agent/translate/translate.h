@@ -57,14 +57,14 @@ struct PodInfo {
 };
 
 struct ServiceInfo {  // one service port on one cluster IP family; 10 000s of them
-  uint32_t svc_id = 0;
   Name ns;
   Name name;
   Name port_name;
-  IpAddr cluster_ip;
-  int port = 0;
-  Protocol protocol = Protocol::kTCP;
   const char* lb = "random";  // "random", "round-robin", "client-ip"
+  uint32_t svc_id = 0;
+  int port = 0;
+  IpAddr cluster_ip;
+  Protocol protocol = Protocol::kTCP;
   bool prefer_close = false;
   bool l7 = false;  // takes the L7 path: the agent proxies its HTTP (l7::l7Reason)
 };
