@@ -607,14 +607,43 @@ meshlet_backend_value backendValue(const BackendInfo& b) {
 }
 
 BackendEntries DesiredDatapath::backends() const {
-  BackendEntries::container_type entries;
-  entries.reserve(backendCount());
-  for (const auto& [id, b] : backend_info) {
-    if (b.slot != MESHLET_NO_ID)
-      entries.emplace_back(meshlet_backend_key{b.svc_id, b.slot}, backendValue(b));
+  using Entry = BackendEntries::value_type;
+  // Built on every apply (twice: the state wanted and the one in force), so each entry goes
+  // straight to its place: bucketed by service id (below MESHLET_MAX_SERVICES, but in a corrupt
+  // map read back), then each service's few put in slot order. No sort of 100 000s of entries
+  // and no second copy of them.
+  auto forEach = [this](auto fn) {
+    for (const auto& [id, b] : backend_info) {
+      if (b.slot != MESHLET_NO_ID)
+        fn(Entry{meshlet_backend_key{b.svc_id, b.slot}, backendValue(b)});
+    }
+    for (const Entry& e : stray_backends) fn(e);
+  };
+  std::vector<uint32_t> start(MESHLET_MAX_SERVICES + 1, 0);
+  bool bounded = true;
+  forEach([&](const Entry& e) {
+    if (e.first.svc_id < MESHLET_MAX_SERVICES) {
+      ++start[e.first.svc_id + 1];
+    } else {
+      bounded = false;
+    }
+  });
+  if (!bounded) {
+    BackendEntries::container_type entries;
+    forEach([&](const Entry& e) { entries.push_back(e); });
+    return BackendEntries(std::move(entries));  // sorts
   }
-  entries.insert(entries.end(), stray_backends.begin(), stray_backends.end());
-  return BackendEntries(std::move(entries));
+  for (size_t i = 1; i < start.size(); ++i) start[i] += start[i - 1];
+  BackendEntries::container_type sorted(start.back());
+  std::vector<uint32_t> next(start.begin(), start.end() - 1);
+  forEach([&](const Entry& e) { sorted[next[e.first.svc_id]++] = e; });
+  auto bySlot = [](const Entry& a, const Entry& b) { return a.first.slot < b.first.slot; };
+  for (size_t svc = 0; svc < MESHLET_MAX_SERVICES; ++svc) {
+    auto first = sorted.begin() + start[svc];
+    auto last = sorted.begin() + start[svc + 1];
+    if (!std::is_sorted(first, last, bySlot)) std::sort(first, last, bySlot);
+  }
+  return BackendEntries(std::move(sorted));  // in order now: taken as it is
 }
 
 size_t DesiredDatapath::backendCount() const {
