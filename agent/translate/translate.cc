@@ -610,8 +610,9 @@ BackendEntries DesiredDatapath::backends() const {
   using Entry = BackendEntries::value_type;
   // Built on every apply (twice: the state wanted and the one in force), so each entry goes
   // straight to its place: bucketed by service id (below MESHLET_MAX_SERVICES, but in a corrupt
-  // map read back), then each service's few put in slot order. No sort of 100 000s of entries
-  // and no second copy of them.
+  // map read back), then each service's few put in slot order, stably: of two entries with one
+  // key the first is kept, as the FlatMap constructor does. No sort of 100 000s of entries and
+  // no second copy of them.
   auto forEach = [this](auto fn) {
     for (const auto& [id, b] : backend_info) {
       if (b.slot != MESHLET_NO_ID)
@@ -641,7 +642,7 @@ BackendEntries DesiredDatapath::backends() const {
   for (size_t svc = 0; svc < MESHLET_MAX_SERVICES; ++svc) {
     auto first = sorted.begin() + start[svc];
     auto last = sorted.begin() + start[svc + 1];
-    if (!std::is_sorted(first, last, bySlot)) std::sort(first, last, bySlot);
+    if (!std::is_sorted(first, last, bySlot)) std::stable_sort(first, last, bySlot);
   }
   return BackendEntries(std::move(sorted));  // in order now: taken as it is
 }
