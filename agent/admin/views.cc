@@ -152,13 +152,15 @@ Json servicesJson(const AgentView& v) {
     ready[b.svc_id].first++;
     if (b.local) ready[b.svc_id].second++;
   }
-  std::vector<const ServiceInfo*> sorted;
-  for (const auto& [id, s] : v.desired->service_info) sorted.push_back(&s);
-  std::sort(sorted.begin(), sorted.end(), [](const ServiceInfo* a, const ServiceInfo* b) {
+  std::vector<std::pair<uint32_t, const ServiceInfo*>> sorted;  // (svc_id, service)
+  for (const auto& [id, s] : v.desired->service_info) sorted.emplace_back(id, &s);
+  std::sort(sorted.begin(), sorted.end(), [](const auto& ea, const auto& eb) {
+    const ServiceInfo* a = ea.second;
+    const ServiceInfo* b = eb.second;
     return std::tie(a->ns, a->name, a->port, a->cluster_ip) <
            std::tie(b->ns, b->name, b->port, b->cluster_ip);
   });
-  for (const auto* s : sorted) {
+  for (const auto& [svc_id, s] : sorted) {
     out.push_back({{"namespace", s->ns},
                    {"name", s->name},
                    {"cluster_ip", s->cluster_ip.toString()},
@@ -166,19 +168,20 @@ Json servicesJson(const AgentView& v) {
                    {"protocol", s->protocol == Protocol::kUDP ? "UDP" : "TCP"},
                    {"lb", s->lb},
                    {"prefer_close", s->prefer_close},
-                   {"ready", ready[s->svc_id].first},
-                   {"local", ready[s->svc_id].second},
-                   {"svc_id", s->svc_id}});
+                   {"ready", ready[svc_id].first},
+                   {"local", ready[svc_id].second},
+                   {"svc_id", svc_id}});
   }
   return out;
 }
 
 // "healthy", "not ready", or what L4 outlier detection did to a ready backend.
-std::string healthOf(const AgentView& v, const BackendInfo& b, int64_t now_unix_ms) {
+std::string healthOf(const AgentView& v, uint32_t backend_id, const BackendInfo& b,
+                     int64_t now_unix_ms) {
   if (!b.ready) return "not ready";
   const OutlierView* o = nullptr;
   if (v.outliers) {
-    auto it = v.outliers->find(b.backend_id);
+    auto it = v.outliers->find(backend_id);
     if (it != v.outliers->end()) o = &it->second;
   }
   if (b.ejected || (o && o->ejected_until_unix_ms != 0)) {
@@ -204,23 +207,25 @@ std::string healthOf(const AgentView& v, const BackendInfo& b, int64_t now_unix_
 Json endpointsJson(const AgentView& v, const std::string& filter, int64_t now_unix_ms) {
   Json out = Json::array();
   if (!v.desired) return out;
-  std::vector<const BackendInfo*> sorted;
+  std::vector<std::pair<uint32_t, const BackendInfo*>> sorted;  // (backend id, backend)
   for (const auto& [id, b] : v.desired->backend_info) {
     auto s = v.desired->service_info.find(b.svc_id);
     if (s == v.desired->service_info.end()) continue;
     if (!filter.empty() && s->second.ns + "/" + s->second.name != filter) continue;
-    sorted.push_back(&b);
+    sorted.emplace_back(id, &b);
   }
   auto svcOf = [&](const BackendInfo* b) -> const ServiceInfo& {
     return v.desired->service_info.at(b->svc_id);
   };
-  std::sort(sorted.begin(), sorted.end(), [&](const BackendInfo* a, const BackendInfo* b) {
+  std::sort(sorted.begin(), sorted.end(), [&](const auto& ea, const auto& eb) {
+    const BackendInfo* a = ea.second;
+    const BackendInfo* b = eb.second;
     const auto& sa = svcOf(a);
     const auto& sb = svcOf(b);
     return std::tie(sa.ns, sa.name, sa.port, sa.cluster_ip, a->slot, a->addr, a->port) <
            std::tie(sb.ns, sb.name, sb.port, sb.cluster_ip, b->slot, b->addr, b->port);
   });
-  for (const auto* b : sorted) {
+  for (const auto& [backend_id, b] : sorted) {
     const auto& s = svcOf(b);
     out.push_back({{"service", s.ns + "/" + s.name},
                    {"cluster_ip", s.cluster_ip.toString()},
@@ -233,8 +238,8 @@ Json endpointsJson(const AgentView& v, const std::string& filter, int64_t now_un
                    {"node", v.desired->name(b->node)},
                    {"local", b->local},
                    {"pod", v.desired->name(b->pod)},
-                   {"backend_id", b->backend_id},
-                   {"health", healthOf(v, *b, now_unix_ms)}});
+                   {"backend_id", backend_id},
+                   {"health", healthOf(v, backend_id, *b, now_unix_ms)}});
   }
   return out;
 }

@@ -49,16 +49,20 @@ class Name {
   static size_t internedCount();
 
  private:
+  // An element of the interning table (name.cc), which owns it: the table's node is the only
+  // allocation a distinct text costs besides the text itself (if it is too long to be inline).
   struct Rep {
-    std::atomic<uint32_t> refs{1};
+    explicit Rep(std::string_view t) : text(t) {}
+    mutable std::atomic<uint32_t> refs{1};
     std::string text;
   };
+  struct Table;
   void retain() {
     if (rep_) rep_->refs.fetch_add(1, std::memory_order_relaxed);
   }
   void release();
 
-  Rep* rep_ = nullptr;
+  const Rep* rep_ = nullptr;
 };
 
 }  // namespace meshlet

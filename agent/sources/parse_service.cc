@@ -140,7 +140,9 @@ Status parseMeta(const Reader& r, const Field& root, bool namespaced, NameCheck 
   }
   MESHLET_SOURCES_TRY(r.labels(meta.child("labels"), out.labels));
   MESHLET_SOURCES_TRY(r.annotations(meta.child("annotations"), out.annotations));
-  MESHLET_SOURCES_TRY(r.string(meta.child("uid"), out.uid, false));
+  std::string uid;
+  MESHLET_SOURCES_TRY(r.string(meta.child("uid"), uid, false));
+  out.uid = uid;
   out.origin = origin;
   return Status::Ok();
 }

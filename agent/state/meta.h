@@ -2,6 +2,7 @@
 // Object metadata every typed cluster object carries (Kubernetes and Istio kinds alike).
 #include <string>
 
+#include "agent/common/compact_string.h"
 #include "agent/common/name.h"
 #include "agent/common/string_map.h"
 
@@ -21,7 +22,7 @@ struct ObjectMeta {
   Name ns;  // empty for cluster-scoped objects (Namespace); interned: objects share a few
   Labels labels;
   StringMap annotations;
-  std::string uid;
+  CompactString uid;  // in every object from the API server, not in hand-written YAML
   Origin origin;
 };
 

@@ -75,7 +75,7 @@ struct Endpoint {
 struct EndpointSlice {
   ObjectMeta meta;
   // Label kubernetes.io/service-name, which is not also kept in meta.labels.
-  std::string service_name;
+  Name service_name;  // interned: shared with the service's ServiceInfo::name
   IpFamily address_type = IpFamily::kV4;
   std::vector<EndpointPort> ports;
   std::vector<Endpoint> endpoints;

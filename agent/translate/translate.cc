@@ -380,15 +380,19 @@ const char* lbName(uint8_t algo) {
   }
 }
 
+// An entry of DesiredDatapath::backend_info: (backend id, its explanation).
+using BackendEntry = std::pair<uint32_t, BackendInfo>;
+
 // The backends of one service that get slots, local and remote apart, in the order of `all`:
 // the ready ones not ejected; when every ready one is ejected, every ready one (panic).
-void pickSlotted(const std::vector<BackendInfo*>& all, std::vector<BackendInfo*>& local,
-                 std::vector<BackendInfo*>& remote) {
-  const bool any_healthy = std::any_of(
-      all.begin(), all.end(), [](const BackendInfo* b) { return b->ready && !b->ejected; });
-  for (BackendInfo* b : all) {
-    if (!b->ready || (b->ejected && any_healthy)) continue;
-    (b->local ? local : remote).push_back(b);
+void pickSlotted(const std::vector<BackendEntry*>& all, std::vector<BackendEntry*>& local,
+                 std::vector<BackendEntry*>& remote) {
+  const bool any_healthy = std::any_of(all.begin(), all.end(), [](const BackendEntry* b) {
+    return b->second.ready && !b->second.ejected;
+  });
+  for (BackendEntry* b : all) {
+    if (!b->second.ready || (b->second.ejected && any_healthy)) continue;
+    (b->second.local ? local : remote).push_back(b);
   }
 }
 
@@ -400,18 +404,18 @@ void pickSlotted(const std::vector<BackendInfo*>& all, std::vector<BackendInfo*>
 // port)).
 template <typename PrevSlot>
 std::pair<uint16_t, uint16_t> slotService(
-    uint32_t svc_id, uint8_t algo, const std::vector<BackendInfo*>& local_ready,
-    const std::vector<BackendInfo*>& remote_ready, PrevSlot prev_slot,
+    uint32_t svc_id, uint8_t algo, const std::vector<BackendEntry*>& local_ready,
+    const std::vector<BackendEntry*>& remote_ready, PrevSlot prev_slot,
     const std::map<IpAddr, RemotePodInfo>& remote_pods, std::vector<uint32_t>& slot_of,
     std::map<meshlet_maglev_key, uint32_t, BytesLess<meshlet_maglev_key>>& maglev) {
   constexpr size_t kMaxSlots = std::numeric_limits<uint16_t>::max();
   const size_t local_count = std::min(local_ready.size(), kMaxSlots);
   const size_t remote_count = std::min(remote_ready.size(), kMaxSlots - local_count);
-  std::vector<BackendInfo*> slots(local_count + remote_count, nullptr);
-  auto fill = [&](const std::vector<BackendInfo*>& group, size_t first, size_t n) {
-    std::vector<BackendInfo*> waiting;
+  std::vector<BackendEntry*> slots(local_count + remote_count, nullptr);
+  auto fill = [&](const std::vector<BackendEntry*>& group, size_t first, size_t n) {
+    std::vector<BackendEntry*> waiting;
     for (size_t i = 0; i < n; ++i) {
-      const uint32_t prev = prev_slot(group[i]->backend_id);
+      const uint32_t prev = prev_slot(group[i]->first);
       if (prev != MESHLET_NO_ID && prev >= first && prev < first + n && !slots[prev]) {
         slots[prev] = group[i];
       } else {
@@ -419,7 +423,7 @@ std::pair<uint16_t, uint16_t> slotService(
       }
     }
     size_t next = first;
-    for (BackendInfo* b : waiting) {
+    for (BackendEntry* b : waiting) {
       while (slots[next]) ++next;
       slots[next] = b;
     }
@@ -429,10 +433,10 @@ std::pair<uint16_t, uint16_t> slotService(
 
   std::vector<std::string> names;  // Maglev only
   for (uint32_t slot = 0; slot < slots.size(); ++slot) {
-    BackendInfo& bi = *slots[slot];
+    auto& [backend_id, bi] = *slots[slot];
     bi.slot = slot;
     bi.tunnel = !bi.local && remote_pods.count(bi.addr) != 0;
-    if (bi.backend_id < slot_of.size()) slot_of[bi.backend_id] = slot;
+    if (backend_id < slot_of.size()) slot_of[backend_id] = slot;
     if (algo == MESHLET_LB_MAGLEV) names.push_back(maglevBackendName(bi.addr, bi.port));
   }
   if (algo == MESHLET_LB_MAGLEV) {
@@ -490,7 +494,7 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
   out.ids.slot.assign(id_end, MESHLET_NO_ID);
 
   DesiredDatapath& d = out.desired;
-  std::vector<std::pair<uint32_t, BackendInfo>> infos;
+  std::vector<BackendEntry> infos;
   infos.reserve(backend_keys.size());
   std::unordered_map<std::string, uint32_t> name_index;
   auto intern = [&](const std::string& name) {
@@ -506,7 +510,6 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
     const uint8_t algo = lbAlgo(*f->svc);
 
     ServiceInfo si;
-    si.svc_id = svc_id;
     si.ns = f->svc->meta.ns;
     si.name = f->svc->meta.name;
     si.port_name = f->port->name;
@@ -532,7 +535,6 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
       while (next_id != out.ids.backend.end() && next_id->first < key) ++next_id;
       if (next_id == out.ids.backend.end() || key < next_id->first) continue;  // ids exhausted
       BackendInfo bi;
-      bi.backend_id = next_id->second;
       bi.svc_id = svc_id;
       bi.addr = c.addr;
       bi.port = c.port;
@@ -545,13 +547,13 @@ void translateServices(const TranslateInput& in, const IdTable& previous, Transl
         bi.pod = intern(f->svc->meta.ns + "/" + c.ep->target_pod.str());
       }
       bi.ejected = ejections && bi.ready && in.ejected->count(key) != 0;
-      infos.emplace_back(bi.backend_id, std::move(bi));
+      infos.emplace_back(next_id->second, std::move(bi));
     }
     // `infos` was reserved for every backend: these pointers stay valid.
-    std::vector<BackendInfo*> members;
-    for (size_t i = first_info; i < infos.size(); ++i) members.push_back(&infos[i].second);
-    std::vector<BackendInfo*> local_ready;
-    std::vector<BackendInfo*> remote_ready;
+    std::vector<BackendEntry*> members;
+    for (size_t i = first_info; i < infos.size(); ++i) members.push_back(&infos[i]);
+    std::vector<BackendEntry*> local_ready;
+    std::vector<BackendEntry*> remote_ready;
     pickSlotted(members, local_ready, remote_ready);
     auto [count, local_count] = slotService(
         svc_id, algo, local_ready, remote_ready,
@@ -595,26 +597,56 @@ const std::string& DesiredDatapath::name(uint32_t index) const {
   return index < names.size() ? names[index] : kNone;
 }
 
-meshlet_backend_value backendValue(const BackendInfo& b) {
+meshlet_backend_value backendValue(uint32_t backend_id, const BackendInfo& b) {
   meshlet_backend_value v{};
   auto w = b.addr.words();
   std::copy(w.begin(), w.end(), v.addr);
   v.port = b.port;
   v.family = afOf(b.addr);
   v.flags = b.local ? MESHLET_BACKEND_LOCAL : b.tunnel ? MESHLET_BACKEND_TUNNEL : 0;
-  v.backend_id = b.backend_id;
+  v.backend_id = backend_id;
   return v;
 }
 
 BackendEntries DesiredDatapath::backends() const {
-  BackendEntries::container_type entries;
-  entries.reserve(backendCount());
-  for (const auto& [id, b] : backend_info) {
-    if (b.slot != MESHLET_NO_ID)
-      entries.emplace_back(meshlet_backend_key{b.svc_id, b.slot}, backendValue(b));
+  using Entry = BackendEntries::value_type;
+  // Built on every apply (twice: the state wanted and the one in force), so each entry goes
+  // straight to its place: bucketed by service id (below MESHLET_MAX_SERVICES, but in a corrupt
+  // map read back), then each service's few put in slot order, stably: of two entries with one
+  // key the first is kept, as the FlatMap constructor does. No sort of 100 000s of entries and
+  // no second copy of them.
+  auto forEach = [this](auto fn) {
+    for (const auto& [id, b] : backend_info) {
+      if (b.slot != MESHLET_NO_ID)
+        fn(Entry{meshlet_backend_key{b.svc_id, b.slot}, backendValue(id, b)});
+    }
+    for (const Entry& e : stray_backends) fn(e);
+  };
+  std::vector<uint32_t> start(MESHLET_MAX_SERVICES + 1, 0);
+  bool bounded = true;
+  forEach([&](const Entry& e) {
+    if (e.first.svc_id < MESHLET_MAX_SERVICES) {
+      ++start[e.first.svc_id + 1];
+    } else {
+      bounded = false;
+    }
+  });
+  if (!bounded) {
+    BackendEntries::container_type entries;
+    forEach([&](const Entry& e) { entries.push_back(e); });
+    return BackendEntries(std::move(entries));  // sorts
   }
-  entries.insert(entries.end(), stray_backends.begin(), stray_backends.end());
-  return BackendEntries(std::move(entries));
+  for (size_t i = 1; i < start.size(); ++i) start[i] += start[i - 1];
+  BackendEntries::container_type sorted(start.back());
+  std::vector<uint32_t> next(start.begin(), start.end() - 1);
+  forEach([&](const Entry& e) { sorted[next[e.first.svc_id]++] = e; });
+  auto bySlot = [](const Entry& a, const Entry& b) { return a.first.slot < b.first.slot; };
+  for (size_t svc = 0; svc < MESHLET_MAX_SERVICES; ++svc) {
+    auto first = sorted.begin() + start[svc];
+    auto last = sorted.begin() + start[svc + 1];
+    if (!std::is_sorted(first, last, bySlot)) std::stable_sort(first, last, bySlot);
+  }
+  return BackendEntries(std::move(sorted));  // in order now: taken as it is
 }
 
 size_t DesiredDatapath::backendCount() const {
@@ -624,12 +656,11 @@ size_t DesiredDatapath::backendCount() const {
 }
 
 void DesiredDatapath::setBackends(const BackendEntries& entries) {
-  std::vector<std::pair<uint32_t, BackendInfo>> infos;
+  std::vector<BackendEntry> infos;
   stray_backends.clear();
   std::vector<bool> taken(MESHLET_MAX_BACKENDS);  // backend ids already in `infos`
   for (const auto& [k, v] : entries) {
     BackendInfo b;
-    b.backend_id = v.backend_id;
     b.svc_id = k.svc_id;
     b.addr = IpAddr::fromWords(v.addr, v.family);
     b.port = v.port;
@@ -637,11 +668,11 @@ void DesiredDatapath::setBackends(const BackendEntries& entries) {
     b.local = (v.flags & MESHLET_BACKEND_LOCAL) != 0;
     b.tunnel = !b.local && (v.flags & MESHLET_BACKEND_TUNNEL) != 0;
     b.slot = k.slot;
-    const meshlet_backend_value again = backendValue(b);
-    if (std::memcmp(&again, &v, sizeof(v)) == 0 && b.backend_id < taken.size() &&
-        !taken[b.backend_id]) {
-      taken[b.backend_id] = true;
-      infos.emplace_back(b.backend_id, b);
+    const meshlet_backend_value again = backendValue(v.backend_id, b);
+    if (std::memcmp(&again, &v, sizeof(v)) == 0 && v.backend_id < taken.size() &&
+        !taken[v.backend_id]) {
+      taken[v.backend_id] = true;
+      infos.emplace_back(v.backend_id, b);
     } else {
       stray_backends.emplace_back(k, v);
     }
@@ -658,20 +689,21 @@ void reslotServices(DesiredDatapath& d, IdTable& ids, const std::set<uint32_t>& 
                     const std::set<BackendIdKey>& ejected) {
   if (svc_ids.empty()) return;
   // The services' backends, with the slots they hold now.
-  std::map<uint32_t, std::vector<BackendInfo*>> members;
+  std::map<uint32_t, std::vector<BackendEntry*>> members;
   std::unordered_map<uint32_t, uint32_t> had_slot;
-  for (auto& [id, bi] : d.backend_info) {
+  for (BackendEntry& entry : d.backend_info) {
+    auto& [id, bi] = entry;
     if (svc_ids.count(bi.svc_id) == 0) continue;
     bi.ejected = bi.ready && d.outlier.count(bi.svc_id) != 0 &&
                  ejected.count(backendIdKey(bi.svc_id, bi.addr, bi.port)) != 0;
     if (bi.slot != MESHLET_NO_ID) had_slot.emplace(id, bi.slot);
     bi.slot = MESHLET_NO_ID;
     if (id < ids.slot.size()) ids.slot[id] = MESHLET_NO_ID;
-    members[bi.svc_id].push_back(&bi);
+    members[bi.svc_id].push_back(&entry);
   }
   for (auto& [svc_id, list] : members) {
-    std::sort(list.begin(), list.end(), [](const BackendInfo* a, const BackendInfo* b) {
-      return std::tie(a->addr, a->port) < std::tie(b->addr, b->port);
+    std::sort(list.begin(), list.end(), [](const BackendEntry* a, const BackendEntry* b) {
+      return std::tie(a->second.addr, a->second.port) < std::tie(b->second.addr, b->second.port);
     });
   }
   auto prev_slot = [&had_slot](uint32_t id) {
@@ -684,8 +716,8 @@ void reslotServices(DesiredDatapath& d, IdTable& ids, const std::set<uint32_t>& 
          it != d.maglev.end() && it->first.svc_id == v.svc_id;) {
       it = d.maglev.erase(it);
     }
-    std::vector<BackendInfo*> local_ready;
-    std::vector<BackendInfo*> remote_ready;
+    std::vector<BackendEntry*> local_ready;
+    std::vector<BackendEntry*> remote_ready;
     pickSlotted(members[v.svc_id], local_ready, remote_ready);
     auto [count, local_count] = slotService(v.svc_id, v.lb_algo, local_ready, remote_ready,
                                             prev_slot, d.remote_pods, ids.slot, d.maglev);

@@ -56,24 +56,25 @@ struct PodInfo {
   std::string enrolled_by = "file";
 };
 
-struct ServiceInfo {  // one service port on one cluster IP family; 10 000s of them
-  uint32_t svc_id = 0;
+// One service port on one cluster IP family; 10 000s of them. Its svc_id is its key in
+// DesiredDatapath::service_info, not kept a second time here (56 bytes, not 64).
+struct ServiceInfo {
   Name ns;
   Name name;
   Name port_name;
-  IpAddr cluster_ip;
-  int port = 0;
-  Protocol protocol = Protocol::kTCP;
   const char* lb = "random";  // "random", "round-robin", "client-ip"
+  int port = 0;
+  IpAddr cluster_ip;
+  Protocol protocol = Protocol::kTCP;
   bool prefer_close = false;
   bool l7 = false;  // takes the L7 path: the agent proxies its HTTP (l7::l7Reason)
 };
 
-// 40 bytes, one per endpoint of every service (100 000s): names are indexes into
+// 36 bytes, one per endpoint of every service (100 000s): names are indexes into
 // DesiredDatapath::names, read with DesiredDatapath::name(). A backend with a slot is also an
-// entry of the backends map (DesiredDatapath::backends()).
+// entry of the backends map (DesiredDatapath::backends()). Its backend id is its key in
+// DesiredDatapath::backend_info, not kept a second time here (4 bytes per endpoint).
 struct BackendInfo {
-  uint32_t backend_id = 0;
   uint32_t svc_id = 0;
   IpAddr addr;
   bool ready : 1 = false;
@@ -89,10 +90,10 @@ struct BackendInfo {
   uint32_t pod = MESHLET_NO_ID;   // namespace/name of the target pod, when known
   uint32_t slot = MESHLET_NO_ID;  // slot in the backends map, MESHLET_NO_ID when not ready
 };
-static_assert(sizeof(BackendInfo) <= 40, "one per endpoint: keep it small");
+static_assert(sizeof(BackendInfo) <= 36, "one per endpoint: keep it small");
 
-// The backends map's value for a backend with a slot.
-meshlet_backend_value backendValue(const BackendInfo& b);
+// The backends map's value for backend `backend_id`, which has a slot.
+meshlet_backend_value backendValue(uint32_t backend_id, const BackendInfo& b);
 
 using BackendEntries =
     FlatMap<meshlet_backend_key, meshlet_backend_value, BytesLess<meshlet_backend_key>>;

@@ -708,10 +708,8 @@ TEST(L7RoutesCompile, SameEndpointInTwoServiceIdsListedOnce) {
   DesiredDatapath d = w.translated.desired;
   ASSERT_EQ(d.service_info.size(), 1u);
   ServiceInfo second = d.service_info.begin()->second;
-  second.svc_id = 77;
   d.service_info.emplace(77, second);
   BackendInfo copy = d.backend_info.begin()->second;
-  copy.backend_id = 99;
   copy.svc_id = 77;
   d.backend_info.emplace(99, copy);
   auto config = compileL7(w.snapshot, d);

@@ -60,9 +60,9 @@ TranslateOutput translateWith(const Snapshot& s, const IdTable& prev = {},
 uint32_t svcId(const DesiredDatapath& d) { return findSvc(d, svcKey(kVip, 80))->svc_id; }
 
 uint32_t backendId(const DesiredDatapath& d, const char* addr) {
-  const BackendInfo* b = findBackend(d, svcId(d), addr, 8080);
+  const auto* b = findBackendEntry(d, svcId(d), addr, 8080);
   EXPECT_NE(b, nullptr) << addr;
-  return b ? b->backend_id : MESHLET_NO_ID;
+  return b ? b->first : MESHLET_NO_ID;
 }
 
 BackendIdKey keyOf(const DesiredDatapath& d, const char* addr) {

@@ -171,12 +171,21 @@ inline size_t backendsOfService(const DesiredDatapath& d, uint32_t svc_id) {
                        [&](const auto& kv) { return kv.first.svc_id == svc_id; });
 }
 
-inline const BackendInfo* findBackend(const DesiredDatapath& d, uint32_t svc_id, const char* addr,
-                                      int p) {
-  for (const auto& [id, b] : d.backend_info) {
-    if (b.svc_id == svc_id && b.addr == ip(addr) && b.port == p) return &b;
+// The backend_info entry (backend id, explanation) of svc_id's addr:p, null when none.
+inline const std::pair<uint32_t, BackendInfo>* findBackendEntry(const DesiredDatapath& d,
+                                                                uint32_t svc_id, const char* addr,
+                                                                int p) {
+  for (const auto& entry : d.backend_info) {
+    const BackendInfo& b = entry.second;
+    if (b.svc_id == svc_id && b.addr == ip(addr) && b.port == p) return &entry;
   }
   return nullptr;
+}
+
+inline const BackendInfo* findBackend(const DesiredDatapath& d, uint32_t svc_id, const char* addr,
+                                      int p) {
+  const auto* entry = findBackendEntry(d, svc_id, addr, p);
+  return entry ? &entry->second : nullptr;
 }
 
 }  // namespace translate_test

@@ -95,7 +95,8 @@ TEST(TranslateServices, ReadyOnlySlotsTerminatingExplained) {
   EXPECT_EQ(ready->slot, 0u);
   EXPECT_EQ(d.name(ready->pod), "shop/web-0");
   EXPECT_TRUE(ready->local);
-  EXPECT_EQ(d.backends().at({v->svc_id, 0}).backend_id, ready->backend_id);
+  EXPECT_EQ(d.backends().at({v->svc_id, 0}).backend_id,
+            findBackendEntry(d, v->svc_id, "198.18.0.10", 8080)->first);
   EXPECT_EQ(term->slot, MESHLET_NO_ID);
   EXPECT_TRUE(term->terminating);
   EXPECT_TRUE(term->serving);
@@ -336,7 +337,7 @@ TEST(TranslateBackends, BackendsAreTheSlottedBackendInfo) {
   EXPECT_EQ(d.backendCount(), 2u);
   for (const auto& [id, b] : d.backend_info) {
     if (b.slot == MESHLET_NO_ID) continue;
-    const meshlet_backend_value want = backendValue(b);
+    const meshlet_backend_value want = backendValue(id, b);
     EXPECT_EQ(std::memcmp(&backends.at({b.svc_id, b.slot}), &want, sizeof(want)), 0);
   }
 }

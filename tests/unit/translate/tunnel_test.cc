@@ -254,10 +254,10 @@ TEST(TunnelTranslate, BackendFlagsLocalTunnelOrNone) {
     auto be = slotOf(d, v->svc_id, w.addr, 8080);
     ASSERT_TRUE(be) << w.addr;
     EXPECT_EQ(be->flags, w.flags) << w.addr;
-    const BackendInfo* bi = findBackend(d, v->svc_id, w.addr, 8080);
+    const auto* bi = findBackendEntry(d, v->svc_id, w.addr, 8080);
     ASSERT_TRUE(bi) << w.addr;
-    EXPECT_EQ(bi->tunnel, w.tunnel) << w.addr;
-    EXPECT_EQ(be->backend_id, bi->backend_id) << w.addr;
+    EXPECT_EQ(bi->second.tunnel, w.tunnel) << w.addr;
+    EXPECT_EQ(be->backend_id, bi->first) << w.addr;
   }
 }
 
