@@ -39,6 +39,10 @@ class Name {
   friend bool operator==(const Name& a, std::string_view b) { return a.str() == b; }
   friend bool operator!=(const Name& a, std::string_view b) { return a.str() != b; }
   friend bool operator<(const Name& a, const Name& b) { return a.str() < b.str(); }
+  // Against a std::string without interning it: the (Name, Name) overload would convert it,
+  // a lookup in the interning table under its lock on every comparison of a sort or search.
+  friend bool operator<(const Name& a, const std::string& b) { return a.str() < b; }
+  friend bool operator<(const std::string& a, const Name& b) { return a < b.str(); }
   friend std::ostream& operator<<(std::ostream& os, const Name& n) { return os << n.str(); }
   friend std::string operator+(const Name& a, const std::string& b) { return a.str() + b; }
   friend std::string operator+(const std::string& a, const Name& b) { return a + b.str(); }

@@ -256,11 +256,12 @@ SliceIndex indexSlices(const Snapshot& s) {
 }
 
 // The slices of service ns/name, in slice name order.
-std::pair<SliceIndex::const_iterator, SliceIndex::const_iterator> slicesOf(
-    const SliceIndex& index, const std::string& ns, const std::string& name) {
+std::pair<SliceIndex::const_iterator, SliceIndex::const_iterator> slicesOf(const SliceIndex& index,
+                                                                           const Name& ns,
+                                                                           const Name& name) {
   struct Less {
-    const std::string& ns;
-    const std::string& name;
+    const Name& ns;
+    const Name& name;
     bool operator()(const EndpointSlice* a, int) const {
       return std::tie(a->meta.ns, a->service_name) < std::tie(ns, name);
     }

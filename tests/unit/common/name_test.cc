@@ -23,6 +23,11 @@ TEST(Name, EqualTextsShareOneCopy) {
   EXPECT_TRUE(a == "meshlet-name-test-node-1");
   EXPECT_TRUE(c != std::string("meshlet-name-test-node-1"));
   EXPECT_TRUE(a < c);
+  // Against a std::string (compared as text, not interned first).
+  EXPECT_TRUE(a < std::string("meshlet-name-test-node-2"));
+  EXPECT_FALSE(std::string("meshlet-name-test-node-2") < a);
+  EXPECT_TRUE(std::string("meshlet-name-test-node-0") < a);
+  EXPECT_FALSE(c < std::string("meshlet-name-test-node-2"));
   EXPECT_EQ(sizeof(Name), sizeof(void*));
 }
 
