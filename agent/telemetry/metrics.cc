@@ -518,7 +518,6 @@ void Metrics::setKernelCounters(Datapath& dp, const DesiredDatapath& info,
   }
 }
 
-// Called with tunnel_mu_ held.
 Metrics::TcpSeries Metrics::kernelSeries(const ConnEntry& c, const ConnEntry* peer,
                                          const DesiredDatapath& info, const Snapshot& snapshot) {
   if (snapshot.generation != kernel_series_generation_ || kernel_series_.size() > 10000) {
@@ -548,6 +547,7 @@ Metrics::TcpSeries Metrics::kernelSeries(const ConnEntry& c, const ConnEntry* pe
   return series;
 }
 
+// Called with tunnel_mu_ held.
 Metrics::TcpSeries Metrics::tunnelSeries(const proxy::TunnelConn& c, const Snapshot* s) {
   uint64_t generation = s ? s->generation : 0;
   if (generation != series_generation_ || tunnel_series_.size() > 10000) {
