@@ -7,11 +7,11 @@
 // The subset of std::map's interface the agent uses; iterators and references are invalidated
 // by any insertion or erasure, as a vector's are.
 #include <initializer_list>
-#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "agent/common/boxed.h"
 #include "agent/common/flat_map.h"
 
 namespace meshlet {
@@ -32,13 +32,6 @@ class StringMap {
   StringMap(It first, It last) {
     assign(Rep(Rep::container_type(first, last)));
   }
-  StringMap(const StringMap& o) : rep_(o.rep_ ? std::make_unique<Rep>(*o.rep_) : nullptr) {}
-  StringMap(StringMap&&) noexcept = default;
-  StringMap& operator=(const StringMap& o) {
-    if (this != &o) rep_ = o.rep_ ? std::make_unique<Rep>(*o.rep_) : nullptr;
-    return *this;
-  }
-  StringMap& operator=(StringMap&&) noexcept = default;
 
   const_iterator begin() const { return get().begin(); }
   const_iterator end() const { return get().end(); }
@@ -78,14 +71,14 @@ class StringMap {
     return rep_ ? *rep_ : kEmpty;
   }
   Rep& mut() {
-    if (!rep_) rep_ = std::make_unique<Rep>();
+    if (!rep_) rep_ = Rep();
     return *rep_;
   }
   void assign(Rep r) {
-    if (!r.empty()) rep_ = std::make_unique<Rep>(std::move(r));
+    if (!r.empty()) rep_ = std::move(r);
   }
 
-  std::unique_ptr<Rep> rep_;  // null when empty
+  Boxed<Rep> rep_;  // absent when empty (copies copy the entries)
 };
 
 }  // namespace meshlet
