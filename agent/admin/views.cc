@@ -24,11 +24,6 @@ std::string ipsJoined(const std::vector<IpAddr>& ips) {
 
 }  // namespace
 
-std::string endpointString(const IpAddr& ip, int port) {
-  return ip.isV4() ? ip.toString() + ":" + std::to_string(port)
-                   : "[" + ip.toString() + "]:" + std::to_string(port);
-}
-
 namespace {
 
 // The Kubernetes source's connection, and each watched resource.

@@ -115,7 +115,6 @@ Result<Json> explainRouteJson(const AgentView& v, const RouteQuery& q);
 std::pair<int, Json> routesAnswer(const AgentView& v, const std::string& path,
                                   const std::map<std::string, std::string>& query);
 
-std::string endpointString(const IpAddr& ip, int port);
 // "spliced", "balanced", "tunnel" or "passthrough" (enum meshlet_path).
 const char* pathName(uint8_t path);
 

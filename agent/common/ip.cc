@@ -48,4 +48,9 @@ IpAddr IpAddr::fromWords(const uint32_t words[4], uint8_t af) {
   return a;
 }
 
+std::string endpointString(const IpAddr& ip, int port) {
+  return ip.isV4() ? ip.toString() + ":" + std::to_string(port)
+                   : "[" + ip.toString() + "]:" + std::to_string(port);
+}
+
 }  // namespace meshlet

@@ -40,4 +40,7 @@ struct IpAddr {
   }
 };
 
+// "ip:port", or "[ip]:port" for IPv6: how endpoints are shown, and the L7 proxy's key for one.
+std::string endpointString(const IpAddr& ip, int port);
+
 }  // namespace meshlet

@@ -195,7 +195,7 @@ bool upgradesToH2c(const HeaderList& h) {
 }
 
 std::string endpointKey(const L7Endpoint& ep) {
-  return ep.key.empty() ? endpointKeyOf(ep.ip, ep.port) : ep.key;
+  return ep.key.empty() ? endpointString(ep.ip, ep.port) : ep.key;
 }
 
 }  // namespace

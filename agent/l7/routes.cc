@@ -437,7 +437,7 @@ class Compiler {
         e.pod = d_.name(bi->pod);
         e.node = d_.name(bi->node);
         e.tunnel = bi->tunnel;
-        e.key = endpointKeyOf(e.ip, e.port);
+        e.key = endpointString(e.ip, e.port);
         auto pod = pods_.find(e.pod);
         if (pod != pods_.end()) e.labels = pod->second->meta.labels;
         if (sub && !labelsInclude(e.labels, sub->labels)) continue;
@@ -751,11 +751,6 @@ std::string describeMatch(const L7Match& m) {
   std::string out;
   for (const std::string& p : parts) out += (out.empty() ? "" : ", ") + p;
   return out;
-}
-
-std::string endpointKeyOf(const IpAddr& ip, int port) {
-  return ip.family == IpFamily::kV6 ? "[" + ip.toString() + "]:" + std::to_string(port)
-                                    : ip.toString() + ":" + std::to_string(port);
 }
 
 }  // namespace meshlet::l7

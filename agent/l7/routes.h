@@ -59,9 +59,6 @@ struct L7Endpoint {
   std::string key;
 };
 
-// "ip:port" of an endpoint, "[ip]:port" for IPv6.
-std::string endpointKeyOf(const IpAddr& ip, int port);
-
 // A destination as Istio's clusters name it: "outbound|<port>|<subset>|<fqdn>".
 struct L7Cluster {
   std::string name;

@@ -366,7 +366,7 @@ TEST(L7RoutesCompile, DefaultRouteToTheServiceItself) {
   EXPECT_EQ(c.endpoints[0].pod, "shop/reviews-v1-b");
   EXPECT_EQ(c.endpoints[0].node, "node-a");
   EXPECT_EQ(c.endpoints[0].key, "198.19.0.11:9080");  // the proxy's pool and outlier key
-  EXPECT_EQ(endpointKeyOf(*IpAddr::parse("fd00::1"), 80), "[fd00::1]:80");
+  EXPECT_EQ(endpointString(*IpAddr::parse("fd00::1"), 80), "[fd00::1]:80");
   EXPECT_EQ(c.endpoints[0].labels, (Labels{{"app", "reviews"}, {"version", "v1"}}));
   EXPECT_TRUE(w.config->warnings.empty()) << w.config->warnings.at(0);
   RequestAttrs req;
